@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Run every test: each chapter and index.ipynb under nbdev_test (cells flagged `slow` skipped), then pytest.
+#   bash tools/test.sh            the full suite
+#   bash tools/test.sh --slow     only the slow pass: chapters with their `slow` cells (the full tutorial settings)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/${VENV:-.venv}/bin:$PATH" MPLBACKEND=Agg PYTHONHASHSEED=0
+if [ "${1:-}" = "--slow" ]; then
+  echo "[test] slow pass: nbdev_test --flags slow"
+  exec nbdev_test --flags slow --timing
+fi
+echo "[test] chapters: nbdev_test"
+nbdev_test --timing
+echo "[test] front page: nbdev_test --path index.ipynb"
+nbdev_test --path index.ipynb --timing
+echo "[test] pytest tests/"
+python -m pytest tests/ -q -p no:cacheprovider
