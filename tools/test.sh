@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/${VENV:-.venv}/bin:$PATH" MPLBACKEND=Agg PYTHONHASHSEED=0
+# nbdev_test runs one notebook per core; one torch thread each avoids oversubscribing the cores
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 if [ "${1:-}" = "--slow" ]; then
   echo "[test] slow pass: nbdev_test --flags slow"
   exec nbdev_test --flags slow --timing
