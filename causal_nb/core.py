@@ -375,13 +375,15 @@ def fingerprint(*parts: Any) -> str:
 class ReportContext:
     "What the report's sections share: data, trained model, device and settings."
     train: Any                      # training ImageSet
-    test: Any                       # test ImageSet
+    test: Any                       # test ImageSet (in memory: a sample of the test data when `stream` is set)
     model: nn.Module | None = None  # the trained classifier (filled in by the models section)
     head: str = 'softmax'           # how the model's logits become probabilities
     device: torch.device = torch.device('cpu')
     quick: bool = False             # small subsets and few epochs, for a fast first look
     seed: int = 0
     out: Path | None = None         # the report folder
+    arch: str = 'small-cnn'         # the architecture the model section trains when `model` is None
+    stream: Any = None              # a DataLoader over all test data (large folders), for sections that stream it
     extras: dict[str, Any] = field(default_factory=dict)  # results one section passes to later ones
 
 @dataclass

@@ -719,8 +719,9 @@ def report_section(ctx: ReportContext) -> ReportSection:
     nodes = [Node(l, i) for l in convs for i in (3, 7) if i < get_module(ctx.model, l).weight.shape[0]]
     contexts = paper_contexts(head=ctx.head, seed=ctx.seed, attacks=('fgsm',) if ctx.quick else ('fgsm', 'bim', 'pgd', 'jsma'))
     t0 = time.perf_counter()
-    table = expected_ce_table(scm, nodes, contexts, test, ci='normal' if ctx.quick else 'bootstrap', seed=ctx.seed)
-    sec.text(f"Expected-CE (Σ_k P(k | x)·[P(k | do(node = 0), x) − P(k | x)], averaged over {len(test)} test images) "
+    data = ctx.stream if ctx.stream is not None and not ctx.quick else test   # large folders stream through a DataLoader
+    table = expected_ce_table(scm, nodes, contexts, data, ci='normal' if ctx.quick else 'bootstrap', seed=ctx.seed)
+    sec.text(f"Expected-CE (Σ_k P(k | x)·[P(k | do(node = 0), x) − P(k | x)], averaged over {table.attrs['n']} test images) "
              f"of zeroing single channels of {', '.join(convs)} (the paper's Z0), and of the same node intervention on "
              f"images that were first pixel-masked (PWM, 10% of pixels) or attacked (ε = 0.3). Rows are the paper's "
              f"'L, N' (level among the intervenable layers, channel). Computed in {time.perf_counter() - t0:.1f} s.")
@@ -732,7 +733,7 @@ def report_section(ctx: ReportContext) -> ReportSection:
     verdict = {c: float((table[c].abs() < z0).mean()) for c in table.columns if c != 'Z0'}
     sec.text("Share of nodes whose |Expected-CE| falls under Z0's (the paper's claim is that it falls under PWM and "
              "the attacks): " + ', '.join(f"{c}: {v:.0%}" for c, v in verdict.items()) + '.')
-    sec.numbers.update(expected_ce=table.to_dict(), nodes=table.attrs['nodes'], n_images=len(test), falls_under_z0=verdict)
+    sec.numbers.update(expected_ce=table.to_dict(), nodes=table.attrs['nodes'], n_images=table.attrs['n'], falls_under_z0=verdict)
     ae = ctx.extras.get('autoencoder')
     if ae is not None:
         from causal_nb.autoencoder import autoencoder_layers, concept_layer

@@ -8,7 +8,7 @@ import copy, os, re, time, warnings
 from collections import OrderedDict
 from dataclasses import dataclass, asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -179,20 +179,42 @@ class Evaluation:
     auroc: pd.Series | None            # per-label AUROC (sigmoid head)
     probs: torch.Tensor                # (N, K)
 
-def evaluate(model: nn.Module, data: ImageSet, device: str | torch.device | None = None, batch_size: int = 512) -> Evaluation:
+def _stream_probs(model, data, head, device):
+    "Probabilities and labels of a DataLoader (or any iterable of (images, labels) batches), batch by batch."
+    from torch.utils.data import DataLoader
+    ps, ys = [], []
+    for b in data:
+        if not isinstance(b, (tuple, list)) or len(b) < 2: raise TypeError(f"data must yield (images, labels) batches, got {type(b).__name__}")
+        ps.append(predict(model, b[0], head, len(b[0]), device)); ys.append(torch.as_tensor(b[1]))
+    if not ps: raise ValueError("data is empty; pass at least one batch")
+    return torch.cat(ps), torch.cat(ys)
+
+def evaluate(model: nn.Module,                         # classifier returning logits
+             data: ImageSet | Iterable,                # an ImageSet, or a DataLoader of (images, labels) batches (streamed)
+             device: str | torch.device | None = None,
+             batch_size: int = 512,                    # images per forward pass (ImageSets)
+             classes: Sequence[str] | None = None,     # class names (DataLoaders; default: the data set's `classes`)
+            ) -> Evaluation:
     "Accuracy, mean loss and confusion matrix (or per-label AUROC) of `model` on `data`."
-    if not isinstance(data, ImageSet): raise TypeError(f"data must be an ImageSet, got {type(data).__name__}")
-    probs = predict(model, data.images, data.head, batch_size, device)
-    if data.head == 'softmax':
-        y = data.labels
+    if isinstance(data, ImageSet):
+        probs, y, classes = predict(model, data.images, data.head, batch_size, device), data.labels, data.classes
+    elif isinstance(data, Iterable) and not isinstance(data, (torch.Tensor, str)):
+        classes = classes if classes is not None else getattr(getattr(data, 'dataset', data), 'classes', None)
+        head = 'sigmoid' if getattr(getattr(data, 'dataset', data), 'head', 'softmax') == 'sigmoid' else 'softmax'
+        probs, y = _stream_probs(model, data, head, device)
+        if classes is None: classes = [str(k) for k in range(probs.shape[1])]
+    else: raise TypeError(f"data must be an ImageSet or a DataLoader of (images, labels), got {type(data).__name__}")
+    k = len(classes)
+    if y.ndim == 1:
         loss = float(F.nll_loss(probs.clamp_min(1e-12).log(), y))
-        cm = torch.bincount(y * data.n_classes + probs.argmax(1), minlength=data.n_classes ** 2).view(data.n_classes, data.n_classes)
+        cm = torch.bincount(y * k + probs.argmax(1), minlength=k ** 2).view(k, k)
         return Evaluation(float((probs.argmax(1) == y).float().mean()), loss, cm, None, probs)
     from sklearn.metrics import roc_auc_score
-    y = data.labels
+    y = y.float()
     loss = float(F.binary_cross_entropy(probs.clamp(1e-7, 1 - 1e-7), y))
-    auc = {c: (roc_auc_score(y[:, k], probs[:, k]) if 0 < float(y[:, k].sum()) < len(y) else float('nan')) for k, c in enumerate(data.classes)}
+    auc = {c: (roc_auc_score(y[:, j], probs[:, j]) if 0 < float(y[:, j].sum()) < len(y) else float('nan')) for j, c in enumerate(classes)}
     return Evaluation(float(((probs > .5) == (y > .5)).float().mean()), loss, None, pd.Series(auc, name='AUROC'), probs)
+
 
 # %% ../nbs/02_models.ipynb #90b95e9f
 def plot_training_curve(history: pd.DataFrame, best_epoch: int | None = None, title: str = ''):
@@ -304,18 +326,18 @@ def data_report_section(ctx: ReportContext) -> ReportSection:
     sec.numbers.update(n_train=len(ctx.train), n_test=len(ctx.test), classes=list(ctx.train.classes))
     return sec
 
-def model_report_section(ctx: ReportContext, arch: str = 'small-cnn') -> ReportSection:
-    "Report section: train (or load) the classifier, then its training curve, accuracy and confusion matrix."
+def model_report_section(ctx: ReportContext, arch: str | None = None) -> ReportSection:
+    "Report section: train (or load) the classifier (`arch`, default `ctx.arch`), then its training curve, accuracy and confusion matrix."
     sec = ReportSection('Model')
     if ctx.model is None:
-        res = trained_model(arch, ctx.train, quick=ctx.quick, seed=ctx.seed, device=ctx.device)
+        res = trained_model(arch or ctx.arch, ctx.train, quick=ctx.quick, seed=ctx.seed, device=ctx.device)
         ctx.model, ctx.head = res.model, ctx.train.head
         sec.text(f"{type(res.model).__name__} trained with Adam (lr 1e-3, batches of 100) for {len(res.history)} epochs; "
                  f"kept epoch {res.best_epoch} (lowest validation loss). Training took {res.seconds:.0f} s"
                  f"{' (loaded from the cache)' if res.cached else ''}.")
         sec.figure(plot_training_curve(res.history, res.best_epoch), 'Training curve')
         sec.numbers.update(epochs=len(res.history), best_epoch=res.best_epoch, train_seconds=res.seconds)
-    ev = evaluate(ctx.model, ctx.test, device=ctx.device)
+    ev = evaluate(ctx.model, ctx.stream if ctx.stream is not None else ctx.test, device=ctx.device, classes=ctx.test.classes)
     sec.text(f"Test accuracy: {ev.accuracy:.2%} (the paper reports 89.6% for its Fashion-MNIST model).")
     if ev.confusion is not None: sec.figure(plot_confusion_matrix(ev.confusion, ctx.test.classes), 'Confusion matrix (row-normalised)')
     sec.numbers.update(test_accuracy=ev.accuracy, test_loss=ev.loss)
