@@ -681,7 +681,9 @@ def concept_effects(scm: NetworkSCM,           # the network (with a concept aut
     edges = torch.quantile(s.float(), q, dim=0).T                       # (K, bins-1)
     codes = torch.searchsorted(edges.contiguous(), s.T.contiguous(), right=True).T.cpu().numpy()  # (N, K) in 0 … bins-1
     n_c = s.shape[1]
-    corr = np.nan_to_num(np.corrcoef(s.T.cpu().numpy())); np.fill_diagonal(corr, 0)
+    with np.errstate(invalid='ignore', divide='ignore'):              # a constant concept has no correlation
+        corr = np.nan_to_num(np.corrcoef(s.T.cpu().numpy()))
+    np.fill_diagonal(corr, 0)
     states = list(range(bins)); classes = list(range(k_cls))
     rows = []
     p_y = p_obs.mean(0)
@@ -726,7 +728,9 @@ def report_section(ctx: ReportContext) -> ReportSection:
              f"images that were first pixel-masked (PWM, 10% of pixels) or attacked (ε = 0.3). Rows are the paper's "
              f"'L, N' (level among the intervenable layers, channel). Computed in {time.perf_counter() - t0:.1f} s.")
     sec.table('expected_ce', table, 'Expected-CE, nodes × contexts', float_format='{:.3e}')
-    sec.table('expected_ce_ci', pd.concat({'low': table.attrs['low'], 'high': table.attrs['high']}, axis=1),
+    ci = pd.concat({'low': table.attrs['low'], 'high': table.attrs['high']}, axis=1).swaplevel(axis=1).sort_index(axis=1, level=0, sort_remaining=False)
+    ci.columns = [f"{c} {b}" for c, b in ci.columns]
+    sec.table('expected_ce_ci', ci,
               f"{table.attrs['level']:.0%} confidence intervals", float_format='{:.3e}')
     sec.figure(plot_expected_ce(table, 'Expected-CE of zeroing single channels'), 'Expected-CE heatmap')
     z0 = table['Z0'].abs()
