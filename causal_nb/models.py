@@ -33,7 +33,13 @@ def _check_arch(n_classes, in_channels, in_size, min_size):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive integer, got {v!r}")
     if in_size < min_size: raise ValueError(f"in_size must be at least {min_size} pixels for this architecture, got {in_size}")
 
-class SmallCNN(nn.Sequential):
+class _Named(nn.Sequential):
+    "An `nn.Sequential` whose slices are plain `nn.Sequential`s (the subclasses' constructors take sizes, not modules)."
+    def __getitem__(self, idx):
+        if isinstance(idx, slice): return nn.Sequential(OrderedDict(list(self._modules.items())[idx]))
+        return super().__getitem__(idx)
+
+class SmallCNN(_Named):
     "The paper's shallow Fashion-MNIST classifier: two 3×3 conv layers (32, 64 channels) with pooling, then two linear layers."
     def __init__(self, n_classes: int = 10,   # number of classes (logits)
                  in_channels: int = 1,        # image channels
@@ -47,7 +53,7 @@ class SmallCNN(nn.Sequential):
             flatten=nn.Flatten(), fc1=nn.Linear(64 * s * s, 128), relu3=nn.ReLU(), dropout=nn.Dropout(dropout),
             fc2=nn.Linear(128, n_classes)))
 
-class LeNet5(nn.Sequential):
+class LeNet5(_Named):
     "LeCun et al.'s LeNet5 (ReLU and max-pooling variant): conv 6@5×5, conv 16@5×5, then 120, 84, K units."
     def __init__(self, n_classes: int = 10, in_channels: int = 1, in_size: int = 28):
         _check_arch(n_classes, in_channels, in_size, 12)
@@ -162,11 +168,16 @@ def _fit(model, data, dev, head, epochs, lr, batch_size, val_fraction, seed, pro
     return TrainResult(model, pd.DataFrame(rows), best_epoch, time.perf_counter() - t0, False)
 
 # %% ../nbs/02_models.ipynb #9a8af666
+def _model_device(model: nn.Module) -> torch.device:
+    "Where the model's parameters live (the CPU for a model without parameters)."
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device('cpu')
+
 def predict(model: nn.Module, images: torch.Tensor, head: str = 'softmax', batch_size: int = 512,
             device: str | torch.device | None = None, bounds: Sequence[float] = (0., 1.)) -> torch.Tensor:
-    "Class probabilities `(N, K)` for `images`, computed in batches under `inference_mode` (on the CPU)."
+    "Class probabilities `(N, K)` for `images`, computed in batches under `inference_mode` on the model's device (returned on the CPU)."
     check_images(images, name='images', bounds=bounds); check_head(head)
-    dev = get_device(device)
+    dev = get_device(device) if device is not None else _model_device(model)
     with evaluating(model), torch.inference_mode():
         return map_batches(lambda x: probabilities(check_logits(model(x.to(dev)), n=len(x)), head).cpu(), images, batch_size=batch_size)
 
