@@ -7,30 +7,23 @@
 - JSMA against Adversarial Robustness Toolbox's `SaliencyMapMethod` on 64 images, same θ, γ and targets.
 
 Each contender runs once per round, in turn, after a warm-up; the figures are medians over rounds.
-Writes bench/results/attacks.json and prints a markdown table.
+Writes bench/results/attacks.json (CPU) or attacks-cuda.json and prints a markdown table.
 
-    python bench/bench_attacks.py                    # CPU
-    python bench/bench_attacks.py --device cuda      # GPU
+    python bench/bench_attacks.py --threads 1 --repeats 21    # CPU (the committed figures)
+    python bench/bench_attacks.py --device cuda               # GPU
+
+Heavy imports live inside the functions: importing this module (render.py does, for `markdown`) does nothing.
 """
 from __future__ import annotations
-import argparse, json, platform, statistics, time
+import argparse, statistics
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+import _common as C
 
-from causal_nb.attacks import bim, fgsm, jsma, pgd
-from causal_nb.core import evaluating, seed_everything
-
-
-def _sync(device):
-    if device.type == 'cuda': torch.cuda.synchronize(device)
-
-
-def _timed(fn, device):
-    _sync(device); t = time.perf_counter(); fn(); _sync(device)
-    return time.perf_counter() - t
+NAME = 'attacks'
+DEVICES = ('cpu', 'cuda')
+COMMAND = 'python bench/bench_attacks.py [--device cuda]'
+TARGET_PEER, TARGET_FLOOR, TARGET_JSMA = 1.0, 1.1, 10.0   # issue #5: ours / torchattacks, ours / floor, JSMA speed-up vs ART
 
 
 def side_by_side(contenders: dict, device, repeats: int) -> dict:
@@ -38,12 +31,14 @@ def side_by_side(contenders: dict, device, repeats: int) -> dict:
     for fn in contenders.values(): fn()
     times = {k: [] for k in contenders}
     for _ in range(repeats):
-        for k, fn in contenders.items(): times[k].append(_timed(fn, device))
+        for k, fn in contenders.items(): times[k].append(C.timed(fn, device))
     return {k: statistics.median(v) for k, v in times.items()}
 
 
 def data_and_model(device, n: int, seed: int = 0):
     "Fashion-MNIST test images and a small CNN trained briefly (cached); random images if the data is missing."
+    import torch
+    from causal_nb.core import seed_everything
     from causal_nb.models import SmallCNN, build_model, train
     try:
         from causal_nb.data import fashion_mnist
@@ -59,7 +54,10 @@ def data_and_model(device, n: int, seed: int = 0):
 
 
 def bench_gradient_attacks(model, x, y, device, steps: int, repeats: int, eps: float = 0.3) -> list[dict]:
-    import torchattacks
+    import torch, torchattacks
+    import torch.nn.functional as F
+    from causal_nb.attacks import bim, fgsm, pgd
+    from causal_nb.core import evaluating
     alpha = 2.5 * eps / steps
 
     def floor(n_steps):
@@ -79,7 +77,7 @@ def bench_gradient_attacks(model, x, y, device, steps: int, repeats: int, eps: f
          torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=False))]:
         t = side_by_side({'ours': lambda: ours(False), 'ours_with_record': lambda: ours(True),
                           'torchattacks': lambda: peer(x, y), 'floor': floor(n_steps)}, device, repeats)
-        rows.append({'attack': name, 'steps': n_steps, 'batch': len(x), **{f'{k}_s': v for k, v in t.items()},
+        rows.append({'attack': name, 'steps': n_steps, 'batch': len(x), 'eps': eps, **{f'{k}_s': v for k, v in t.items()},
                      'ratio_vs_torchattacks': t['ours'] / t['torchattacks'],
                      'ratio_vs_floor': t['ours'] / t['floor'],
                      'ratio_with_record_vs_floor': t['ours_with_record'] / t['floor']})
@@ -87,7 +85,11 @@ def bench_gradient_attacks(model, x, y, device, steps: int, repeats: int, eps: f
 
 
 def bench_jsma(model, x, device, repeats: int, theta: float = 1.0, gamma: float = 0.1, seed: int = 0) -> dict:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
     from art.attacks.evasion import SaliencyMapMethod
+    from causal_nb.attacks import jsma
     from art.estimators.classification import PyTorchClassifier
     with torch.no_grad(): pred = model(x).argmax(1)
     g = torch.Generator().manual_seed(seed)
@@ -113,41 +115,99 @@ def bench_jsma(model, x, device, repeats: int, theta: float = 1.0, gamma: float 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
+    C.add_device_arg(p, DEVICES)
     p.add_argument('--batch', type=int, default=128, help='images per batch for FGSM / BIM / PGD')
     p.add_argument('--steps', type=int, default=10, help='steps of BIM / PGD (the paper: 10)')
     p.add_argument('--repeats', type=int, default=5, help='timed rounds (medians are reported)')
     p.add_argument('--jsma-images', type=int, default=64)
     p.add_argument('--jsma-repeats', type=int, default=3)
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch decides)')
-    p.add_argument('--out', default=str(Path(__file__).parent / 'results' / 'attacks.json'))
+    p.add_argument('--out', type=Path, default=None, help='results file (default: bench/results/attacks[-cuda].json)')
     a = p.parse_args(argv)
-    device = torch.device(a.device)
+    import torch
+    device = torch.device(C.check_device(p, a.device, DEVICES))
     if a.threads: torch.set_num_threads(a.threads)
     model, x, y, source = data_and_model(device, max(a.batch, a.jsma_images))
     grad_rows = bench_gradient_attacks(model, x[:a.batch], y[:a.batch], device, a.steps, a.repeats)
     j = bench_jsma(model, x[:a.jsma_images], device, a.jsma_repeats)
-    env = {'device': str(device), 'gpu': torch.cuda.get_device_name(device) if device.type == 'cuda' else None,
-           'cpu': platform.processor() or platform.machine(), 'torch_threads': torch.get_num_threads(),
-           'torch': torch.__version__, 'data': source, 'repeats': a.repeats}
     import torchattacks, art
-    env.update(torchattacks=torchattacks.__version__, art=art.__version__)
+    env = {**C.environment(device), 'data': source, 'repeats': a.repeats, 'jsma_repeats': a.jsma_repeats,
+           'torchattacks': torchattacks.__version__, 'art': art.__version__}
     result = {'env': env, 'gradient_attacks': grad_rows, 'jsma': j}
-    out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    print(f"device {env['device']} ({env['gpu'] or env['cpu']}, {env['torch_threads']} threads), {source}\n")
-    print('| attack | steps | batch | ours (s) | ours + record (s) | torchattacks (s) | floor (s) | ours / torchattacks | ours / floor | ours + record / floor |')
-    print('|---|---|---|---|---|---|---|---|---|---|')
-    for r in grad_rows:
-        print(f"| {r['attack']} | {r['steps']} | {r['batch']} | {r['ours_s']:.4f} | {r['ours_with_record_s']:.4f} | "
-              f"{r['torchattacks_s']:.4f} | {r['floor_s']:.4f} | {r['ratio_vs_torchattacks']:.2f} | "
-              f"{r['ratio_vs_floor']:.2f} | {r['ratio_with_record_vs_floor']:.2f} |")
-    print('\n| JSMA (θ, γ) | images | ours (s) | ART (s) | speed-up | success ours / ART | mean L0 ours / ART |')
-    print('|---|---|---|---|---|---|---|')
-    print(f"| ({j['theta']}, {j['gamma']}) | {j['images']} | {j['ours_s']:.3f} | {j['art_s']:.3f} | "
-          f"{j['speedup_vs_art']:.1f}× | {j['ours_success']:.2f} / {j['art_success']:.2f} | "
-          f"{j['ours_mean_l0']:.1f} / {j['art_mean_l0']:.1f} |")
+    out = C.write_result(a.out or C.result_file(NAME, device.type), result)
+    print(f"{C.machine(env)}, {source}\n")
+    print(C.table(['attack', 'steps', 'batch', 'ours (s)', 'ours + record (s)', 'torchattacks (s)', 'floor (s)',
+                   'ours / torchattacks', 'ours / floor', 'ours + record / floor'],
+                  [[r['attack'], r['steps'], r['batch'], f"{r['ours_s']:.4f}", f"{r['ours_with_record_s']:.4f}",
+                    f"{r['torchattacks_s']:.4f}", f"{r['floor_s']:.4f}", f"{r['ratio_vs_torchattacks']:.2f}",
+                    f"{r['ratio_vs_floor']:.2f}", f"{r['ratio_with_record_vs_floor']:.2f}"] for r in grad_rows]))
+    print()
+    print(C.table(['JSMA (θ, γ)', 'images', 'ours (s)', 'ART (s)', 'speed-up', 'success ours / ART', 'mean L0 ours / ART'],
+                  [[f"({j['theta']}, {j['gamma']})", j['images'], f"{j['ours_s']:.3f}", f"{j['art_s']:.3f}",
+                    C.times(j['speedup_vs_art']), f"{j['ours_success']:.2f} / {j['art_success']:.2f}",
+                    f"{j['ours_mean_l0']:.1f} / {j['art_mean_l0']:.1f}"]]))
     print(f"\nwritten to {out}")
+
+
+def _which(rows, ok, key) -> str:
+    "'met for all three (1.02–1.04)' / 'met for BIM and PGD; not met for FGSM (1.02)'."
+    good = [r for r in rows if ok(r[key])]; bad = [r for r in rows if not ok(r[key])]
+    def part(rs, met):
+        which = ('all' if met else 'any') if len(rs) == len(rows) else C.listing(r['attack'] for r in rs)
+        return f"{C.verdict(met)} for {which} ({C.span([r[key] for r in rs], C.num)})"
+    return '; '.join(part(rs, met) for rs, met in ((good, True), (bad, False)) if rs)
+
+
+def _run(file: str, r: dict) -> str:
+    "One run's tables and verdicts."
+    env, rows, j = r['env'], r['gradient_attacks'], r['jsma']
+    eps = {row.get('eps') for row in rows}
+    setting = (f"batch {rows[0]['batch']}, {C.plural(max(row['steps'] for row in rows), 'step')} (FGSM: 1)"
+               + (f", ε = {eps.pop():g}" if len(eps) == 1 and None not in eps else '')
+               + f", medians of {C.plural(env['repeats'], 'round')}")
+    head = f"### {C.machine(env)}, `{file}`"
+    grad = C.table(['attack', 'ours (s)', 'torchattacks (s)', 'floor (s)', 'ours / torchattacks', 'ours / floor',
+                    'with result record / floor'],
+                   [[row['attack'], C.seconds(row['ours_s']), C.seconds(row['torchattacks_s']), C.seconds(row['floor_s']),
+                     C.num(row['ratio_vs_torchattacks']), C.num(row['ratio_vs_floor']), C.num(row['ratio_with_record_vs_floor'])]
+                    for row in rows])
+    sp = j['speedup_vs_art']
+    jt = C.table([f"JSMA, {j['images']} images (θ = {j['theta']:g}, γ = {j['gamma']:g})", 'ours', f"ART {env.get('art', '')}".strip()],
+                 [['time', C.seconds(j['ours_s']), C.seconds(j['art_s'])],
+                  ['success rate', f"{j['ours_success']:.2f}", f"{j['art_success']:.2f}"],
+                  ['mean L0 (pixels changed)', f"{j['ours_mean_l0']:.1f}", f"{j['art_mean_l0']:.1f}"]])
+    fast = sp >= TARGET_JSMA; equal = j['ours_success'] >= j['art_success']
+    why = [] if fast else [f"{C.times(sp)} {'faster' if sp >= 1 else 'slower'} than ART, short of {TARGET_JSMA:g}×"]
+    if not equal: why.append(f"lower success rate ({j['ours_success']:.2f} vs {j['art_success']:.2f})")
+    jv = (f"JSMA: ours is {C.times(sp if sp >= 1 else 1 / sp)} {'faster' if sp >= 1 else 'slower'} than ART, with "
+          f"{'a higher' if j['ours_success'] > j['art_success'] else 'the same' if equal else 'a lower'} success rate and "
+          f"{'fewer' if j['ours_mean_l0'] < j['art_mean_l0'] else 'as many' if j['ours_mean_l0'] == j['art_mean_l0'] else 'more'}"
+          f" pixels changed on average. Target (≥ {TARGET_JSMA:g}× at equal success rate): {C.verdict(fast and equal)}"
+          + (f" ({'; '.join(why)})." if why else '.'))
+    peer = _which(rows, lambda v: v <= TARGET_PEER, 'ratio_vs_torchattacks')
+    floor = _which(rows, lambda v: v <= TARGET_FLOOR, 'ratio_vs_floor')
+    verdicts = (f"Targets: ours / torchattacks ≤ {TARGET_PEER:.1f} — {peer}. "
+                f"Ours within {TARGET_FLOOR:g}× of the floor — {floor}.")
+    return C.section(head, setting + '.', grad, verdicts, jt, jv, C.notes(r))
+
+
+def markdown(results: Path) -> str:
+    "The BENCHMARKS.md section: every device's run (CPU first), ratios against torchattacks, the floor and ART, verdicts."
+    head = '## Attacks vs torchattacks / ART (issue #5)'
+    runs = [(f.name, r) for f in (C.result_file(NAME, d, results) for d in DEVICES) if (r := C.read_result(f)) is not None]
+    if not runs: return C.section(head, C.not_measured(COMMAND, 'attacks.json'))
+    env = runs[0][1]['env']
+    intro = (f"`{COMMAND}`. FGSM, BIM and PGD (L∞, random start off) against torchattacks {env['torchattacks']} with the "
+             "same model, batch and steps, and against the floor: steps × one forward and input-gradient pass of the same "
+             "batch (parameters frozen, eval mode). Ours is timed twice: without the result record (adversarial images "
+             "only, like torchattacks) and with it (the default; one more forward pass fills the record's success mask). "
+             f"JSMA against ART {env['art']}'s `SaliencyMapMethod`, same θ, γ and targets. Each contender runs once per "
+             f"round, in turn, after a warm-up; times are medians over rounds. Model and data: {env['data']}.")
+    targets = (f"Targets (issue #5): FGSM / BIM / PGD ours / torchattacks ≤ {TARGET_PEER:.1f} (no slower than "
+               f"torchattacks) and within {TARGET_FLOOR:g}× of the floor; JSMA at least {TARGET_JSMA:g}× faster than ART at an equal success rate.")
+    missing = '' if any(r['env']['device'] == 'cuda' for _, r in runs) else \
+        'No GPU run recorded yet: `python bench/bench_attacks.py --device cuda` writes `attacks-cuda.json`.'
+    return C.section(head, intro, targets, *(_run(f, r) for f, r in runs), missing)
 
 
 if __name__ == '__main__':
