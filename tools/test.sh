@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Run every test: each chapter and index.ipynb under nbdev_test (cells flagged `slow` skipped), then pytest.
+# Run every test: each chapter and index.ipynb under nbdev_test (cells flagged `slow` skipped), then pytest (tests marked slow skipped).
 #   bash tools/test.sh            the full suite
-#   bash tools/test.sh --slow     only the slow pass: chapters with their `slow` cells (the full tutorial settings)
+#   bash tools/test.sh --slow     only the slow pass: pytest's slow tests (the wheel test), then the chapters with their
+#                                 `slow` cells (the full tutorial settings)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/${VENV:-.venv}/bin:$PATH" MPLBACKEND=Agg PYTHONHASHSEED=0
 # nbdev_test runs one notebook per core; one torch thread each avoids oversubscribing the cores
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 if [ "${1:-}" = "--slow" ]; then
+  echo "[test] slow pass: pytest -m slow (the wheel installed in a fresh venv runs every notebook)"
+  python -m pytest tests/ -q -p no:cacheprovider -m slow
   echo "[test] slow pass: nbdev_test --flags slow"
   exec nbdev_test --flags slow --timing
 fi
