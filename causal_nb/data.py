@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #0f763144
 from __future__ import annotations
-import gzip, os, struct, warnings
+import gzip, os, shutil, struct, tempfile, warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
+from filelock import FileLock
 
 from .core import cache_dir, check_images, fingerprint
 
@@ -141,24 +142,44 @@ def _load_idx_set(paths, classes, name) -> ImageSet:
     x = torch.from_numpy(images.copy()).unsqueeze(1).float().div_(255)
     return ImageSet(x, torch.from_numpy(labels.astype(np.int64)), list(classes), name=name)
 
+def _download(tv_name: str, train: bool) -> tuple[Path, Path] | None:
+    "Download with torchvision into the cache, once: under a file lock, into a temporary folder, moved into place when complete."
+    import torchvision
+    data = cache_dir('data')
+    with FileLock(str(data / f'.{tv_name}.download.lock')):
+        paths = _idx_pair(data, tv_name, train)
+        if paths: return paths                           # another process finished the download while this one waited
+        tmp = Path(tempfile.mkdtemp(dir=data, prefix=f'.{tv_name}-download-'))
+        try:
+            getattr(torchvision.datasets, tv_name)(str(tmp), train=train, download=True)   # a progress bar and an MD5 check per file
+            raw, dst = tmp / tv_name / 'raw', data / tv_name / 'raw'
+            files = sorted(raw.glob('*-ubyte.gz')) or sorted(raw.glob('*-ubyte'))          # keep the archives: read_idx reads them
+            dst.mkdir(parents=True, exist_ok=True)
+            for f in sorted(files, key=lambda f: 'images' in f.name): os.replace(f, dst / f.name)   # labels first, images last
+        finally: shutil.rmtree(tmp, ignore_errors=True)
+    return _idx_pair(data, tv_name, train)
+
 def _resolve_idx(name: str, tv_name: str, classes, root, env: str, extra: Sequence[tuple[str, Path]],
                  train: bool, download: bool) -> ImageSet:
     tried = []
     candidates = [('root argument', root), (f'${env}', os.environ.get(env)), *extra,
                   ('causal_nb cache', cache_dir('data'))]
+    split = 'train' if train else 'test'
     for label, folder in candidates:
         if not folder: continue
         folder = Path(folder).expanduser()
         paths = _idx_pair(folder, tv_name, train)
-        if paths: return _load_idx_set(paths, classes, f"{name} ({'train' if train else 'test'}, {paths[0].parent})")
+        if paths:
+            try: return _load_idx_set(paths, classes, f"{name} ({split}, {paths[0].parent})")
+            except ValueError as e:
+                if label != 'causal_nb cache': raise
+                raise ValueError(f"{e}; the cached download is damaged: delete {paths[0].parent} and load again to download it anew") from e
         tried.append(f"  - {label}: {folder} (no {'train' if train else 't10k'}-images/labels IDX files)")
         if label == 'root argument': break   # an explicit root that does not hold the data is an error, not a hint
     if download and root is None:
-        import torchvision
         try:
-            getattr(torchvision.datasets, tv_name)(str(cache_dir('data')), train=train, download=True)
-            paths = _idx_pair(cache_dir('data'), tv_name, train)
-            if paths: return _load_idx_set(paths, classes, f"{name} ({'train' if train else 'test'}, downloaded)")
+            paths = _download(tv_name, train)
+            if paths: return _load_idx_set(paths, classes, f"{name} ({split}, downloaded to {paths[0].parent})")
             tried.append("  - torchvision download: finished but left no IDX files")
         except Exception as e: tried.append(f"  - torchvision download: failed ({type(e).__name__}: {str(e)[:120]})")
     fixes = [f"pass root=FOLDER holding the four IDX files", f"set {env}=FOLDER"]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Run every test: each chapter and index.ipynb under nbdev_test (cells flagged `slow` skipped), then pytest.
-#   bash tools/test.sh            the full suite
-#   bash tools/test.sh --slow     only the slow pass: chapters with their `slow` cells (the full tutorial settings)
+# Run every test: each chapter and index.ipynb under nbdev_test (cells flagged `slow` skipped), then pytest (tests marked slow skipped).
+#   bash tools/test.sh            the full suite, the wheel test (pytest -m slow: a wheel installed in a fresh venv runs
+#                                 every notebook) included
+#   bash tools/test.sh --slow     only the slow pass: the chapters with their `slow` cells (the full tutorial settings)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/${VENV:-.venv}/bin:$PATH" MPLBACKEND=Agg PYTHONHASHSEED=0
@@ -17,3 +18,5 @@ echo "[test] front page: nbdev_test --path index.ipynb"
 nbdev_test --path index.ipynb --timing
 echo "[test] pytest tests/"
 python -m pytest tests/ -q -p no:cacheprovider
+echo "[test] pytest -m slow: the wheel, installed in a fresh venv, runs every copied notebook"
+python -m pytest tests/ -q -p no:cacheprovider -m slow
