@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run every test: each chapter and index.ipynb under nbdev_test (cells flagged `slow` skipped), then pytest (tests marked slow skipped).
+# Run every test: each chapter and index.ipynb under nbdev_test (cells flagged `slow` skipped), then pytest, then the wheel test.
 #   bash tools/test.sh            the full suite, the wheel test (pytest -m slow: a wheel installed in a fresh venv runs
 #                                 every notebook) included
 #   bash tools/test.sh --slow     only the slow pass: the chapters with their `slow` cells (the full tutorial settings)
