@@ -383,7 +383,7 @@ def pruning_curves(model: nn.Module, layer: str,
         cols[m] = pruning_curve(model, layer, (x, y), orders[m], ks, head, scm=net)
     g = torch.Generator().manual_seed(0)
     rnd = pd.concat([pruning_curve(model, layer, (x, y), torch.randperm(C, generator=g).tolist(), ks, head, scm=net) for _ in range(seeds)], axis=1, keys=range(seeds))
-    cols['random'], cols['random sd'] = rnd.mean(1), rnd.std(1, ddof=1) if seeds > 1 else rnd.mean(1) * 0
+    cols['random'], cols['random sd'] = rnd.mean(axis=1), rnd.std(axis=1, ddof=1) if seeds > 1 else rnd.mean(axis=1) * 0
     df = pd.DataFrame(cols)
     df.attrs.update(layer=layer, filters=C, seeds=seeds, orders=orders,
                     auc={m: auc(df[m]) for m in [*methods, 'random']},
