@@ -125,7 +125,7 @@ def test_ablation_and_pruning_curves(cnn, shapes):
     c = pruning_curves(cnn, 'conv2', shapes.subset(128), held, seeds=3)
     assert list(c.columns) == ['counterfactual', 'magnitude', 'random', 'random sd']
     assert set(c.attrs['auc']) == {'counterfactual', 'magnitude', 'random'}
-    assert (c.loc[0, ['counterfactual', 'magnitude', 'random']].nunique()) == 1
+    assert np.ptp(c.loc[0, ['counterfactual', 'magnitude', 'random']].to_numpy(float)) < 1e-6   # nothing removed: the same model
     assert auc(pd.Series([1., 1.], index=[0, 10])) == pytest.approx(1.) and auc(pd.Series([1., 0.], index=[0, 4])) == pytest.approx(.5)
 
 
