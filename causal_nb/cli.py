@@ -239,7 +239,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--version', action='version', version=f'causal_nb {causal_nb.__version__}')
     sub = p.add_subparsers(dest='command', required=True)
     _add_report(sub); _add_reproduce(sub); _add_bench(sub)
-    classroom.add_subcommands(sub)          # notebooks, lab (chapter 13)
+    classroom.add_subcommands(sub)          # notebooks, lab, app (chapter 13)
     return p
 
 # %% ../nbs/14_cli.ipynb #c386200b
