@@ -119,7 +119,11 @@ def _run(file: str, r: dict) -> str:
     realism = (f"Realism: real test images have a VAE reconstruction error of {C.num(r['real_recon_error'])}; the DCGAN's "
                f"counterfactuals {C.num(gen[-1]['recon_error'])} and PGD's {C.num(pgd_row['recon_error'])}. The VAE's own "
                "counterfactuals are VAE outputs, so their low error says only that they lie on that VAE's manifold; the DCGAN's "
-               "are the independent check. PGD flips with a change spread over every pixel, off the manifold.")
+               "are the independent check. "
+               + (f"PGD's examples are further from the manifold than the real images they came from "
+                  f"({C.times(pgd_row['recon_error'] / r['real_recon_error'])} their error): a change spread over every pixel."
+                  if pgd_row['recon_error'] > r['real_recon_error'] else
+                  "PGD's examples are no further from the manifold than real images here."))
     return C.section(head, setting, _table(r), verdict, realism, C.notes(r))
 
 

@@ -1095,8 +1095,8 @@ answer = float(res.l1[res.success].median())""",
               Mistake(lambda: _median_l1_08_1(what='all'), "that median includes the queries that did not flip; keep only those "
                                                            "with `res.success`.")],
     setup=_setup_08_1,
-    explain="Compare it with the L1 change of a PGD example for the same targets: the generative change is larger, "
-            "because it redraws the garment instead of adding noise."))
+    explain="Compare it with the L1 change of targeted PGD (chapter 5) for the same targets: of a similar size, but PGD "
+            "spreads it over every pixel as noise, while the generative change redraws the garment."))
 
 def _setup_08_2():
     from causal_nb.counterfactuals import shape_attributes, shapes_classifier, trained_generator
