@@ -16,14 +16,14 @@ from filelock import FileLock
 from torch import nn
 
 from .core import (CacheError, ReportContext, ReportSection, atomic_save, cache_dir, check_images, evaluating,
-                            fingerprint, model_state, seed_everything)
+                            fingerprint, model_state, safe_load, seed_everything)
 from .data import ImageSet
 
 # %% auto #0
-__all__ = ['ATTRIBUTE_GROUPS', 'VAE', 'shape_attributes', 'AttributeDecoder', 'trained_generator', 'safe_load_state',
-           'CounterfactualResult', 'counterfactual', 'plot_path', 'prototype', 'criticism', 'plot_grid',
-           'attribute_counterfactual', 'attribute_changes', 'top_changed', 'plot_attribute_changes',
-           'shapes_classifier', 'bias_discovery', 'compare_with_pgd', 'report_section']
+__all__ = ['ATTRIBUTE_GROUPS', 'GENERATORS', 'VAE', 'DCGAN', 'dcgan_discriminator', 'shape_attributes', 'AttributeDecoder',
+           'mnist_if_present', 'trained_generator', 'CounterfactualResult', 'counterfactual', 'plot_path', 'prototype',
+           'criticism', 'plot_grid', 'attribute_counterfactual', 'attribute_changes', 'top_changed',
+           'plot_attribute_changes', 'shapes_classifier', 'bias_discovery', 'compare_with_pgd', 'report_section']
 
 # %% ../nbs/08_counterfactuals.ipynb #f9cb8074
 class VAE(nn.Module):
@@ -42,6 +42,48 @@ class VAE(nn.Module):
     def reconstruction_error(self, x: torch.Tensor) -> torch.Tensor:
         "Mean absolute error of `G(encode(x))` against `x`, per image: a distance to the data manifold."
         with torch.no_grad(): return (self(self.encode(x)) - x).abs().flatten(1).mean(1)
+
+# %% ../nbs/08_counterfactuals.ipynb #c28de16d
+class DCGAN(nn.Module):
+    "A DCGAN-style generator `G(z)` with a small latent, plus an encoder for latent inversion (`encode`)."
+    def __init__(self, shape: Sequence[int] = (1, 28, 28),  # image shape (C, H, W); H and W divisible by 4
+                 latent: int = 10,                          # latent size (the paper's 10 for digits)
+                 width: int = 32):                          # channels of the last hidden map (twice that before it)
+        super().__init__()
+        c, h, w = shape
+        if h % 4 or w % 4: raise ValueError(f"shape must have a height and width divisible by 4, got {tuple(shape)}")
+        self.shape, self.latent, self.hw = tuple(shape), latent, (h // 4, w // 4)
+        m = 2 * width * (h // 4) * (w // 4)
+        self.fc = nn.Sequential(nn.Linear(latent, m), nn.BatchNorm1d(m), nn.ReLU())
+        self.net = nn.Sequential(nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.BatchNorm2d(width), nn.ReLU(),
+                                 nn.ConvTranspose2d(width, c, 4, 2, 1))
+        self.enc = nn.Sequential(nn.Conv2d(c, width, 4, 2, 1), nn.LeakyReLU(.2), nn.Conv2d(width, 2 * width, 4, 2, 1),
+                                 nn.LeakyReLU(.2), nn.Flatten(), nn.Linear(m, latent))
+    def logits(self, z: torch.Tensor) -> torch.Tensor:
+        "The pre-sigmoid images of latents `z`."
+        return self.net(self.fc(z).view(-1, self.net[0].in_channels, *self.hw))
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits(z))
+    def encode(self, x: torch.Tensor,  # (N, C, H, W) images to invert
+               steps: int = 100,       # Adam steps refining the encoder's latent; 0: the encoder alone
+               lr: float = 0.05,       # Adam learning rate of the refinement
+               prior: float = 0.5,     # weight of |z|²/2, which keeps the latent where the prior has mass
+              ) -> torch.Tensor:       # (N, latent) latents with G(z) ≈ x
+        "Latent inversion: `E(x)`, refined by minimising |G(z) - x|_1 + prior·|z|²/2 over z."
+        check_images(x, name='x')
+        with evaluating(self), torch.enable_grad():
+            z = self.enc(x).detach().requires_grad_(True)
+            opt = torch.optim.Adam([z], lr=lr)
+            for _ in range(steps):
+                loss = ((self(z) - x).abs().flatten(1).sum(1) + prior * .5 * z.pow(2).sum(1)).sum()
+                opt.zero_grad(); loss.backward(); opt.step()
+        return z.detach()
+
+def dcgan_discriminator(shape: Sequence[int] = (1, 28, 28), width: int = 32) -> nn.Module:
+    "The DCGAN discriminator matching `DCGAN(shape, width=width)`: two strided convolutions, then one logit."
+    c, h, w = shape
+    return nn.Sequential(nn.Conv2d(c, width, 4, 2, 1), nn.LeakyReLU(.2), nn.Conv2d(width, 2 * width, 4, 2, 1),
+                         nn.BatchNorm2d(2 * width), nn.LeakyReLU(.2), nn.Flatten(), nn.Linear(2 * width * (h // 4) * (w // 4), 1))
 
 # %% ../nbs/08_counterfactuals.ipynb #4783544a
 ATTRIBUTE_GROUPS = {'shape': [0, 1, 2], 'size': [3], 'x': [4], 'y': [5], 'intensity': [6], 'texture': [7, 8, 9]}
@@ -65,6 +107,10 @@ class AttributeDecoder(nn.Module):
         return torch.sigmoid(self.net(a)).view(-1, 1, self.size, self.size)
 
 # %% ../nbs/08_counterfactuals.ipynb #d4bc0b26
+def _check_positive(name, v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)): raise TypeError(f"{name} must be a number, got {type(v).__name__}")
+    if not (v > 0 and np.isfinite(v)): raise ValueError(f"{name} must be a positive finite number, got {v}")
+
 def _fit_generator(gen, x, a, epochs, lr, batch_size, seed):
     g = seed_everything(seed); opt = torch.optim.Adam(gen.parameters(), lr=lr)
     gen.train()
@@ -80,22 +126,63 @@ def _fit_generator(gen, x, a, epochs, lr, batch_size, seed):
             opt.zero_grad(); loss.backward(); opt.step()
     return gen.eval()
 
-def trained_generator(kind: str = 'vae',             # 'vae' (any image set) or 'attributes' (causal_shapes)
-                      data: ImageSet | None = None,  # training images; None: 10,000 Fashion-MNIST / 3,000 causal_shapes
-                      epochs: int = 5, lr: float = 2e-3, batch_size: int = 128, seed: int = 0,
-                      cache: bool = True) -> nn.Module:
+def _fit_dcgan(gen, x, epochs, lr, batch_size, seed, rec_weight=100.):
+    "DCGAN losses for G against a discriminator D, plus G(E(x)) ≈ x and E's latents matched to the prior's moments."
+    g = seed_everything(seed); D = dcgan_discriminator(gen.shape, gen.net[-1].in_channels)
+    og = torch.optim.Adam(gen.parameters(), lr=lr, betas=(.5, .999))
+    od = torch.optim.Adam(D.parameters(), lr=lr, betas=(.5, .999))
+    bce = F.binary_cross_entropy_with_logits
+    gen.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(x), generator=g).split(batch_size):
+            xb = x[idx]; n = len(xb)
+            if n < 2: continue                                  # batch norm needs two images
+            fake = gen(torch.randn(n, gen.latent, generator=g))
+            ld = bce(D(xb), torch.ones(n, 1)) + bce(D(fake.detach()), torch.zeros(n, 1))
+            od.zero_grad(); ld.backward(); od.step()
+            ze = gen.enc(xb)
+            rec = bce(gen.logits(ze), xb, reduction='sum') / xb.numel()
+            moments = ze.mean(0).pow(2).mean() + (ze.std(0) - 1).pow(2).mean()
+            lg = bce(D(fake), torch.ones(n, 1)) + rec_weight * rec + moments
+            og.zero_grad(); lg.backward(); og.step()
+    return gen.eval()
+
+def mnist_if_present(train: bool = True) -> ImageSet | None:
+    "MNIST when its files are on this machine (no download attempt), else None."
+    from causal_nb.data import mnist
+    try: return mnist(train=train, download=False)
+    except FileNotFoundError: return None
+
+GENERATORS = ('vae', 'dcgan', 'attributes')
+
+def trained_generator(kind: str = 'vae',                 # 'vae' or 'dcgan' (any image set), 'attributes' (causal_shapes)
+                      data: ImageSet | str | None = None,  # training images, or 'fashion-mnist' / 'mnist'; None: the default set
+                      n: int | None = None,              # images drawn from a named set; None: 10,000 (3,000 causal_shapes)
+                      epochs: int = 5,                   # passes over the training images
+                      lr: float | None = None,           # Adam learning rate; None: 2e-3 (1e-3 for the DCGAN)
+                      batch_size: int | None = None,     # None: 128 (64 for the DCGAN)
+                      seed: int = 0,                     # seeds the initial weights, the subset and the training
+                      cache: bool = True,                # read and write the on-disk cache
+                     ) -> nn.Module:
     "A trained (and cached under `cache_dir('generators')`) small generator, in eval mode."
-    if kind not in ('vae', 'attributes'): raise ValueError(f"kind must be 'vae' or 'attributes', got {kind!r}")
-    if data is None:
-        if kind == 'vae':
-            from causal_nb.data import fashion_mnist
-            data = fashion_mnist(train=True).subset(10_000, seed=seed)
-        else:
-            from causal_nb.data import causal_shapes
-            data = causal_shapes(3000, seed=seed + 1)
-    if not isinstance(data, ImageSet): raise TypeError(f"data must be an ImageSet, got {type(data).__name__}")
+    if kind not in GENERATORS: raise ValueError(f"kind must be one of {GENERATORS}, got {kind!r}")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 2): raise ValueError(f"n must be an integer of at least 2, got {n!r}")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1: raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if data is None: data = 'causal-shapes' if kind == 'attributes' else 'fashion-mnist'
+    if isinstance(data, str):
+        from causal_nb.data import causal_shapes, fashion_mnist, mnist
+        name = data.lower()
+        if name == 'causal-shapes': data = causal_shapes(n or 3000, seed=seed + 1)
+        elif name in ('fashion-mnist', 'mnist'):
+            data = (fashion_mnist if name == 'fashion-mnist' else mnist)(train=True).subset(n or 10_000, seed=seed)
+        else: raise ValueError(f"data must be an ImageSet or one of 'fashion-mnist', 'mnist', 'causal-shapes', got {data!r}")
+    if not isinstance(data, ImageSet): raise TypeError(f"data must be an ImageSet or a data set name, got {type(data).__name__}")
+    lr = lr if lr is not None else 1e-3 if kind == 'dcgan' else 2e-3
+    batch_size = batch_size or (64 if kind == 'dcgan' else 128)
+    _check_positive('lr', lr)
     torch.manual_seed(seed)
     if kind == 'vae': gen, a = VAE(tuple(data.images.shape[1:])), None
+    elif kind == 'dcgan': gen, a = DCGAN(tuple(data.images.shape[1:])), None
     else: gen, a = AttributeDecoder(data.images.shape[-1]), shape_attributes(data)
     config = dict(kind=kind, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
     key = fingerprint(repr(gen), *gen.state_dict().values(), data.fingerprint(), sorted(config.items()))
@@ -103,22 +190,19 @@ def trained_generator(kind: str = 'vae',             # 'vae' (any image set) or 
     with FileLock(str(path) + '.lock'):
         if cache and path.exists():
             try:
-                gen.load_state_dict(safe_load_state(path)); return gen.eval()
+                gen.load_state_dict(safe_load(path)); return gen.eval()
             except (CacheError, RuntimeError) as e:
                 import warnings; warnings.warn(f"ignoring the unreadable generator cache {path} and training again: {e}")
-        _fit_generator(gen, data.images, a, epochs, lr, batch_size, seed)
+        if kind == 'dcgan': _fit_dcgan(gen, data.images, epochs, lr, batch_size, seed)
+        else: _fit_generator(gen, data.images, a, epochs, lr, batch_size, seed)
         if cache: atomic_save({k: v.detach().cpu() for k, v in gen.state_dict().items()}, path)
     return gen
-
-def safe_load_state(path):
-    from causal_nb.core import safe_load
-    return safe_load(path)
 
 # %% ../nbs/08_counterfactuals.ipynb #be1c74b7
 @dataclass
 class CounterfactualResult:
     "What `counterfactual` found, per query, and the optimisation path of the round that was kept."
-    z: torch.Tensor              # (N, D) final latents
+    z: torch.Tensor              # (N, D) final latents (the kept iterate)
     z0: torch.Tensor             # (N, D) starting latents
     images: torch.Tensor         # (N, C, H, W) G(z)
     probs: torch.Tensor          # (N, K) classifier probabilities of `images`
@@ -126,57 +210,72 @@ class CounterfactualResult:
     success: torch.Tensor        # (N,) bool: prediction is the target (with probability >= min_prob)
     lam: torch.Tensor            # (N,) λ of the kept round
     l1: torch.Tensor             # (N,) L1 pixel change |I - G(z)|_1
-    path_images: torch.Tensor    # (T, N, C, H, W) images along the path
+    path_images: torch.Tensor    # (T, N, C, H, W) images along the kept round's path (every `record_every` steps and the last)
     path_probs: torch.Tensor     # (T, N) probability of the target along the path
     path_dist: torch.Tensor      # (T, N) distance term along the path
     steps: int                   # gradient steps per query, all rounds together
     seconds: float               # wall time of the whole search
+    lr: torch.Tensor | None = None        # (N,) step size (latent units per Adam step) of the kept round
+    lam_fail: torch.Tensor | None = None  # (N,) largest λ that did not flip at that step size (0: none was tried)
+    best_step: torch.Tensor | None = None # (N,) the step of the kept round where the kept iterate was found (`steps` for keep='last')
+    path_class_probs: torch.Tensor | None = None  # (T, N, K) all class probabilities along the path
     def summary(self) -> dict:
         "Success rate, median L1 change, steps and time per counterfactual."
         n = len(self.success)
         return {'success_rate': float(self.success.float().mean()), 'median_l1': float(self.l1[self.success].median()) if self.success.any() else float('nan'),
                 'steps_per_query': self.steps, 'ms_per_counterfactual': 1000 * self.seconds / n, 'n': n}
 
-def _check_positive(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, float)): raise TypeError(f"{name} must be a number, got {type(v).__name__}")
-    if not (v > 0 and np.isfinite(v)): raise ValueError(f"{name} must be a positive finite number, got {v}")
-
 def _latent(generator, query, z0):
     if z0 is None:
         if not hasattr(generator, 'encode'):
             raise TypeError(f"generator {type(generator).__name__} has no encode method; pass the starting latent z0")
-        with torch.no_grad(): z0 = generator.encode(query)
+        z0 = generator.encode(query)
     if not isinstance(z0, torch.Tensor) or z0.ndim != 2 or z0.shape[0] != query.shape[0]:
         raise ValueError(f"z0 must be a ({query.shape[0]}, D) tensor, one latent per query, got "
                          f"{tuple(z0.shape) if isinstance(z0, torch.Tensor) else type(z0).__name__}")
     if not torch.isfinite(z0).all(): raise ValueError(f"z0 contains {int((~torch.isfinite(z0)).sum())} NaN or infinite values; the latent must be finite")
-    return z0.detach().float()
+    return z0.detach().float().to(query.device)
+
+def _per_query(name, v, n, device):
+    "A positive number or an (n,) tensor of them, as an (n,) float tensor."
+    if isinstance(v, torch.Tensor):
+        if v.shape not in ((), (n,)): raise ValueError(f"{name} must be a number or a ({n},) tensor, one per query, got shape {tuple(v.shape)}")
+        if not (torch.isfinite(v) & (v > 0)).all(): raise ValueError(f"{name} must be positive and finite, got {v.flatten()[:5].tolist()}")
+        return v.detach().float().to(device).expand(n).clone()
+    _check_positive(name, v)
+    return torch.full((n,), float(v), device=device)
 
 def counterfactual(classifier: nn.Module,               # image classifier returning logits (N, K)
                    generator: nn.Module,                # G(z) -> images shaped like `query`
                    query: torch.Tensor,                 # (N, C, H, W) images to explain, in [0, 1]
                    target: torch.Tensor | int,          # (N,) classes to move to, or one class for all
-                   lam: float = 10.0,                   # starting λ (> 0), the weight of the classification loss
+                   lam: float | torch.Tensor = 10.0,    # starting λ (> 0; one, or one per query), the weight of the classification loss
                    p: int = 1,                          # norm of the distance, 1 or 2
                    steps: int = 60,                     # Adam steps per round
-                   lr: float = 0.2,                     # Adam learning rate in latent space
+                   lr: float | torch.Tensor = 0.2,      # step size in latent space (one, or one per query)
                    rounds: int = 4,                     # λ bisection rounds (1: no search, just λ)
                    z0: torch.Tensor | None = None,      # starting latents; None: generator.encode(query)
                    fixed: torch.Tensor | None = None,   # (D,) bool: latent coordinates held fixed
                    distance: str = 'image',             # 'image': |query - G(z')|_p; 'latent': |z0 - z'|_p
                    min_prob: float = 0.0,               # success also needs P(target) >= min_prob
-                   record_every: int = 10,              # keep every k-th step of the path
+                   grow: float = 2.0,                   # a query that has not flipped yet takes steps this much larger next round
+                   keep: str = 'last',                  # per round: 'last' (where Eq. 2's descent ended) or 'closest' (the closest flip on the path)
+                   record_every: int = 10,              # keep every k-th step of the path (1: every step)
                   ) -> CounterfactualResult:
     "Minimise λ·CE(C(G(z')), t) + |I - G(z')|_p over z' (Eq. 2), batched, with a per-query bisection on λ."
     if not isinstance(classifier, nn.Module): raise TypeError(f"classifier must be a torch.nn.Module, got {type(classifier).__name__}")
     if not callable(generator): raise TypeError(f"generator must be callable (an nn.Module G(z)), got {type(generator).__name__}")
     check_images(query, name='query')
-    _check_positive('lam', lam); _check_positive('lr', lr)
+    n, dev = query.shape[0], query.device
+    lam0, step0 = _per_query('lam', lam, n, dev), _per_query('lr', lr, n, dev)
+    _check_positive('grow', grow)
+    if grow < 1: raise ValueError(f"grow must be at least 1 (1: fixed step size), got {grow}")
+    if keep not in ('last', 'closest'): raise ValueError(f"keep must be 'last' or 'closest', got {keep!r}")
     if p not in (1, 2): raise ValueError(f"p must be 1 or 2, got {p!r}")
     if distance not in ('image', 'latent'): raise ValueError(f"distance must be 'image' or 'latent', got {distance!r}")
+    if not 0 <= min_prob < 1: raise ValueError(f"min_prob must lie in [0, 1), got {min_prob}")
     for name, v in (('steps', steps), ('rounds', rounds), ('record_every', record_every)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    n = query.shape[0]
     z0 = _latent(generator, query, z0)
     gen_state = model_state(generator) if isinstance(generator, nn.Module) else None
     with evaluating(classifier), (evaluating(generator) if gen_state else _null()):
@@ -184,49 +283,70 @@ def counterfactual(classifier: nn.Module,               # image classifier retur
         if tuple(out0.shape[1:]) != tuple(query.shape[1:]):
             raise ValueError(f"generator output shape {tuple(out0.shape[1:])} does not match the query/classifier input shape {tuple(query.shape[1:])}")
         with torch.no_grad(): k = classifier(query[:1]).shape[1]
-        target = torch.as_tensor(target, dtype=torch.long)
+        target = torch.as_tensor(target, dtype=torch.long, device=dev)
         if target.ndim == 0: target = target.expand(n).clone()
         if target.shape != (n,): raise ValueError(f"target must be one class or ({n},) classes, got shape {tuple(target.shape)}")
         if int(target.min()) < 0 or int(target.max()) >= k: raise ValueError(f"target must lie in [0, {k - 1}], got [{int(target.min())}, {int(target.max())}]")
-        mask = torch.ones(z0.shape[1])
+        mask = torch.ones(z0.shape[1], device=dev)
         if fixed is not None:
             fixed = torch.as_tensor(fixed, dtype=torch.bool)
             if fixed.shape != (z0.shape[1],): raise ValueError(f"fixed must be a ({z0.shape[1]},) bool mask, got shape {tuple(fixed.shape)}")
-            mask = (~fixed).float()
+            mask = (~fixed).float().to(dev)
+        col = lambda t: t.view(-1, *([1] * (z0.ndim - 1)))
+        def measure(z):                                         # G(z), logits, distance term, P(target), flipped?
+            img = generator(z); logits = classifier(img)
+            dist = ((img - query) if distance == 'image' else (z - z0)).flatten(1).norm(p=p, dim=1)
+            with torch.no_grad():
+                pr = logits.softmax(1); pt = pr.gather(1, target[:, None])[:, 0]
+                ok = (pr.argmax(1) == target) & (pt >= min_prob)
+            return img, logits, dist, pr, pt, ok
         t0 = time.perf_counter()
-        lam_now = torch.full((n,), float(lam)); lo = torch.zeros(n); hi = torch.full((n,), float('inf'))
+        lam_now, step = lam0.clone(), step0.clone()
+        lo = torch.zeros(n, device=dev); hi = torch.full((n,), float('inf'), device=dev)
         best = None
         for r in range(rounds):
-            z = z0.clone().requires_grad_(True)
-            opt = torch.optim.Adam([z], lr=lr)
-            pi, pp, pd_ = [], [], []
+            u = torch.zeros_like(z0, requires_grad=True)           # z' = z0 + step·u: Adam moves u, each query at its own step size
+            opt = torch.optim.Adam([u], lr=1.0)
+            path = {'pi': [], 'pp': [], 'pd': [], 'pc': []}
+            rz = z0.clone(); rd = torch.full((n,), float('inf'), device=dev); rok = torch.zeros(n, dtype=torch.bool, device=dev)
+            rpt = torch.full((n,), -1., device=dev); rstep = torch.zeros(n, dtype=torch.long, device=dev)
             for s in range(steps + 1):
-                img = generator(z0 + (z - z0) * mask)
-                logits = classifier(img)
-                dist = ((img - query) if distance == 'image' else (z - z0) * mask).flatten(1).norm(p=p, dim=1)
+                z = z0 + col(step) * u * mask
+                img, logits, dist, pr, pt, ok = measure(z)
+                with torch.no_grad():                           # the kept iterate: the last, or the closest flip (else the most probable target)
+                    if keep == 'last': take = torch.full_like(ok, s == steps)
+                    else: take = (ok & (~rok | (dist < rd))) | (~ok & ~rok & (pt > rpt))
+                    rz = torch.where(col(take), z.detach(), rz); rd = torch.where(take, dist.detach(), rd)
+                    rpt = torch.where(take, pt, rpt); rstep = torch.where(take, torch.full_like(rstep, s), rstep); rok = rok | ok
                 if s % record_every == 0 or s == steps:
-                    pi.append(img.detach()); pp.append(logits.detach().softmax(1).gather(1, target[:, None])[:, 0]); pd_.append(dist.detach())
+                    for key, v in zip(path, (img.detach(), pt, dist.detach(), pr)): path[key].append(v)
                 if s == steps: break
-                loss = (lam_now * F.cross_entropy(logits, target, reduction='none') + dist).sum()
+                loss = (lam_now * F.cross_entropy(logits, target, reduction='none') + dist).sum()   # Eq. 2, per query
                 opt.zero_grad(); loss.backward(); opt.step()
             with torch.no_grad():
-                zf = (z0 + (z - z0) * mask).detach(); img = generator(zf); prob = classifier(img).softmax(1)
-                ok = (prob.argmax(1) == target) & (prob.gather(1, target[:, None])[:, 0] >= min_prob)
-                l1 = (img - query).flatten(1).abs().sum(1); d = dist.detach()
-            cand = dict(z=zf, images=img, probs=prob, success=ok, lam=lam_now.clone(), l1=l1, d=d,
-                        pi=torch.stack(pi), pp=torch.stack(pp), pd=torch.stack(pd_))
+                img, _, d, prob, _, ok = measure(rz)
+                l1 = (img - query).flatten(1).abs().sum(1)
+            cand = dict(z=rz, images=img, probs=prob, success=ok, lam=lam_now.clone(), l1=l1, d=d, lr=step.clone(), best_step=rstep,
+                        **{k: torch.stack(v) for k, v in path.items()})
             if best is None: best = cand
             else:                                               # keep: success beats failure, then the smaller distance
-                take = (ok & ~best['success']) | (ok & best['success'] & (d < best['d'])) | (~ok & ~best['success'] & (prob.gather(1, target[:, None])[:, 0] > best['probs'].gather(1, target[:, None])[:, 0]))
+                pt_new, pt_old = prob.gather(1, target[:, None])[:, 0], best['probs'].gather(1, target[:, None])[:, 0]
+                take = (ok & ~best['success']) | (ok & best['success'] & (d < best['d'])) | (~ok & ~best['success'] & (pt_new > pt_old))
                 for key, v in cand.items():
-                    b = best[key]
-                    sel = take.view(*([1] if key in ('pi', 'pp', 'pd') else []), -1, *([1] * (v.ndim - (2 if key in ('pi', 'pp', 'pd') else 1))))
-                    best[key] = torch.where(sel, v, b)
-            hi = torch.where(ok, lam_now, hi); lo = torch.where(ok, lo, lam_now)
-            lam_now = torch.where(torch.isinf(hi), lam_now * 10, torch.where(lo == 0, hi / 10, (lo * hi).sqrt()))
+                    lead = key in path                          # path tensors have the step axis first
+                    sel = take.view(*([1] if lead else []), -1, *([1] * (v.ndim - (2 if lead else 1))))
+                    best[key] = torch.where(sel, v, best[key])
+            hi = torch.where(ok, torch.minimum(hi, lam_now), hi); lo = torch.where(ok, lo, torch.maximum(lo, lam_now))
+            if r == rounds - 1: break
+            stuck = torch.isinf(hi)                             # never flipped: larger λ and larger steps, and forget the failures
+            step = torch.where(stuck, step * grow, step)
+            if grow > 1: lo = torch.where(stuck, torch.zeros_like(lo), lo)
+            lam_now = torch.where(stuck, lam_now * 10, torch.where(lo == 0, hi / 10, (lo * hi).sqrt()))
         seconds = time.perf_counter() - t0
-    return CounterfactualResult(best['z'], z0, best['images'], best['probs'], target, best['success'], best['lam'], best['l1'],
-                                best['pi'], best['pp'], best['pd'], steps * rounds, seconds)
+    return CounterfactualResult(z=best['z'], z0=z0, images=best['images'], probs=best['probs'], target=target, success=best['success'],
+                                lam=best['lam'], l1=best['l1'], path_images=best['pi'], path_probs=best['pp'], path_dist=best['pd'],
+                                steps=steps * rounds, seconds=seconds, lr=best['lr'], lam_fail=lo, best_step=best['best_step'],
+                                path_class_probs=best['pc'])
 
 class _null:
     def __enter__(self): return None
@@ -335,17 +455,30 @@ def bias_discovery(decoder: nn.Module, n_queries: int = 40, spurious: float = 1.
     return {'rates': out, 'changes': changes}
 
 # %% ../nbs/08_counterfactuals.ipynb #d5222908
-def compare_with_pgd(classifier: nn.Module, vae: VAE, query: torch.Tensor, target: torch.Tensor, result: CounterfactualResult,
-                     eps: float = 0.3, steps: int = 20, seed: int = 0) -> pd.DataFrame:
+def compare_with_pgd(classifier: nn.Module,                   # the classifier both routes must convince
+                     vae: VAE,                                # measures realism: its reconstruction error
+                     query: torch.Tensor,                     # (N, C, H, W) the queries
+                     target: torch.Tensor,                    # (N,) the classes asked for
+                     result: CounterfactualResult | dict[str, CounterfactualResult],  # generative counterfactuals of `query`; a dict names several
+                     eps: float = 0.3,                        # PGD's L∞ budget
+                     steps: int = 20,                         # PGD's steps
+                     seed: int = 0,                           # PGD's random start
+                    ) -> pd.DataFrame:
     "Success, L1 change and VAE reconstruction error (realism) of the generative counterfactuals and of targeted PGD."
     from causal_nb.attacks import pgd
+    results = result if isinstance(result, dict) else {'generative (VAE latent)': result}
+    for name, r in results.items():
+        if not isinstance(r, CounterfactualResult): raise TypeError(f"result {name!r} must be a CounterfactualResult, got {type(r).__name__}")
+        if len(r.success) != len(query): raise ValueError(f"result {name!r} has {len(r.success)} queries, query has {len(query)}")
+    target = torch.as_tensor(target, dtype=torch.long).expand(len(query))
     adv = pgd(classifier, query, eps=eps, steps=steps, target=target, seed=seed)[0]
-    ok = _predict(classifier, adv).argmax(1) == target
-    rows = {'real images': dict(success=float('nan'), median_l1=0.0, recon_error=float(vae.reconstruction_error(query).mean())),
-            'generative (VAE latent)': dict(success=float(result.success.float().mean()), median_l1=float(result.l1.median()),
-                                            recon_error=float(vae.reconstruction_error(result.images).mean())),
-            f'PGD (L∞ ε={eps})': dict(success=float(ok.float().mean()), median_l1=float((adv - query).flatten(1).abs().sum(1).median()),
-                                      recon_error=float(vae.reconstruction_error(adv).mean()))}
+    hit = lambda x: float((_predict(classifier, x).argmax(1) == target).float().mean())
+    l1 = lambda x: float((x - query).flatten(1).abs().sum(1).median())
+    rows = {'real images (unchanged)': dict(success=hit(query), median_l1=0.0, recon_error=float(vae.reconstruction_error(query).mean()))}
+    for name, r in results.items():
+        rows[name] = dict(success=float(r.success.float().mean()), median_l1=float(r.l1.median()),
+                          recon_error=float(vae.reconstruction_error(r.images).mean()))
+    rows[f'PGD (L∞ ε={eps})'] = dict(success=hit(adv), median_l1=l1(adv), recon_error=float(vae.reconstruction_error(adv).mean()))
     return pd.DataFrame(rows).T
 
 # %% ../nbs/08_counterfactuals.ipynb #86fce2f1
@@ -361,14 +494,17 @@ def report_section(ctx: ReportContext) -> ReportSection:
     q, y = ctx.test.images[:n], ctx.test.labels[:n]
     tgt = (y + 1) % len(ctx.test.classes)
     res = counterfactual(ctx.model, vae, q, tgt, steps=steps, rounds=rounds)
-    sec.text("Counterfactuals through a 10-D VAE latent (Liu et al., Eq. 2): the smallest latent change that makes the "
+    dcgan = trained_generator('dcgan', n=4000 if ctx.quick else 10_000, epochs=3 if ctx.quick else 5, seed=ctx.seed)
+    res_gan = counterfactual(ctx.model, dcgan, q, tgt, steps=steps, rounds=rounds)
+    sec.text("Counterfactuals through a 10-D VAE latent and a 10-D DCGAN latent (Liu et al., Eq. 2): the smallest latent change that makes the "
              "classifier predict the next class, with a bisection on λ. Each row is one optimisation path.")
-    sec.figure(plot_path(res, (0, 1, 2), query=q, classes=ctx.test.classes), 'Optimisation paths')
+    sec.figure(plot_path(res, (0, 1, 2), query=q, classes=ctx.test.classes), 'Optimisation paths (VAE latent)')
+    sec.figure(plot_path(res_gan, (0, 1, 2), query=q, classes=ctx.test.classes), 'Optimisation paths (DCGAN latent, from the inverted query)')
     sec.figure(plot_grid(q[:6], prototype(ctx.model, vae, q[:6], steps=steps, rounds=rounds),
                          criticism(ctx.model, vae, q[:6], steps=steps, rounds=rounds), names=['prototype', 'criticism'],
                          classes=ctx.test.classes), 'Prototypes and criticisms')
-    cmp = compare_with_pgd(ctx.model, vae, q, tgt, res, seed=ctx.seed)
+    cmp = compare_with_pgd(ctx.model, vae, q, tgt, {'generative (VAE latent)': res, 'generative (DCGAN latent)': res_gan}, seed=ctx.seed)
     sec.table('counterfactuals_vs_pgd', cmp, 'Generative counterfactuals against targeted PGD (realism: VAE reconstruction error)')
-    sec.numbers['counterfactuals'] = res.summary()
+    sec.numbers['counterfactuals'] = res.summary(); sec.numbers['counterfactuals_dcgan'] = res_gan.summary()
     ctx.extras['counterfactuals'] = res.summary()
     return sec
