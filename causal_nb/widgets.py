@@ -560,7 +560,7 @@ class CEMExplorer(Explorer):
                           eps=c['eps'], predicted=pred, probs=self._p.tolist(), scale=(lo, hi), map_change=change,
                           map_min=float(m.min()), map_max=float(m.max()), scores=self._scores)
 
-# %% ../nbs/10_widgets.ipynb #c3233914
+# %% ../nbs/10_widgets.ipynb #98dc8f26
 def _attribute_names(n: int, groups: Mapping[str, Sequence[int]] = ATTRIBUTE_GROUPS) -> list[str]:
     "Slider names for attribute coordinates: a group's name, numbered when it has several coordinates."
     names = [f"a{i}" for i in range(n)]
@@ -701,9 +701,9 @@ class CounterfactualExplorer(Explorer):
         self.state.update(query=c['query'], target=t, lam=c['lam'], auto=c['auto'], success=bool(r.success[0]), lam_kept=lam_kept,
                           l1=float(r.l1[0]), search_seconds=r.seconds, step=k, path_length=len(r.path_images),
                           p_target_path=r.path_probs[:, 0].tolist(), probs_step=self._path_p[k].tolist(),
-                          z=z[0].tolist(), probs_edited=p_edit.tolist(), predicted_edited=ke)
+                          z=[float(c[n]) for n in self.z_names], probs_edited=p_edit.tolist(), predicted_edited=ke)
 
-# %% ../nbs/10_widgets.ipynb #45e6fac5
+# %% ../nbs/10_widgets.ipynb #319db8c3
 RANKINGS = ('counterfactual', 'magnitude')
 
 class FilterExplorer(Explorer):
@@ -778,8 +778,7 @@ class FilterExplorer(Explorer):
         r, order = self.ranking(), self._order()
         for rank, f in enumerate(order):
             self.toggles[f].tooltip = f"filter {f}: rank {rank + 1}, importance {r.loc[f, 'importance']:.3g}"
-        self.grid.children = [self.toggles[f] for f in order]
-        self._on_top_k()
+        self.grid.children = [self.toggles[f] for f in order]      # reordered; which filters are off stays as it was
 
     def _on_top_k(self, change=None):
         k, order = self.controls['top_k'].value, self._order()
