@@ -231,7 +231,7 @@ class Explorer:
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
     def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={c.value!r}' for k, c in self.controls.items())})"
 
-# %% ../nbs/10_widgets.ipynb #2d6939d9
+# %% ../nbs/10_widgets.ipynb #6430f39f
 def _node_layers(model: nn.Module, layers: Sequence[str]) -> list[tuple[str, str]]:
     "(label, name) of the layers an explorer offers: the SCM's layers, concept layers named as such, an autoencoder's own convolutions left out."
     inserted = autoencoder_layers(model)
@@ -290,13 +290,13 @@ class InterventionExplorer(Explorer):
         C['fraction'] = W.FloatSlider(.1, min=0., max=1., step=.01, description='fraction')
         C['attack'] = W.Dropdown(options=list(ATTACK_NAMES), value='fgsm', description='attack')
         C['eps'] = W.FloatSlider(.1, min=.01, max=.5, step=.01, description='ε', continuous_update=False)
-        for k in ('intervention', 'context'): C[k].style.button_width = '82px'
+        for k in ('intervention', 'context'): C[k].style.button_width = '96px'
         C['filter'].observe(self._on_filter, names='value')
         C['layer'].observe(self._on_layer, names='value')
         C['intervention'].observe(self._on_intervention, names='value')
         C['context'].observe(self._on_context, names='value')
         self._watch()
-        self.views = {k: _class(W.Image(format='png'), 'causal-nb-image', f'causal-nb-{k}') for k in ('input', 'perturbation', 'node', 'node_after')}
+        self.views = {k: _class(W.Image(format='png', width=str(size)), 'causal-nb-image', f'causal-nb-{k}') for k in ('input', 'perturbation', 'node', 'node_after')}
         self.captions = {k: W.HTML() for k in self.views}
         self.probs = _class(W.HTML(), 'causal-nb-probs')
         self.summary = _class(W.HTML(), 'causal-nb-summary')
@@ -409,9 +409,9 @@ class InterventionExplorer(Explorer):
         self.probs.value = probability_bars({'P(y | x)' if c['context'] == 'none' else f'P(y | x, {self._context_text()})': p_obs,
                                              f'P(y | do({node}))': p_do}, self.classes, highlight=k_before)
         name = lambda k: html.escape(self.classes[k])
+        ctx = '' if c['context'] == 'none' else f"{html.escape(self._context_text())}: <b>{name(k_before)}</b> ({float(p_obs[k_before]):.3f}); "
         self.summary.value = (
-            f"clean prediction <b>{name(int(p_clean.argmax()))}</b> ({float(p_clean.max()):.3f}); "
-            f"{html.escape(self._context_text())}: <b>{name(k_before)}</b> ({float(p_obs[k_before]):.3f}); "
+            f"prediction <b>{name(int(p_clean.argmax()))}</b> ({float(p_clean.max()):.3f}); {ctx}"
             f"after do({html.escape(str(node))} := {html.escape(repr(iv))}): <b>{name(k_after)}</b> ({float(p_do[k_after]):.3f})<br>"
             f"Effect on P({name(k_before)}) = <code>{float(eff[k_before]):+.4f}</code>, "
             f"Expected-CE Σ_k P(k|x)·Effect_k = <code>{ece:+.4f}</code>")
@@ -422,7 +422,7 @@ class InterventionExplorer(Explorer):
                           predicted_after=k_after, node_mean_before=float(before.float().mean()), node_mean_after=float(after.float().mean()),
                           cache=self.scm.mode(c['layer']))
 
-# %% ../nbs/10_widgets.ipynb #f24caa70
+# %% ../nbs/10_widgets.ipynb #9bd15edf
 MAP_METHODS = ('CEM', 'CAM', 'Grad-CAM')
 
 class CEMExplorer(Explorer):
@@ -461,7 +461,7 @@ class CEMExplorer(Explorer):
         C['method'].observe(self._on_method, names='value')
         C['attack'].observe(self._on_attack, names='value')
         self._watch()
-        self.views = {k: _class(W.Image(format='png'), 'causal-nb-image', f'causal-nb-{k}') for k in ('clean', 'clean_map', 'attacked', 'attacked_map')}
+        self.views = {k: _class(W.Image(format='png', width=str(size)), 'causal-nb-image', f'causal-nb-{k}') for k in ('clean', 'clean_map', 'attacked', 'attacked_map')}
         self.captions = {k: W.HTML() for k in self.views}
         self.summary = _class(W.HTML(), 'causal-nb-summary')
         self.probs = _class(W.HTML(), 'causal-nb-probs')
@@ -560,7 +560,7 @@ class CEMExplorer(Explorer):
                           eps=c['eps'], predicted=pred, probs=self._p.tolist(), scale=(lo, hi), map_change=change,
                           map_min=float(m.min()), map_max=float(m.max()), scores=self._scores)
 
-# %% ../nbs/10_widgets.ipynb #98dc8f26
+# %% ../nbs/10_widgets.ipynb #fe58b033
 def _attribute_names(n: int, groups: Mapping[str, Sequence[int]] = ATTRIBUTE_GROUPS) -> list[str]:
     "Slider names for attribute coordinates: a group's name, numbered when it has several coordinates."
     names = [f"a{i}" for i in range(n)]
@@ -626,7 +626,7 @@ class CounterfactualExplorer(Explorer):
         self.reset_cf = W.Button(description="latent of the counterfactual", layout=W.Layout(width='200px'))
         self.reset_query.on_click(lambda b: self.set_latent('query'))
         self.reset_cf.on_click(lambda b: self.set_latent('counterfactual'))
-        self.views = {k: _class(W.Image(format='png'), 'causal-nb-image', f'causal-nb-{k}') for k in ('query', 'path', 'change', 'edited')}
+        self.views = {k: _class(W.Image(format='png', width=str(size)), 'causal-nb-image', f'causal-nb-{k}') for k in ('query', 'path', 'change', 'edited')}
         self.captions = {k: W.HTML() for k in self.views}
         self.probs = _class(W.HTML(), 'causal-nb-probs')
         self.summary = _class(W.HTML(), 'causal-nb-summary')
@@ -703,7 +703,7 @@ class CounterfactualExplorer(Explorer):
                           p_target_path=r.path_probs[:, 0].tolist(), probs_step=self._path_p[k].tolist(),
                           z=[float(c[n]) for n in self.z_names], probs_edited=p_edit.tolist(), predicted_edited=ke)
 
-# %% ../nbs/10_widgets.ipynb #319db8c3
+# %% ../nbs/10_widgets.ipynb #b7aa405b
 RANKINGS = ('counterfactual', 'magnitude')
 
 class FilterExplorer(Explorer):
@@ -739,13 +739,13 @@ class FilterExplorer(Explorer):
         C['layer'] = W.Dropdown(options=self.layers, value=self.layers[-1], description='layer')
         C['method'] = W.ToggleButtons(options=list(RANKINGS), value='counterfactual', description='ranking')
         C['top_k'] = W.IntSlider(0, min=0, max=1, description='top-k off', continuous_update=False)
-        C['method'].style.button_width = '110px'
+        C['method'].style.button_width = '124px'
         C['layer'].observe(self._on_layer, names='value')
         C['method'].observe(self._on_method, names='value')
         C['top_k'].observe(self._on_top_k, names='value')
         self._watch()
         self.grid = _class(W.GridBox(layout=W.Layout(grid_template_columns='repeat(16, 44px)', grid_gap='2px')), 'causal-nb-filters')
-        self.thumbs = _class(W.Image(format='png'), 'causal-nb-image', 'causal-nb-thumbs')
+        self.thumbs = _class(W.Image(format='png', width=str(size * self.shown)), 'causal-nb-image', 'causal-nb-thumbs')
         self.table = _class(W.HTML(), 'causal-nb-probs')
         self.summary = _class(W.HTML(), 'causal-nb-summary')
         controls = W.VBox([W.HBox([C['layer'], C['method'], C['top_k']]), self.grid])
