@@ -422,7 +422,7 @@ class InterventionExplorer(Explorer):
                           predicted_after=k_after, node_mean_before=float(before.float().mean()), node_mean_after=float(after.float().mean()),
                           cache=self.scm.mode(c['layer']))
 
-# %% ../nbs/10_widgets.ipynb #9bd15edf
+# %% ../nbs/10_widgets.ipynb #daabfc1a
 MAP_METHODS = ('CEM', 'CAM', 'Grad-CAM')
 
 class CEMExplorer(Explorer):
@@ -436,6 +436,8 @@ class CEMExplorer(Explorer):
                  detector: CEDetector | bool | None = True, # True: fit one on `n_fit` images; a fitted CEDetector; None/False: none
                  n_fit: int = 32,                           # images (and their FGSM and PGD copies) the detector is fitted on
                  layer: str | None = None,                  # Grad-CAM's layer; None: the last conv
+                 window: int | None = None,                 # the CEM window to start with; None: a seventh of the image side
+                 stride: int | None = None,                 # the CEM stride to start with; None: half the window
                  device: str | torch.device | None = None,
                  bounds: Sequence[float] = (0., 1.),
                  size: int = 140,
@@ -452,8 +454,12 @@ class CEMExplorer(Explorer):
         C['image'] = W.IntSlider(0, min=0, max=len(x) - 1, description='image', continuous_update=False)
         C['target'] = W.Dropdown(options=[('predicted', -1)] + [(c, k) for k, c in enumerate(self.classes)], value=-1, description='class')
         C['method'] = W.ToggleButtons(options=list(MAP_METHODS), value='CEM', description='map')
-        C['window'] = W.IntSlider(min(4, h, w), min=1, max=min(h, w), description='window', continuous_update=False)
-        C['stride'] = W.IntSlider(max(1, C['window'].value // 2), min=1, max=C['window'].value, description='stride', continuous_update=False)
+        window = max(1, round(min(h, w) / 7)) if window is None else window
+        for n, v, hi in (('window', window, min(h, w)), ('stride', stride, window)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi):
+                raise ValueError(f"{n} must be an integer in [1, {hi}] for {h}×{w} images, got {v!r}")
+        C['window'] = W.IntSlider(window, min=1, max=min(h, w), description='window', continuous_update=False)
+        C['stride'] = W.IntSlider(max(1, window // 2) if stride is None else stride, min=1, max=window, description='stride', continuous_update=False)
         C['attack'] = W.Dropdown(options=['none', *ATTACK_NAMES], value='fgsm', description='attack')
         C['eps'] = W.FloatSlider(.1, min=.01, max=.5, step=.01, description='ε', continuous_update=False)
         C['method'].style.button_width = '76px'
@@ -560,7 +566,7 @@ class CEMExplorer(Explorer):
                           eps=c['eps'], predicted=pred, probs=self._p.tolist(), scale=(lo, hi), map_change=change,
                           map_min=float(m.min()), map_max=float(m.max()), scores=self._scores)
 
-# %% ../nbs/10_widgets.ipynb #fe58b033
+# %% ../nbs/10_widgets.ipynb #0b200534
 def _attribute_names(n: int, groups: Mapping[str, Sequence[int]] = ATTRIBUTE_GROUPS) -> list[str]:
     "Slider names for attribute coordinates: a group's name, numbered when it has several coordinates."
     names = [f"a{i}" for i in range(n)]
@@ -637,7 +643,7 @@ class CounterfactualExplorer(Explorer):
                            W.HBox([self.play, C['step']]),
                            W.HBox([W.VBox(sliders[:half]), W.VBox(sliders[half:])]), W.HBox([self.reset_query, self.reset_cf])])
         self.widget = self._frame(controls, W.VBox([W.HBox([*pics, self.probs]), self.summary]))
-        self._key = None; self.result = None
+        self._key = self._z_key = None; self.result = None
         self.refresh()
 
     def set_latent(self, which: str = 'counterfactual') -> dict:
@@ -687,11 +693,14 @@ class CounterfactualExplorer(Explorer):
         e = float(diff.abs().max()) or 1.
         self.views['change'].value = image_png(diff, 'RdBu_r', -e, e, size=self.size)
         self.captions['change'].value = f"change from the query (max {e:.2f})"
-        z = torch.tensor([[float(c[n]) for n in self.z_names]], device=self.device)
-        with evaluating(self.generator), evaluating(self.model), torch.no_grad():
-            edited = self.generator(z); p_edit = self.model(edited).softmax(1)[0].cpu()
-        self.views['edited'].value = image_png(edited[0], size=self.size)
-        ke = int(p_edit.argmax())
+        zs = tuple(float(c[n]) for n in self.z_names)
+        if zs != self._z_key:                                  # the sliders moved: decode and classify (else the path step moved)
+            self._z_key = None
+            with evaluating(self.generator), evaluating(self.model), torch.no_grad():
+                edited = self.generator(torch.tensor([zs], device=self.device)); self._p_edit = self.model(edited).softmax(1)[0].cpu()
+            self.views['edited'].value = image_png(edited[0], size=self.size)
+            self._z_key = zs
+        p_edit = self._p_edit; ke = int(p_edit.argmax())
         self.captions['edited'].value = html.escape(f"from the sliders: {self.classes[ke]} ({float(p_edit[ke]):.3f})")
         self.probs.value = probability_bars({'query': self._query_p, f'path step {k}': self._path_p[k], 'sliders': p_edit}, self.classes, highlight=t)
         lam_kept = float(r.lam[0])
@@ -701,9 +710,9 @@ class CounterfactualExplorer(Explorer):
         self.state.update(query=c['query'], target=t, lam=c['lam'], auto=c['auto'], success=bool(r.success[0]), lam_kept=lam_kept,
                           l1=float(r.l1[0]), search_seconds=r.seconds, step=k, path_length=len(r.path_images),
                           p_target_path=r.path_probs[:, 0].tolist(), probs_step=self._path_p[k].tolist(),
-                          z=[float(c[n]) for n in self.z_names], probs_edited=p_edit.tolist(), predicted_edited=ke)
+                          z=list(zs), probs_edited=p_edit.tolist(), predicted_edited=ke)
 
-# %% ../nbs/10_widgets.ipynb #b7aa405b
+# %% ../nbs/10_widgets.ipynb #79dbabcc
 RANKINGS = ('counterfactual', 'magnitude')
 
 class FilterExplorer(Explorer):
@@ -714,7 +723,7 @@ class FilterExplorer(Explorer):
                  data: Any,                              # an ImageSet, images (N, C, H, W), or (images, labels)
                  classes: Sequence[str] | None = None,
                  head: str = 'softmax',
-                 n_images: int = 256,                    # the sample: the first `n_images` images of `data`
+                 n_images: int = 128,                    # the sample: the first `n_images` images of `data`
                  shown: int = 8,                         # images whose predictions are listed
                  device: str | torch.device | None = None,
                  bounds: Sequence[float] = (0., 1.),
