@@ -24,7 +24,7 @@ class BuildWithNotebooks(build_py):
         super().run()
         if getattr(self, 'editable_mode', False): return
         nbs = HERE / cfg['nbs_path']
-        files = [HERE / 'index.ipynb', *sorted(nbs.glob('*.ipynb'))]
+        files = [HERE / 'index.ipynb', *sorted(nbs.glob('*.ipynb')), *sorted((nbs / 'images').glob('*.png'))]  # images the chapters show
         missing = [str(f) for f in files[:1] if not f.is_file()] + ([] if len(files) > 1 else [f"{nbs}/*.ipynb"])
         if missing: raise FileNotFoundError(f"cannot ship the notebooks, missing: {missing} (an sdist needs MANIFEST.in to include them)")
         out = Path(self.build_lib) / cfg['lib_path'] / 'notebooks'
