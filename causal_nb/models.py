@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_models.ipynb #5dbce2dc
 from __future__ import annotations
-import copy, os, re, time, warnings
+import copy, math, os, re, time, warnings
 from collections import OrderedDict
 from dataclasses import dataclass, asdict
 from pathlib import Path
@@ -255,7 +255,7 @@ def plot_confusion_matrix(confusion: torch.Tensor, classes: Sequence[str], norma
 # %% ../nbs/02_models.ipynb #ddc211fb
 def trained_model(arch: str = 'small-cnn',          # 'small-cnn' or 'lenet5'
                   data: str | ImageSet = 'fashion-mnist',  # a data set name (see `load_data`) or an ImageSet
-                  quick: bool = False,               # 2 epochs on 10,000 images instead of the full setting
+                  quick: bool = False,               # 2 epochs on 10,000 images (20,000 presentations on smaller sets) instead of the full setting
                   epochs: int | None = None,         # overrides the setting's epochs
                   seed: int = 0,
                   device: str | torch.device | None = None,
@@ -265,7 +265,9 @@ def trained_model(arch: str = 'small-cnn',          # 'small-cnn' or 'lenet5'
     ds = load_data(data, train=True) if isinstance(data, str) else data
     if quick: ds = ds.subset(10_000, seed=seed)
     net = build_model(arch, ds, seed=seed)
-    return train(net, ds, epochs=epochs or (2 if quick else 10), seed=seed, device=device, progress_bar=progress_bar)
+    # quick: 20,000 image presentations, so small sets (digits: 1,437 images) train as long as the 10,000-image subsets
+    default = max(2, math.ceil(20_000 / len(ds))) if quick else 10
+    return train(net, ds, epochs=epochs or default, seed=seed, device=device, progress_bar=progress_bar)
 
 # %% ../nbs/02_models.ipynb #dbfa3dc4
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

@@ -842,28 +842,33 @@ class FilterExplorer(Explorer):
 TABS = ('Interventions', 'Causal effect maps', 'Counterfactuals', 'Filters')
 
 def dashboard(model: nn.Module | None = None,        # classifier; None: the cached small CNN trained on the default data
-              data: Any = None,                      # images to explore; None: `n_images` test images of the default data
+              data: Any = None,                      # images to explore, or a data set name ('fashion-mnist', 'digits', …); None: the default data
               device: str | torch.device | None = None,
               quick: bool = True,                    # the quick training setting for the default model
               n_images: int = 200,                   # test images when `data` is None
               generator: nn.Module | None = None,    # the counterfactual tab's generator; None: chapter 8's VAE for 28×28 data
              ) -> W.Tab:                             # with `.explorers` {tab title: explorer}, filled as tabs open
     "The four explorers in one tab set; each is built the first time its tab is selected."
-    from causal_nb.data import default_data
-    if data is None: data = default_data(train=False, limit=n_images)
+    from causal_nb.data import default_data, load_data
+    train = None                                     # the training images behind `data`, when known
+    if data is None or isinstance(data, str):
+        if data is None: train, data = default_data(train=True), default_data(train=False, limit=n_images)
+        else: train, data = load_data(data, train=True), load_data(data, train=False, limit=n_images)
     if model is None:
         from causal_nb.models import trained_model
-        train = default_data(train=True)
+        if train is None: raise ValueError("model is None but data is given as images: pass the model that classifies them "
+                                           "(or data=None / a data set name to use the cached small CNN)")
         model = trained_model('small-cnn', train, quick=quick, device=device, progress_bar=False).model
     gen = generator
     def counterfactuals():
         g = gen
         if g is None:
-            shape = tuple((data.images if isinstance(data, ImageSet) else data[0] if isinstance(data, (tuple, list)) else data).shape[1:])
-            if shape == (1, 28, 28): g = trained_generator('vae')
+            if train is not None: g = trained_generator('vae', data=train.subset(10_000, seed=0))
             else:
-                from causal_nb.data import default_data as dd
-                g = trained_generator('vae', data=dd(train=True, limit=10_000))
+                shape = tuple((data.images if isinstance(data, ImageSet) else data[0] if isinstance(data, (tuple, list)) else data).shape[1:])
+                if shape != (1, 28, 28): raise ValueError(f"no generator for images of shape {shape}: pass generator= (e.g. "
+                                                          f"trained_generator('vae', data=your_training_images))")
+                g = trained_generator('vae')       # chapter 8's VAE on Fashion-MNIST
         return CounterfactualExplorer(model, data, g, device=device)
     builders = {TABS[0]: lambda: InterventionExplorer(model, data, device=device),
                 TABS[1]: lambda: CEMExplorer(model, data, device=device),

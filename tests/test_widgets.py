@@ -262,6 +262,17 @@ def test_dashboard_defaults():
     assert ex.state['error'] is None and len(ex.x) == 200
 
 
+def test_dashboard_by_data_set_name():
+    "`causal-nb app --data digits` calls this: model, explorers and the counterfactual tab's VAE all on 8×8 digits."
+    tab = dashboard(data='digits', n_images=50, device='cpu')
+    ex = tab.explorers['Interventions']
+    assert ex.state['error'] is None and tuple(ex.x.shape) == (50, 1, 8, 8)
+    tab.selected_index = 2
+    cf = tab.explorers['Counterfactuals']
+    assert cf.state['error'] is None and tuple(cf.generator(torch.zeros(1, cf.generator.latent)).shape[1:]) == (1, 8, 8)
+    with pytest.raises(ValueError, match='model is None but data is given as images'): dashboard(data=ex.x)
+
+
 def test_display_and_device(fm, sample):
     ex = FilterExplorer(fm, sample, n_images=8, device='cpu')
     bundle = ex._repr_mimebundle_()
