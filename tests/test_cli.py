@@ -16,7 +16,6 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).with_name('causal-nb'))
 ARTIFACTS = ROOT / 'tests' / 'artifacts'
-SCREENSHOT = ROOT / 'docs' / 'images' / 'report.png'   # shown in the README; refreshed with CAUSAL_NB_UPDATE_SCREENSHOTS=1
 
 
 def run(*args, timeout=900, **env):
@@ -103,8 +102,6 @@ def test_report_in_chromium(quick_report):
             assert not errors, errors
         finally: browser.close()
     with Image.open(ARTIFACTS / 'report.png') as im: assert im.size == (1200, 900)
-    if os.environ.get('CAUSAL_NB_UPDATE_SCREENSHOTS') == '1':
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True); shutil.copy(ARTIFACTS / 'report.png', SCREENSHOT)
 
 
 def test_reproduce_prints_every_table_with_its_verdict(tmp_path):
