@@ -12,9 +12,10 @@ from typing import Sequence
 import causal_nb
 
 # %% auto #0
-__all__ = ['PACKAGE_FOLDER', 'FRONT_PAGE', 'CHAPTERS_FOLDER', 'MANIFEST', 'DEFAULT_DEST', 'APP_NOTEBOOK', 'APP_DATA', 'COMMANDS',
-           'notebooks_dir', 'shipped_notebooks', 'CopyReport', 'copy_notebooks', 'lab_command', 'lab', 'app_notebook',
-           'app_command', 'app', 'add_subcommands', 'run_subcommand', 'main']
+__all__ = ['PACKAGE_FOLDER', 'FRONT_PAGE', 'CHAPTERS_FOLDER', 'IMAGES_FOLDER', 'MANIFEST', 'DEFAULT_DEST', 'APP_NOTEBOOK',
+           'APP_DATA', 'COMMANDS', 'notebooks_dir', 'shipped_notebooks', 'shipped_files', 'CopyReport',
+           'copy_notebooks', 'lab_command', 'lab', 'app_notebook', 'app_command', 'app', 'add_subcommands',
+           'run_subcommand', 'main']
 
 # %% ../nbs/13_classroom.ipynb #792c9923
 PACKAGE_FOLDER = 'notebooks'          # inside the installed package
@@ -37,6 +38,15 @@ def shipped_notebooks(root: str | os.PathLike | None = None,  # a notebooks fold
     root = notebooks_dir() if root is None else Path(root)
     chapters = sorted(p.relative_to(root).as_posix() for p in (root / CHAPTERS_FOLDER).glob('*.ipynb'))
     return ([FRONT_PAGE] if (root / FRONT_PAGE).is_file() else []) + chapters
+
+IMAGES_FOLDER = 'images'               # under `nbs/`: the pictures chapters show (browser screenshots)
+
+def shipped_files(root: str | os.PathLike | None = None,  # a notebooks folder; None: `notebooks_dir()`
+                 ) -> list[str]:                          # relative paths: the notebooks, then the images they show
+    "What `copy_notebooks` copies: `shipped_notebooks` and the chapters' images, so a copy shows its pictures."
+    root = notebooks_dir() if root is None else Path(root)
+    images = sorted(p.relative_to(root).as_posix() for p in (root / CHAPTERS_FOLDER / IMAGES_FOLDER).glob('*.png'))
+    return shipped_notebooks(root) + images
 
 # %% ../nbs/13_classroom.ipynb #58e7f393
 MANIFEST = '.causal_nb_notebooks.json'
@@ -79,13 +89,13 @@ def copy_notebooks(dest: str | os.PathLike,   # folder to copy into (created if 
                    force: bool = False,        # also overwrite notebooks the student has edited
                    source: str | os.PathLike | None = None,  # where to copy from; None: `notebooks_dir()`
                   ) -> CopyReport:
-    "Copy the front page and the chapters into `dest`, keeping the repository's layout; edited copies are left alone unless `force`."
+    "Copy the front page, the chapters and their images into `dest`, keeping the repository's layout; edited copies are left alone unless `force`."
     if not isinstance(dest, (str, os.PathLike)): raise TypeError(f"dest must be a folder path, got {type(dest).__name__}")
     dest = Path(dest).expanduser()
     if dest.exists() and not dest.is_dir(): raise ValueError(f"dest {dest} exists and is not a folder")
     root = notebooks_dir() if source is None else Path(source)
-    names = shipped_notebooks(root)
-    if not names: raise FileNotFoundError(f"no notebooks under {root}")
+    names = shipped_files(root)
+    if not shipped_notebooks(root): raise FileNotFoundError(f"no notebooks under {root}")
     dest.mkdir(parents=True, exist_ok=True)
     known, report = _read_manifest(dest), CopyReport(dest.resolve())
     for name in names:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from causal_nb.classroom import MANIFEST, notebooks_dir, shipped_notebooks
+from causal_nb.classroom import MANIFEST, notebooks_dir, shipped_files, shipped_notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,9 +18,9 @@ def test_in_a_checkout_the_repository_is_the_source():
 def test_module_command_copies_and_reports(tmp_path):
     run = lambda *a: subprocess.run([sys.executable, '-m', 'causal_nb.classroom', *a], capture_output=True, text=True, cwd=tmp_path)
     r = run('notebooks', 'course')
-    n = len(shipped_notebooks())
+    n = len(shipped_files())
     assert r.returncode == 0 and f'{n} copied' in r.stdout, r.stderr
-    assert json.loads((tmp_path / 'course' / MANIFEST).read_text())['files'].keys() == set(shipped_notebooks())
+    assert json.loads((tmp_path / 'course' / MANIFEST).read_text())['files'].keys() == set(shipped_files())
     page = tmp_path / 'course' / 'index.ipynb'; page.write_text(page.read_text() + ' ')
     r = run('notebooks', 'course')
     assert r.returncode == 0 and f'{n - 1} unchanged' in r.stdout and 'you edited them (use --force' in r.stdout and 'index.ipynb' in r.stdout
