@@ -25,6 +25,11 @@ def read_result(path: Path):
     return json.loads(path.read_text(encoding='utf-8')) if path.exists() else None
 
 
+def recorded_runs(name: str, devices, results: Path = RESULTS) -> list:
+    "`(file name, parsed result)` for each device of `devices` that has a results file, in that order."
+    return [(f.name, r) for f in (result_file(name, d, results) for d in devices) if (r := read_result(f)) is not None]
+
+
 def write_result(path: Path, result) -> Path:
     "Write `result` as indented JSON (the committed format) and return the path."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)

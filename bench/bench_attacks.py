@@ -194,7 +194,7 @@ def _run(file: str, r: dict) -> str:
 def markdown(results: Path) -> str:
     "The BENCHMARKS.md section: every device's run (CPU first), ratios against torchattacks, the floor and ART, verdicts."
     head = '## Attacks vs torchattacks / ART (issue #5)'
-    runs = [(f.name, r) for f in (C.result_file(NAME, d, results) for d in DEVICES) if (r := C.read_result(f)) is not None]
+    runs = C.recorded_runs(NAME, DEVICES, results)
     if not runs: return C.section(head, C.not_measured(COMMAND, 'attacks.json'))
     env = runs[0][1]['env']
     intro = (f"`{COMMAND}`. FGSM, BIM and PGD (L∞, random start off) against torchattacks {env['torchattacks']} with the "

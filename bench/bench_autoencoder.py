@@ -112,7 +112,7 @@ def _table(r: dict) -> str:
 def markdown(results: Path) -> str:
     "The BENCHMARKS.md section: fidelity of each configuration, the target and its verdict."
     head = '## Concept autoencoder fidelity (issue #4)'
-    runs = [(f.name, r) for f in (C.result_file(NAME, d, results) for d in DEVICES) if (r := C.read_result(f)) is not None]
+    runs = C.recorded_runs(NAME, DEVICES, results)
     if not runs: return C.section(head, C.not_measured(COMMAND, 'autoencoder.json'))
     intro = (f"`{COMMAND}` fits a concept autoencoder after a layer of the fully trained small CNN with "
              "`fit_autoencoder`'s default loss weights (or loads it from the cache) and compares the network with it "

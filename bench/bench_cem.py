@@ -173,7 +173,7 @@ def _memory(m: dict | None) -> str:
 def markdown(results: Path) -> str:
     "The BENCHMARKS.md section: ours vs Captum vs the floor per case, the verdicts, the memory figure."
     head = '## Causal Effect Maps vs Captum Occlusion (issue #7)'
-    runs = [(f.name, r) for f in (C.result_file(NAME, d, results) for d in DEVICES) if (r := C.read_result(f)) is not None]
+    runs = C.recorded_runs(NAME, DEVICES, results)
     if not runs: return C.section(head, C.not_measured(COMMAND, 'cem.json'))
     intro = (f"`{COMMAND}` (a few minutes on 2 cores; `--skip-memory` keeps the last memory figure). The same map both "
              f"ways: −`causal_effect_map` on probabilities vs Captum {runs[0][1].get('captum', '')}'s `Occlusion` on "

@@ -130,7 +130,7 @@ def _run(file: str, r: dict) -> str:
 def markdown(results: Path) -> str:
     "The BENCHMARKS.md section: flip rate, median L1, steps and time per counterfactual, realism, generative vs PGD."
     head = '## Generative counterfactuals vs targeted PGD (issue #8)'
-    runs = [(f.name, r) for f in (C.result_file(NAME, d, results) for d in DEVICES) if (r := C.read_result(f)) is not None]
+    runs = C.recorded_runs(NAME, DEVICES, results)
     if not runs: return C.section(head, C.not_measured(COMMAND, 'counterfactuals.json'))
     intro = (f"`{COMMAND}`. Counterfactuals by `causal_nb.counterfactuals.counterfactual` (minimal change through a 10-D "
              "generator latent that makes the classifier predict the target) and the same queries answered in pixel space "

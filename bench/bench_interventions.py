@@ -283,7 +283,7 @@ def _memory(r: dict) -> str:
 def markdown(results: Path) -> str:
     "The BENCHMARKS.md section: every layer's ratios beside its floor, the target verdicts, the memory figure."
     head = '## Layer sweeps: prefix-cached interventions vs one forward per node vs Captum (issue #6)'
-    runs = [(f.name, r) for f in (C.result_file(NAME, d, results) for d in DEVICES) if (r := C.read_result(f)) is not None]
+    runs = C.recorded_runs(NAME, DEVICES, results)
     if not runs: return C.section(head, C.not_measured(COMMAND, 'interventions.json'))
     intro = (f"`{COMMAND}`. For every node of a layer, the Effect of zeroing it on P(class 0), three ways: ours "
              "(`NetworkSCM.effects`, with the prefix cache dropped before each run so the prefix is paid once per run), the "

@@ -204,7 +204,7 @@ def _run(file: str, r: dict) -> str:
 def markdown(results: Path) -> str:
     "The BENCHMARKS.md section: each explorer's control-to-view latency against its target and the forward-pass floor."
     head = '## Explorer latency (issue #10)'
-    runs = [(f.name, r) for f in (C.result_file(NAME, d, results) for d in DEVICES) if (r := C.read_result(f)) is not None]
+    runs = C.recorded_runs(NAME, DEVICES, results)
     if not runs: return C.section(head, C.not_measured(COMMAND, 'widgets.json'))
     intro = (f"`{COMMAND}`. The time from a control change to the updated view on the Python side: the control is set "
              "from Python as the front end's message sets it, its observers run the chapters' functions and redraw the "
