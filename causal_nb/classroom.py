@@ -12,8 +12,8 @@ from typing import Sequence
 import causal_nb
 
 # %% auto #0
-__all__ = ['PACKAGE_FOLDER', 'FRONT_PAGE', 'CHAPTERS_FOLDER', 'IMAGES_FOLDER', 'MANIFEST', 'DEFAULT_DEST', 'APP_NOTEBOOK',
-           'APP_DATA', 'COMMANDS', 'notebooks_dir', 'shipped_notebooks', 'shipped_files', 'CopyReport',
+__all__ = ['PACKAGE_FOLDER', 'FRONT_PAGE', 'CHAPTERS_FOLDER', 'IMAGES_FOLDER', 'FRONT_PAGE_FILES', 'MANIFEST', 'DEFAULT_DEST',
+           'APP_NOTEBOOK', 'APP_DATA', 'COMMANDS', 'notebooks_dir', 'shipped_notebooks', 'shipped_files', 'CopyReport',
            'copy_notebooks', 'lab_command', 'lab', 'app_notebook', 'app_command', 'app', 'add_subcommands',
            'run_subcommand', 'main']
 
@@ -40,13 +40,16 @@ def shipped_notebooks(root: str | os.PathLike | None = None,  # a notebooks fold
     return ([FRONT_PAGE] if (root / FRONT_PAGE).is_file() else []) + chapters
 
 IMAGES_FOLDER = 'images'               # under `nbs/`: the pictures chapters show (browser screenshots)
+# what the front page links to and shows: the teacher's guide, the benchmarks and the report/app screenshots
+FRONT_PAGE_FILES = ('BENCHMARKS.md', 'docs/teaching.md', 'docs/images/*.png')
 
 def shipped_files(root: str | os.PathLike | None = None,  # a notebooks folder; None: `notebooks_dir()`
-                 ) -> list[str]:                          # relative paths: the notebooks, then the images they show
-    "What `copy_notebooks` copies: `shipped_notebooks` and the chapters' images, so a copy shows its pictures."
+                 ) -> list[str]:                          # relative paths: the notebooks, then the files they show or link to
+    "What `copy_notebooks` copies: `shipped_notebooks`, the chapters' images and the front page's pages and pictures."
     root = notebooks_dir() if root is None else Path(root)
     images = sorted(p.relative_to(root).as_posix() for p in (root / CHAPTERS_FOLDER / IMAGES_FOLDER).glob('*.png'))
-    return shipped_notebooks(root) + images
+    linked = sorted({p.relative_to(root).as_posix() for pat in FRONT_PAGE_FILES for p in root.glob(pat) if p.is_file()})
+    return shipped_notebooks(root) + images + linked
 
 # %% ../nbs/13_classroom.ipynb #58e7f393
 MANIFEST = '.causal_nb_notebooks.json'
@@ -69,6 +72,14 @@ class CopyReport:
         return '\n'.join(lines)
 
 def _sha(data: bytes) -> str: return hashlib.sha256(data).hexdigest()
+
+def _content_sha(name: str, data: bytes) -> str:
+    "A notebook's identity is its cells' types and sources: opening it (JupyterLab rewrites metadata) or running it is no edit."
+    if not name.endswith('.ipynb'): return _sha(data)
+    try: cells = json.loads(data.decode('utf-8'))['cells']
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError): return _sha(data)
+    src = lambda c: ''.join(c.get('source', '')) if isinstance(c.get('source'), list) else str(c.get('source', ''))
+    return 'cells:' + _sha(json.dumps([[c.get('cell_type'), src(c)] for c in cells]).encode())
 
 def _read_manifest(dest: Path) -> dict[str, str]:
     try: files = json.loads((dest / MANIFEST).read_text(encoding='utf-8')).get('files', {})
@@ -102,13 +113,14 @@ def copy_notebooks(dest: str | os.PathLike,   # folder to copy into (created if 
         data, target = (root / name).read_bytes(), dest / name
         if not target.exists(): outcome = 'copied'
         else:
-            have = _sha(target.read_bytes())
-            if have == _sha(data): outcome = 'unchanged'
-            elif known.get(name) == have: outcome = 'updated'
+            old = target.read_bytes()
+            have = _content_sha(name, old)
+            if have == _content_sha(name, data): outcome = 'unchanged'
+            elif known.get(name) in (have, _sha(old)): outcome = 'updated'  # byte hashes: manifests of earlier versions
             else: outcome = 'overwritten' if force else 'skipped'
         getattr(report, outcome).append(name)
         if outcome in ('copied', 'updated', 'overwritten'): _write_atomic(target, data)
-        if outcome != 'skipped': known[name] = _sha(data)
+        if outcome != 'skipped': known[name] = _content_sha(name, data)
     _write_atomic(dest / MANIFEST, json.dumps({'causal_nb': causal_nb.__version__, 'files': known}, indent=1).encode())
     return report
 
