@@ -12,10 +12,10 @@ from typing import Sequence
 import causal_nb
 
 # %% auto #0
-__all__ = ['PACKAGE_FOLDER', 'FRONT_PAGE', 'CHAPTERS_FOLDER', 'IMAGES_FOLDER', 'MANIFEST', 'DEFAULT_DEST', 'APP_NOTEBOOK',
-           'APP_DATA', 'COMMANDS', 'notebooks_dir', 'shipped_notebooks', 'shipped_files', 'CopyReport',
-           'copy_notebooks', 'lab_command', 'lab', 'app_notebook', 'app_command', 'app', 'add_subcommands',
-           'run_subcommand', 'main']
+__all__ = ['PACKAGE_FOLDER', 'FRONT_PAGE', 'CHAPTERS_FOLDER', 'IMAGES_FOLDER', 'FRONT_PAGE_FILES', 'MANIFEST', 'DEFAULT_DEST',
+           'APP_NOTEBOOK', 'APP_DATA', 'COMMANDS', 'notebooks_dir', 'shipped_notebooks', 'shipped_files', 'CopyReport',
+           'copy_notebooks', 'lab_command', 'lab', 'default_max_kernels', 'app_notebook', 'app_command', 'app',
+           'add_subcommands', 'run_subcommand', 'main']
 
 # %% ../nbs/13_classroom.ipynb #792c9923
 PACKAGE_FOLDER = 'notebooks'          # inside the installed package
@@ -40,13 +40,16 @@ def shipped_notebooks(root: str | os.PathLike | None = None,  # a notebooks fold
     return ([FRONT_PAGE] if (root / FRONT_PAGE).is_file() else []) + chapters
 
 IMAGES_FOLDER = 'images'               # under `nbs/`: the pictures chapters show (browser screenshots)
+# what the front page links to and shows: the teacher's guide, the benchmarks and the report/app screenshots
+FRONT_PAGE_FILES = ('BENCHMARKS.md', 'docs/teaching.md', 'docs/images/*.png')
 
 def shipped_files(root: str | os.PathLike | None = None,  # a notebooks folder; None: `notebooks_dir()`
-                 ) -> list[str]:                          # relative paths: the notebooks, then the images they show
-    "What `copy_notebooks` copies: `shipped_notebooks` and the chapters' images, so a copy shows its pictures."
+                 ) -> list[str]:                          # relative paths: the notebooks, then the files they show or link to
+    "What `copy_notebooks` copies: `shipped_notebooks`, the chapters' images and the front page's pages and pictures."
     root = notebooks_dir() if root is None else Path(root)
     images = sorted(p.relative_to(root).as_posix() for p in (root / CHAPTERS_FOLDER / IMAGES_FOLDER).glob('*.png'))
-    return shipped_notebooks(root) + images
+    linked = sorted({p.relative_to(root).as_posix() for pat in FRONT_PAGE_FILES for p in root.glob(pat) if p.is_file()})
+    return shipped_notebooks(root) + images + linked
 
 # %% ../nbs/13_classroom.ipynb #58e7f393
 MANIFEST = '.causal_nb_notebooks.json'
@@ -69,6 +72,14 @@ class CopyReport:
         return '\n'.join(lines)
 
 def _sha(data: bytes) -> str: return hashlib.sha256(data).hexdigest()
+
+def _content_sha(name: str, data: bytes) -> str:
+    "A notebook's identity is its cells' types and sources: opening it (JupyterLab rewrites metadata) or running it is no edit."
+    if not name.endswith('.ipynb'): return _sha(data)
+    try: cells = json.loads(data.decode('utf-8'))['cells']
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError): return _sha(data)
+    src = lambda c: ''.join(c.get('source', '')) if isinstance(c.get('source'), list) else str(c.get('source', ''))
+    return 'cells:' + _sha(json.dumps([[c.get('cell_type'), src(c)] for c in cells]).encode())
 
 def _read_manifest(dest: Path) -> dict[str, str]:
     try: files = json.loads((dest / MANIFEST).read_text(encoding='utf-8')).get('files', {})
@@ -102,13 +113,14 @@ def copy_notebooks(dest: str | os.PathLike,   # folder to copy into (created if 
         data, target = (root / name).read_bytes(), dest / name
         if not target.exists(): outcome = 'copied'
         else:
-            have = _sha(target.read_bytes())
-            if have == _sha(data): outcome = 'unchanged'
-            elif known.get(name) == have: outcome = 'updated'
+            old = target.read_bytes()
+            have = _content_sha(name, old)
+            if have == _content_sha(name, data): outcome = 'unchanged'
+            elif known.get(name) in (have, _sha(old)): outcome = 'updated'  # byte hashes: manifests of earlier versions
             else: outcome = 'overwritten' if force else 'skipped'
         getattr(report, outcome).append(name)
         if outcome in ('copied', 'updated', 'overwritten'): _write_atomic(target, data)
-        if outcome != 'skipped': known[name] = _sha(data)
+        if outcome != 'skipped': known[name] = _content_sha(name, data)
     _write_atomic(dest / MANIFEST, json.dumps({'causal_nb': causal_nb.__version__, 'files': known}, indent=1).encode())
     return report
 
@@ -143,6 +155,31 @@ def lab(dest: str | os.PathLike = DEFAULT_DEST,  # folder of the notebooks; copi
     try: return subprocess.call(cmd)
     except KeyboardInterrupt: return 0
 
+# %% ../nbs/13_classroom.ipynb #e64bacdc
+def default_max_kernels(gib_per_kernel: float = 2.0,  # memory set aside per page: a kernel takes about 1 GB, plus headroom
+                        ) -> int:
+    "How many pages the app serves at once by default: one per `gib_per_kernel` of this machine's memory, at least 1."
+    try: total = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30
+    except (ValueError, OSError, AttributeError): return 4
+    return max(1, int(total // gib_per_kernel))
+
+try:  # Voilà's server imports this class by name; jupyter_server comes with the classroom extra
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager as _KernelManager
+    from tornado.web import HTTPError as _HTTPError
+    from traitlets import Integer as _Integer
+except ImportError: _KernelManager = None
+
+if _KernelManager is not None:
+    class CappedKernelManager(_KernelManager):
+        "Jupyter's kernel manager with a ceiling: the page that would start kernel `max_kernels + 1` gets a 503 saying why."
+        max_kernels = _Integer(8, config=True, help='the most kernels (pages) running at once')
+        async def start_kernel(self, *args, **kwargs):
+            n = len(self.list_kernel_ids())
+            if kwargs.get('kernel_id') is None and n >= self.max_kernels:
+                raise _HTTPError(503, reason=f"the causal-nb app already serves {n} pages, its limit (--max-kernels); "
+                                             "close a tab you no longer use, or try again in a few minutes")
+            return await super().start_kernel(*args, **kwargs)
+
 # %% ../nbs/13_classroom.ipynb #362c1c12
 APP_NOTEBOOK = 'causal_nb_app.ipynb'
 APP_DATA = ('fashion-mnist', 'digits', 'causal-shapes')
@@ -151,17 +188,22 @@ def app_notebook(folder: str | os.PathLike,       # where to write it (created i
                  data: str = 'fashion-mnist',      # the images the explorers start on: one of `APP_DATA`
                  quick: bool = True,               # the quick model (trained in about a minute, cached) or the paper's setting
                  device: str | None = None,        # 'cpu', 'cuda', …; None: a GPU when present
+                 threads: int = 1,                 # torch threads per page (each visitor gets a kernel of their own)
                 ) -> Path:
-    "Write the notebook `app` serves: a title and one cell that builds the explorers' dashboard."
+    "Write the notebook `app` serves: a title and one cell that sets torch's threads and builds the explorers' dashboard."
     if not isinstance(data, str) or data not in APP_DATA:
         raise ValueError(f"data must be one of {APP_DATA}, got {data!r}")
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a whole number of at least 1, got {threads!r}")
     if not isinstance(quick, bool): raise TypeError(f"quick must be True or False, got {type(quick).__name__}")
     if device is not None and not isinstance(device, str): raise TypeError(f"device must be a string such as 'cpu' or 'cuda', got {type(device).__name__}")
     folder = Path(folder).expanduser()
     if folder.exists() and not folder.is_dir(): raise ValueError(f"folder {folder} exists and is not a folder")
     title = ("# causal_nb explorers\n\nIntervene on an image classifier live: pick a tab, move a control, watch the "
              "prediction. The first use of a tab trains or loads what it needs (once: the results are cached).")
-    code = ("from causal_nb.widgets import dashboard\n"
+    code = ("import torch\n"
+            f"torch.set_num_threads({threads})  # one kernel per visitor: several kernels each on every core would oversubscribe them\n"
+            "from causal_nb.widgets import dashboard\n"
             f"dashboard(data={data!r}, quick={quick!r}, device={device!r})")
     nb = {'cells': [{'cell_type': 'markdown', 'id': 'title', 'metadata': {}, 'source': title},
                     {'cell_type': 'code', 'id': 'dashboard', 'metadata': {}, 'execution_count': None, 'outputs': [], 'source': code}],
@@ -176,13 +218,23 @@ def app_command(notebook: str | os.PathLike,   # the notebook to serve (see `app
                 port: int | None = None,       # None: Voilà's default (8866)
                 browser: bool = True,          # open a browser tab
                 extra_args: Sequence[str] = (),  # more Voilà options, e.g. ['--Voila.ip=0.0.0.0'] to serve a classroom network
+                max_kernels: int | None = None,  # pages served at once (one kernel each); None: `default_max_kernels()`
+                cull_idle: int = 300,          # seconds after which a kernel whose page was closed or reloaded is shut down
                ) -> list[str]:
-    "The command that serves `notebook` with Voilà on 127.0.0.1, code cells hidden, errors shown in the page."
+    "The command that serves `notebook` with Voilà on 127.0.0.1, code cells hidden, errors shown in the page, kernels bounded."
     if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
         raise ValueError(f"port must be an integer in 1 … 65535, got {port!r}")
     if isinstance(extra_args, str): raise TypeError(f"extra_args must be a list of options, got the string {extra_args!r}")
+    max_kernels = default_max_kernels() if max_kernels is None else max_kernels
+    if isinstance(max_kernels, bool) or not isinstance(max_kernels, int) or max_kernels < 1:
+        raise ValueError(f"max_kernels must be a whole number of at least 1, got {max_kernels!r}")
+    if isinstance(cull_idle, bool) or not isinstance(cull_idle, int) or cull_idle < 1:
+        raise ValueError(f"cull_idle must be a whole number of seconds, at least 1, got {cull_idle!r}")
     cmd = [sys.executable, '-m', 'voila', str(Path(notebook).expanduser().resolve()), '--Voila.ip=127.0.0.1',
-           '--strip_sources=True', '--show_tracebacks=True', '--theme=light']
+           '--strip_sources=True', '--show_tracebacks=True', '--theme=light',
+           '--VoilaConfiguration.multi_kernel_manager_class=causal_nb.classroom.CappedKernelManager',
+           f'--CappedKernelManager.max_kernels={max_kernels}', f'--MappingKernelManager.cull_idle_timeout={cull_idle}',
+           f'--MappingKernelManager.cull_interval={max(1, min(30, cull_idle // 2))}', '--MappingKernelManager.cull_connected=False']
     if port is not None: cmd.append(f'--port={port}')
     if not browser: cmd.append('--no-browser')
     return cmd + [str(a) for a in extra_args]
@@ -193,13 +245,18 @@ def app(data: str = 'fashion-mnist',        # the images the explorers start on
         port: int | None = None,             # Voilà's port (default 8866)
         browser: bool = True,                # open a browser tab
         extra_args: Sequence[str] = (),      # more Voilà options
+        threads: int = 1,                    # torch threads per page
+        max_kernels: int | None = None,      # pages served at once; None: `default_max_kernels()`
+        cull_idle: int = 300,                # seconds before a closed or reloaded page's kernel is shut down
        ) -> int:                             # Voilà's exit status
     "Serve the explorers as a web app without code cells (Voilà on 127.0.0.1); returns when the server stops (Ctrl-C)."
     if importlib.util.find_spec('voila') is None:
         raise ModuleNotFoundError('Voilà is not installed: pip install "voila>=0.5" (or pip install "causal_nb[classroom]")')
     with tempfile.TemporaryDirectory(prefix='causal_nb_app_') as folder:
-        cmd = app_command(app_notebook(folder, data, quick, device), port, browser, extra_args)
-        print(f"causal-nb app: serving the explorers on http://127.0.0.1:{port or 8866}/ (Ctrl-C stops it)", flush=True)
+        cmd = app_command(app_notebook(folder, data, quick, device, threads), port, browser, extra_args, max_kernels, cull_idle)
+        n = default_max_kernels() if max_kernels is None else max_kernels
+        print(f"causal-nb app: serving the explorers on http://127.0.0.1:{port or 8866}/ (Ctrl-C stops it); each page gets a "
+              f"kernel of its own with {threads} torch thread(s), at most {n} at once, shut down {cull_idle} s after its page closes", flush=True)
         try: return subprocess.call(cmd, cwd=folder)
         except KeyboardInterrupt: return 0
 
@@ -227,6 +284,10 @@ def add_subcommands(subparsers: argparse._SubParsersAction,  # from `parser.add_
     a.add_argument('--device', default=None, help="'cpu', 'cuda', … (default: a GPU when present)")
     a.add_argument('--port', type=int, default=None, help="the app's port (default: 8866)")
     a.add_argument('--no-browser', action='store_true', help='do not open a browser tab')
+    a.add_argument('--threads', type=int, default=1, help='torch threads per page (default 1: every visitor has a kernel of their own)')
+    a.add_argument('--max-kernels', type=int, default=None,
+                   help='pages served at once, one kernel each (default: one per 2 GiB of memory); one more gets "try again"')
+    a.add_argument('--cull-idle', type=int, default=300, help='seconds before the kernel of a closed or reloaded page is shut down (default 300)')
 
 def run_subcommand(args: argparse.Namespace) -> int:
     "Run `notebooks`, `lab` or `app` from parsed arguments; returns the exit status."
@@ -242,7 +303,8 @@ def run_subcommand(args: argparse.Namespace) -> int:
         except (ModuleNotFoundError, FileNotFoundError, ValueError) as e:
             print(f"causal-nb lab: {e}", file=sys.stderr); return 1
     if args.command == 'app':
-        try: return app(args.data, quick=not args.full, device=args.device, port=args.port, browser=not args.no_browser)
+        try: return app(args.data, quick=not args.full, device=args.device, port=args.port, browser=not args.no_browser,
+                        threads=args.threads, max_kernels=args.max_kernels, cull_idle=args.cull_idle)
         except (ModuleNotFoundError, ValueError, TypeError) as e:
             print(f"causal-nb app: {e}", file=sys.stderr); return 1
     raise ValueError(f"not a classroom command: {args.command!r}; these are {COMMANDS}")

@@ -23,8 +23,8 @@ from .filters import ablate_filters, conv_layers, filter_importance
 
 # %% auto #0
 __all__ = ['BAR_COLOURS', 'INTERVENTIONS', 'CONTEXTS', 'ATTACK_NAMES', 'MAP_METHODS', 'RANKINGS', 'TABS', 'image_png',
-           'probability_bars', 'Explorer', 'InterventionExplorer', 'CEMExplorer', 'CounterfactualExplorer',
-           'FilterExplorer', 'dashboard']
+           'probability_bars', 'colour_legend', 'Explorer', 'InterventionExplorer', 'CEMExplorer',
+           'CounterfactualExplorer', 'FilterExplorer', 'dashboard']
 
 # %% ../nbs/10_widgets.ipynb #225ef082
 def _as_numpy(a) -> np.ndarray:
@@ -86,6 +86,26 @@ def probability_bars(columns: Mapping[str, Sequence[float]],  # column title -> 
             f"</span> <code>{v[i]:.3f}</code></td>" for j, v in enumerate(cols.values()))
         rows.append(f"<tr><td style='padding:0 6px;white-space:nowrap'>{name}</td>{cells}</tr>")
     return f"<table style='font-size:12px;border-collapse:collapse'><tr><th></th>{head}</tr>{''.join(rows)}</table>"
+
+# %% ../nbs/10_widgets.ipynb #b3a937e8
+def colour_legend(cmap: str,          # the matplotlib colormap the map was drawn with
+                  lo: float,          # the value at the low end of the scale
+                  hi: float,          # the value at the high end
+                  low: str = '',      # what the low end means, e.g. 'masking lowers P'
+                  high: str = '',     # what the high end means
+                  width: int = 140,   # pixels, the picture's width
+                 ) -> str:            # an HTML snippet
+    "A colour bar for a map: the colormap's gradient with the scale's ends, its middle and their meaning."
+    import matplotlib
+    if hi <= lo: raise ValueError(f"hi must exceed lo, got lo={lo!r} and hi={hi!r}")
+    stops = ', '.join('#%02x%02x%02x' % tuple(int(round(255 * v)) for v in matplotlib.colormaps[cmap](t)[:3]) for t in np.linspace(0, 1, 9))
+    tick = lambda v: html.escape(f"{v:.3g}")
+    label = lambda s: f'<div style="font-size:11px;color:#444">{html.escape(s)}</div>' if s else ''
+    return (f'<div class="causal-nb-legend" style="width:{int(width)}px;font-size:12px;line-height:1.2">'
+            f'<div style="height:10px;background:linear-gradient(to right, {stops});border:1px solid #bbb"></div>'
+            f'<div style="display:flex;justify-content:space-between"><span>{tick(lo)}</span><span>{tick((lo + hi) / 2)}</span>'
+            f'<span>{tick(hi)}</span></div>'
+            f'<div style="display:flex;justify-content:space-between">{label(low)}{label(high)}</div></div>')
 
 # %% ../nbs/10_widgets.ipynb #21b3377d
 def _model_on(model: nn.Module, device: torch.device, name: str = 'model') -> nn.Module:
@@ -179,7 +199,14 @@ class Explorer:
         finally: self._done()
         self.state['seconds'] = dt = time.perf_counter() - t0
         self.timings.append(dt)
+        if getattr(self, '_initial', None) is None and self.state['error'] is None:   # the state it opened on, for `reset()`
+            self._initial = {k: self.controls[k].value if k in self.controls else getattr(self, k)() for k in self._settable()}
         return self.state
+
+    def reset(self) -> dict:
+        "Put every control back where the explorer opened (a reader may have moved them) and redraw; returns `.state`."
+        if getattr(self, '_initial', None) is None: raise ValueError("the explorer has not drawn successfully yet; nothing to reset to")
+        return self.set(**self._initial)
 
     def _update(self) -> None: raise NotImplementedError
 
@@ -403,7 +430,8 @@ class InterventionExplorer(Explorer):
         self.views['node'].value = image_png(pics[0], 'magma', lo, hi, self.size, mask)
         self.views['node_after'].value = image_png(pics[1], 'magma', lo, hi, self.size, mask)
         self.captions['node'].value = f"{html.escape(str(node))}, observed"
-        self.captions['node_after'].value = f"after do({html.escape(repr(iv))})  [{lo:.2f}, {hi:.2f}]"
+        self.captions['node_after'].value = (f"after do({html.escape(repr(iv))})  [{lo:.2f}, {hi:.2f}]"
+                                             + colour_legend('magma', lo, hi, 'low activation', 'high', self.size))
         k_before, k_after = int(p_obs.argmax()), int(p_do.argmax())
         p_clean = self.p_data[i]
         self.probs.value = probability_bars({'P(y | x)' if c['context'] == 'none' else f'P(y | x, {self._context_text()})': p_obs,
@@ -549,7 +577,8 @@ class CEMExplorer(Explorer):
         names = ['clean_map', 'attacked_map'][:len(m)]
         for k, mm in zip(names, m): self.views[k].value = image_png(mm, cmap, lo, hi, self.size)
         what = f"{c['method']} for {self.classes[t]}" + (f" (window {c['window']}, stride {c['stride']})" if c['method'] == 'CEM' else '')
-        self.captions['clean_map'].value = html.escape(f"{what}, scale [{lo:.3g}, {hi:.3g}]")
+        meaning = ('masking lowers P', 'masking raises P') if c['method'] == 'CEM' else ('less', 'more relevant')
+        self.captions['clean_map'].value = html.escape(f"{what}, scale [{lo:.3g}, {hi:.3g}]") + colour_legend(cmap, lo, hi, *meaning, self.size)
         atk = '' if c['attack'] == 'none' else c['attack'].upper() + ('' if c['attack'] == 'jsma' else f" ε={c['eps']:g}")
         if len(m) > 1: self.captions['attacked_map'].value = html.escape(f"{c['method']} of the {atk} image, same scale")
         pred = self._p.argmax(1).tolist()
@@ -667,6 +696,7 @@ class CounterfactualExplorer(Explorer):
         path = r.path_images[:, 0]
         with evaluating(self.model), torch.no_grad(): self._path_p = self.model(path.to(self.device)).softmax(1).cpu()
         self._query_img = self.x[q] if self.mode == 'latent' else self._cpu_gen(self.z_all[q:q + 1])[0].detach()
+        self._recon = path[0]                                   # step 0 decodes the query's own latent: G(z0), the reconstruction
         self._query_p = self.p_data[q] if self.mode == 'latent' else self._path_p[0]
         T = len(path)
         with self.hold():
@@ -689,10 +719,13 @@ class CounterfactualExplorer(Explorer):
         img = r.path_images[k, 0]
         self.views['path'].value = image_png(img, size=self.size)
         self.captions['path'].value = html.escape(f"step {k * self.record_every} of the kept round: P({self.classes[t]}) {float(r.path_probs[k, 0]):.3f}")
-        diff = (img - self._query_img).mean(0)
+        # the edit is measured from the reconstruction G(z0), not from the query: the generator's own blur is no part of it
+        diff = (img - self._recon).mean(0)
         e = float(diff.abs().max()) or 1.
         self.views['change'].value = image_png(diff, 'RdBu_r', -e, e, size=self.size)
-        self.captions['change'].value = f"change from the query (max {e:.2f})"
+        self.captions['change'].value = (f"change from the reconstruction G(z₀) (max {e:.2f})"
+                                         + colour_legend('RdBu_r', -e, e, 'darker', 'brighter', self.size))
+        l1_edit = float((r.images[0].cpu() - self._recon).abs().sum())   # the kept counterfactual's edit
         zs = tuple(float(c[n]) for n in self.z_names)
         if zs != self._z_key:                                  # the sliders moved: decode and classify (else the path step moved)
             self._z_key = None
@@ -705,10 +738,12 @@ class CounterfactualExplorer(Explorer):
         self.probs.value = probability_bars({'query': self._query_p, f'path step {k}': self._path_p[k], 'sliders': p_edit}, self.classes, highlight=t)
         lam_kept = float(r.lam[0])
         self.summary.value = (f"target <b>{html.escape(self.classes[t])}</b>: {'found' if bool(r.success[0]) else '<b>not found</b>'} with λ = "
-                              f"<code>{lam_kept:.3g}</code> ({r.steps} steps in {r.seconds:.2f} s), L1 change <code>{float(r.l1[0]):.2f}</code>; "
+                              f"<code>{lam_kept:.3g}</code> ({r.steps} steps in {r.seconds:.2f} s), L1 change from the reconstruction "
+                              f"<code>{l1_edit:.2f}</code> (from the query image <code>{float(r.l1[0]):.2f}</code>, the generator's "
+                              f"reconstruction error included); "
                               f"sliders: P({html.escape(self.classes[t])}) = <code>{float(p_edit[t]):.3f}</code>")
         self.state.update(query=c['query'], target=t, lam=c['lam'], auto=c['auto'], success=bool(r.success[0]), lam_kept=lam_kept,
-                          l1=float(r.l1[0]), search_seconds=r.seconds, step=k, path_length=len(r.path_images),
+                          l1=float(r.l1[0]), l1_from_reconstruction=l1_edit, search_seconds=r.seconds, step=k, path_length=len(r.path_images),
                           p_target_path=r.path_probs[:, 0].tolist(), probs_step=self._path_p[k].tolist(),
                           z=list(zs), probs_edited=p_edit.tolist(), predicted_edited=ke)
 

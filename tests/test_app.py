@@ -1,5 +1,5 @@
 "`causal-nb app` for real: Voila serves the explorers' dashboard on 127.0.0.1, Chromium opens it and moves a control."
-import os, shutil, signal, socket, subprocess, sys, time, urllib.request
+import os, shutil, signal, socket, subprocess, sys, time, urllib.error, urllib.request
 from pathlib import Path
 
 import pytest
@@ -95,3 +95,71 @@ def test_app_says_what_is_wrong():
     assert r.returncode == 2 and 'invalid choice' in r.stderr and 'fashion-mnist' in r.stderr
     r = subprocess.run([sys.executable, '-m', 'causal_nb.cli', 'app', '--port', '0', '--no-browser'], capture_output=True, text=True)
     assert r.returncode == 1 and 'port must be an integer' in r.stderr
+
+
+def _kernels(root_pid: int) -> dict[int, int]:
+    "The ipykernel processes below `root_pid` (the app), with their resident memory in bytes."
+    parent, cmd, rss = {}, {}, {}
+    for d in Path('/proc').iterdir():
+        if not d.name.isdigit(): continue
+        try:
+            status = (d / 'status').read_text()
+            cmd[int(d.name)] = (d / 'cmdline').read_bytes().replace(b'\0', b' ').decode(errors='replace')
+        except OSError: continue
+        fields = dict(l.split(':', 1) for l in status.splitlines() if ':' in l)
+        parent[int(d.name)] = int(fields.get('PPid', '0').strip())
+        rss[int(d.name)] = int(fields.get('VmRSS', '0 kB').split()[0]) * 1024
+    def below(p):
+        while p > 1:
+            if p == root_pid: return True
+            p = parent.get(p, 0)
+        return False
+    return {p: rss[p] for p, c in cmd.items() if 'ipykernel' in c and below(parent.get(p, 0))}
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=300) as r: return r.status, r.read().decode(errors='replace')
+    except urllib.error.HTTPError as e: return e.code, (e.reason or '') + e.read().decode(errors='replace')
+
+
+@pytest.mark.skipif(not Path('/proc').is_dir(), reason='counts kernels through /proc')
+def test_app_keeps_its_kernels_bounded(tmp_path):
+    """Three visits to an app with room for one page: the second is told to try again, the first page's kernel is shut down
+    once nobody is connected to it, and the third visit gets its place; the kernel count never passes the limit."""
+    pytest.importorskip('voila')
+    port = _free_port()
+    env = {**os.environ, 'JUPYTER_RUNTIME_DIR': str(tmp_path / 'rt'), 'JUPYTER_CONFIG_DIR': str(tmp_path / 'cfg'),
+           'MPLBACKEND': 'Agg', 'PYTHONUNBUFFERED': '1'}
+    proc = subprocess.Popen([sys.executable, '-m', 'causal_nb.cli', 'app', '--data', 'digits', '--no-browser', '--port', str(port),
+                             '--max-kernels', '1', '--cull-idle', '20'],
+                            cwd=tmp_path, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f'http://127.0.0.1:{port}/'
+    try:
+        deadline = time.time() + 120
+        while True:  # wait for the port without asking for a page (each page starts a kernel)
+            if proc.poll() is not None: raise AssertionError(f"causal-nb app exited early:\n{proc.stdout.read()}")
+            with socket.socket() as s:
+                if s.connect_ex(('127.0.0.1', port)) == 0: break
+            assert time.time() < deadline, 'causal-nb app did not open its port within 120 s'
+            time.sleep(.5)
+        first = _get(url)                    # a visitor (curl, a page, a reload: each asks for a kernel)
+        assert first[0] == 200, first[1][-500:]
+        second = _get(url)
+        assert second[0] == 503 and 'its limit (--max-kernels)' in second[1], second
+        running = _kernels(proc.pid)
+        assert len(running) == 1, running
+        assert sum(running.values()) < 3 * 2**30, f'the kernel holds {sum(running.values()) / 2**30:.1f} GiB'
+        # nobody is connected to those pages any more: after --cull-idle seconds their kernels are shut down
+        deadline = time.time() + 90
+        while _kernels(proc.pid):
+            assert time.time() < deadline, f'kernels still running 90 s after their pages closed: {_kernels(proc.pid)}'
+            time.sleep(1)
+        deadline, third = time.time() + 30, _get(url)  # the freed place serves the third visitor (once the manager lets it go)
+        while third[0] == 503 and time.time() < deadline: time.sleep(1); third = _get(url)
+        assert third[0] == 200, third
+        assert len(_kernels(proc.pid)) == 1
+    finally:
+        if proc.poll() is None: os.killpg(proc.pid, signal.SIGINT)
+        try: proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL); proc.communicate()

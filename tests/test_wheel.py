@@ -63,11 +63,16 @@ def _expected_images() -> list[str]:
     return sorted(f'nbs/images/{p.name}' for p in (ROOT / 'nbs' / 'images').glob('*.png'))
 
 
+def _expected_front_page_files() -> list[str]:
+    "What index.ipynb links to and shows: the benchmarks, the teacher's guide and the screenshots."
+    return ['BENCHMARKS.md', 'docs/teaching.md'] + sorted(f'docs/images/{p.name}' for p in (ROOT / 'docs' / 'images').glob('*.png'))
+
+
 def test_the_wheel_carries_the_notebooks(built):
     wheel, sdist = built
     names = zipfile.ZipFile(wheel).namelist()
     shipped = sorted(n[len('causal_nb/notebooks/'):] for n in names if n.startswith('causal_nb/notebooks/'))
-    assert shipped == sorted(_expected_notebooks() + _expected_images())
+    assert shipped == sorted(_expected_notebooks() + _expected_images() + _expected_front_page_files())
     assert {'causal_nb/classroom.py', 'causal_nb/exercises.py'} <= set(names)
     with tarfile.open(sdist) as t: members = {m.name.split('/', 1)[1] for m in t.getmembers() if '/' in m.name}
     assert {'settings.ini', 'setup.py', 'MANIFEST.in', *_expected_notebooks()} <= members      # a wheel can be built from the sdist
@@ -127,6 +132,7 @@ def test_notebooks_run_from_an_installed_wheel(built, tmp_path):
     copied = sorted(p.relative_to(course).as_posix() for p in course.rglob('*.ipynb'))
     assert copied == sorted(_expected_notebooks())
     assert all((course / f).is_file() for f in _expected_images())        # the pictures the chapters show come along
+    assert all((course / f).is_file() for f in _expected_front_page_files())  # and the front page's links and pictures
 
     driver = tmp_path / 'run_notebook.py'; driver.write_text(DRIVER)
     def run(name: str) -> dict:

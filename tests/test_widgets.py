@@ -196,6 +196,14 @@ def test_counterfactual_explorer_latent(fm, sample):
     torch.testing.assert_close(torch.tensor(s['z']), kx.result.z0[0], atol=1e-5, rtol=0)
     kx.reset_cf.click()                                    # the button does the same through its callback
     torch.testing.assert_close(torch.tensor(kx.state['z']), kx.result.z[0], atol=1e-5, rtol=0)
+    # the change view measures the edit from the reconstruction G(z0), so the generator's blur is not shown as an edit:
+    # at step 0 of the path (the reconstruction itself) there is no change at all
+    s = kx.set(step=0)
+    change = np.asarray(Image.open(io.BytesIO(kx.views['change'].value)).convert('RGB')).astype(int)
+    assert np.abs(change - change[0, 0]).max() == 0, 'the change view is not blank at step 0'
+    assert 'reconstruction' in kx.captions['change'].value and 'causal-nb-legend' in kx.captions['change'].value
+    recon = vae(kx.result.z0)[0]
+    assert abs(s['l1_from_reconstruction'] - float((kx.result.images[0] - recon).abs().sum())) < 1e-3
     assert unchanged(fm, snap) and unchanged(vae, gsnap)
 
 
