@@ -114,7 +114,8 @@ def filter_parents(model: nn.Module,       # the network (traced with torch.fx, 
         if n.op == 'call_module': n.target = prefix + n.target                   # names as in model.named_modules()
     calls = {l: [n for n in graph.nodes if n.op == 'call_module' and n.target == l] for l in layers}
     unused = [l for l, ns in calls.items() if not ns]
-    if unused: raise ValueError(f"layers {unused} are never called in the model's forward pass, so they have no place in the filter DAG")
+    if unused: raise ValueError(f"layers {unused} are never called in the model's traced forward pass (unused, or inside a module torch.fx "
+                                f"treats as a leaf), so they have no place in the filter DAG")
     def reach(node) -> set[str]:                                       # SCM layers reaching `node` through no other SCM layer
         found, seen, todo = set(), set(), list(node.all_input_nodes)
         while todo:
@@ -142,8 +143,8 @@ class FilterSCM:
     regressor: Callable[[], Any] = _linear    # makes a fresh sklearn-style regressor (fit / predict); default: ordinary least squares
     head: str = 'softmax'
     equations: pd.DataFrame | None = field(default=None, repr=False)   # after fit: one row per equation with its held-out R²
-    parents: dict[str, list[str]] | None = field(default=None, repr=False)  # the DAG: layer or 'output' -> parent layers
-    structure: str = field(default='', repr=False)                     # 'traced', or why the chain in `layers` order was used
+    parents: dict[str, list[str]] | None = field(default=None, init=False, repr=False)  # the DAG: layer or 'output' -> parent layers
+    structure: str = field(default='', init=False, repr=False)         # 'traced', or why the chain in `layers` order was used
 
     def __post_init__(self):
         if isinstance(self.layers, str) or not self.layers: raise ValueError(f"layers must be a non-empty list of conv layer names, got {self.layers!r}")
