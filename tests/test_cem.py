@@ -145,6 +145,27 @@ def test_compare_maps_never_drops_a_method_silently(net, x):
     with pytest.raises(ValueError, match="methods must name 'CEM', 'CAM', 'Grad-CAM', got 'LIME'"): compare_maps(net, x, 1, methods=['LIME'])
 
 
+class _MeanPool(nn.Module):
+    "Global average pooling written as a tensor method, then dropout and a Linear."
+    def __init__(self, how):
+        super().__init__(); self.how = how; self.conv = nn.Conv2d(1, 5, 3, padding=1); self.drop = nn.Dropout(.5); self.fc = nn.Linear(5, 3)
+    def forward(self, x):
+        h = self.conv(x).relu()
+        p = h.mean((2, 3)) if self.how == 'mean' else torch.nn.functional.adaptive_avg_pool2d(h, 1).view(h.shape[0], -1)
+        return self.fc(self.drop(p))
+
+
+@pytest.mark.parametrize('how', ['mean', 'adaptive'])
+def test_cam_finds_functional_pooling(how):
+    from causal_nb.cem import _cam_parts
+    torch.manual_seed(8)
+    m = _MeanPool(how); x = torch.rand(3, 1, 10, 10)                      # left in training mode: cam must not use dropout
+    assert _cam_parts(m)[2] == 'traced'
+    with torch.no_grad(): want = torch.einsum('nk,nkhw->nhw', m.fc.weight[[1, 1, 1]], m.conv(x).relu())
+    torch.testing.assert_close(cam(m, x, 1, upsample=False), want)
+    assert m.training
+
+
 class _BranchyGap(nn.Module):
     "A GAP classifier torch.fx cannot trace (data-dependent branch): CAM falls back to the pooling module and the Linear after it."
     def __init__(self):
