@@ -14,14 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import (Node, ReportContext, ReportSection, activation_bytes, check_head, check_images, check_logits,
+from .core import (Node, Normalized, ReportContext, ReportSection, activation_bytes, check_head, check_images, check_logits,
                             chunk_size, default_max_bytes, evaluating, get_module, iter_chunks, probabilities, progress)
 from .attacks import fgsm, bim, pgd, jsma
 from .interventions import NetworkSCM, ZeroOut
 
 # %% auto #0
-__all__ = ['window_covers', 'causal_effect_map', 'concept_effect_map', 'cam', 'grad_cam', 'GapCNN', 'compare_maps', 'plot_maps',
-           'pointing_game', 'map_auroc', 'localisation_scores', 'localisation_maps', 'map_sensitivity',
+__all__ = ['MAP_METHODS', 'window_covers', 'causal_effect_map', 'concept_effect_map', 'cam', 'grad_cam', 'GapCNN', 'compare_maps',
+           'plot_maps', 'pointing_game', 'map_auroc', 'localisation_scores', 'localisation_maps', 'map_sensitivity',
            'feature_squeezing_score', 'max_softmax_score', 'CEDetector', 'detection_table', 'plot_roc', 'attack_sets',
            'report_section']
 
@@ -176,15 +176,73 @@ def concept_effect_map(model: nn.Module,                  # any model; never cha
 
 # %% ../nbs/07_cem.ipynb #302b6249
 def _gap_head(model: nn.Module) -> tuple[nn.Module, nn.Linear]:
-    "The global-average-pool module and the Linear classifier after it, or a clear error."
+    "The AdaptiveAvgPool2d(1) module and the only Linear registered after it (the route for models torch.fx cannot trace)."
     mods = list(model.named_modules())
     for i, (name, m) in enumerate(mods):
         if isinstance(m, nn.AdaptiveAvgPool2d) and _pair(m.output_size, 'output_size') == (1, 1):
             lin = [mm for _, mm in mods[i + 1:] if isinstance(mm, nn.Linear)]
             convs = [mm for _, mm in mods[i + 1:] if isinstance(mm, nn.Conv2d)]
             if len(lin) == 1 and not convs: return m, lin[0]
-    raise ValueError(f"model ({type(model).__name__}) has no global average pooling (nn.AdaptiveAvgPool2d(1)) followed by a single "
-                     f"nn.Linear classifier, which CAM needs; use grad_cam(model, x, target, layer=...) for any conv layer instead")
+    raise ValueError(f"model ({type(model).__name__}) has no global average pooling followed by a single nn.Linear classifier, which CAM "
+                     f"needs (looked for AdaptiveAvgPool2d(1), F.adaptive_avg_pool2d(·, 1) or a mean over the two spatial axes, then "
+                     f"flatten/dropout and one nn.Linear); use grad_cam(model, x, target, layer=...) for any conv layer instead")
+
+_PASS_MODULES = (nn.Flatten, nn.Dropout, nn.Identity)
+_PASS_FUNCTIONS = (torch.flatten, torch.squeeze, torch.reshape, F.dropout)
+_PASS_METHODS = ('flatten', 'view', 'reshape', 'squeeze')
+
+def _is_gap(node, gm) -> bool:
+    "Does this traced node average its (N, C, h, w) input over the whole spatial extent?"
+    a = lambda i, k: node.args[i] if len(node.args) > i else node.kwargs.get(k)
+    if node.op == 'call_module':
+        m = gm.get_submodule(node.target)
+        return isinstance(m, nn.AdaptiveAvgPool2d) and _pair(m.output_size, 'output_size') == (1, 1)
+    if node.op == 'call_function' and node.target is F.adaptive_avg_pool2d:
+        return a(1, 'output_size') in (1, (1, 1), [1, 1])
+    if (node.op == 'call_function' and node.target is torch.mean) or (node.op == 'call_method' and node.target == 'mean'):
+        d = a(1, 'dim'); return isinstance(d, (tuple, list)) and sorted(d) in ([2, 3], [-2, -1])
+    return False
+
+def _passes_through(node, gm) -> bool:
+    "Reshaping and dropout between the pooling and the classifier (they do not change the pooled values in eval mode)."
+    if node.op == 'call_module': return isinstance(gm.get_submodule(node.target), _PASS_MODULES)
+    if node.op == 'call_function': return node.target in _PASS_FUNCTIONS
+    return node.op == 'call_method' and node.target in _PASS_METHODS
+
+def _cam_parts(model: nn.Module) -> tuple[Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], nn.Linear, str]:
+    "A function x -> (feature maps entering the global average pooling, logits), the final Linear, and how they were found."
+    import torch.fx as fx
+    inner, norms = model, []
+    while isinstance(inner, Normalized): norms.append(inner); inner = inner.model    # its input check does not trace; its arithmetic is simple
+    try:
+        with evaluating(model): gm = fx.symbolic_trace(inner)       # traced in eval mode: functional dropout is off
+    except Exception as e: gm, why = None, f"torch.fx cannot trace it ({type(e).__name__})"
+    if gm is not None:
+        out = next(n for n in gm.graph.nodes if n.op == 'output')
+        logit = out.args[0]
+        found = None
+        if isinstance(logit, fx.Node) and logit.op == 'call_module' and isinstance(gm.get_submodule(logit.target), nn.Linear):
+            cur = logit.args[0]
+            while isinstance(cur, fx.Node) and _passes_through(cur, gm): cur = cur.args[0]
+            if isinstance(cur, fx.Node) and _is_gap(cur, gm) and isinstance(cur.args[0], fx.Node): found = cur.args[0]
+        if found is not None:
+            g = fx.Graph(); env = {}
+            res = g.graph_copy(gm.graph, env)
+            g.output((env[found], res))
+            net = fx.GraphModule(gm, g)                              # shares the model's modules and parameters
+            def run(x):
+                for n in norms: x = (x - n.mean) / n.std
+                return net(x)
+            return run, gm.get_submodule(logit.target), 'traced'
+        why = "its traced graph does not end in global average pooling and one nn.Linear"
+    pool, fc = _gap_head(model)
+    def run(x):
+        got = []
+        h = pool.register_forward_pre_hook(lambda m, inp: got.append(inp[0]))
+        try: logits = model(x)
+        finally: h.remove()
+        return got[0], logits
+    return run, fc, f"module order ({why})"
 
 def _upsample(m: torch.Tensor, size) -> torch.Tensor:
     return F.interpolate(m[:, None], size=tuple(size), mode='bilinear', align_corners=False)[:, 0]
@@ -193,24 +251,26 @@ def _minmax(m: torch.Tensor) -> torch.Tensor:
     m = m - m.flatten(1).amin(1).view(-1, 1, 1)
     return m / (1e-7 + m.flatten(1).amax(1).view(-1, 1, 1))
 
-def cam(model: nn.Module,                                  # a global-average-pool classifier (…, AdaptiveAvgPool2d(1), Flatten, Linear)
+def cam(model: nn.Module,                                  # a global-average-pool classifier: feature maps, global mean, (flatten), Linear
         x: torch.Tensor,                                   # images (N, C, H, W)
         target: int | Sequence[int] | torch.Tensor | None = None,  # class per image; None: predicted
         relu: bool = False,                                # clip negative evidence
         bounds: Sequence[float] = (0., 1.),
+        upsample: bool = True,                             # bilinear to the image size; False: the (N, h, w) map at the features' resolution
        ) -> torch.Tensor:                                  # (N, H, W)
     "Class activation map: the classifier's weights for `target` applied to the feature maps entering global average pooling."
     _check_model(model); check_images(x, 'x', bounds)
-    pool, fc = _gap_head(model)
-    x = x.detach().to(_model_device(model)); got = []
-    h = pool.register_forward_pre_hook(lambda m, inp: got.append(inp[0]))
-    try:
-        with evaluating(model), torch.inference_mode(): logits = check_logits(model(x), len(x), 'model')
-    finally: h.remove()
+    run, fc, _ = _cam_parts(model)
+    x = x.detach().to(_model_device(model))
+    with evaluating(model), torch.inference_mode():
+        a, logits = run(x)
+        logits = check_logits(logits, len(x), 'model')
     t = _targets(target, len(x), logits.shape[1], logits.argmax(1))
-    a = got[0]
+    if a.ndim != 4: raise ValueError(f"the tensor entering the global pooling must be (N, C, h, w) feature maps, got shape {tuple(a.shape)}")
     if fc.weight.shape[1] != a.shape[1]: raise ValueError(f"the Linear after the pooling reads {fc.weight.shape[1]} features, the pooled maps have {a.shape[1]} channels")
-    with torch.no_grad(): m = _upsample(torch.einsum('nk,nkhw->nhw', fc.weight.detach()[t], a), x.shape[-2:])
+    with torch.no_grad():
+        m = torch.einsum('nk,nkhw->nhw', fc.weight.detach()[t], a)
+        if upsample: m = _upsample(m, x.shape[-2:])
     return (m.relu() if relu else m).clone()
 
 def _last_conv(model: nn.Module) -> str:
@@ -257,6 +317,8 @@ class GapCNN(nn.Sequential):
             gap=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(), fc=nn.Linear(32, n_classes)))
 
 # %% ../nbs/07_cem.ipynb #182c3c2f
+MAP_METHODS = ('CEM', 'CAM', 'Grad-CAM')
+
 def compare_maps(model: nn.Module,                         # the classifier
                  x: torch.Tensor,                          # images (N, C, H, W)
                  target=None,                              # class per image; None: predicted on `x`
@@ -265,18 +327,23 @@ def compare_maps(model: nn.Module,                         # the classifier
                  fill: float | torch.Tensor = 0.,
                  layer: str | None = None,                 # Grad-CAM layer; None: the last conv layer
                  head: str = 'softmax',
-                 methods: Sequence[str] = ('CEM', 'CAM', 'Grad-CAM'),  # CAM is skipped for models without global pooling
+                 methods: Sequence[str] | None = None,     # any of MAP_METHODS; None: all the model allows (a warning names any left out)
                 ) -> dict[str, torch.Tensor]:              # method -> (N, H, W); 'CEM' holds −CEM (evidence)
     "The CEM evidence (−CEM), CAM and Grad-CAM of the same images and targets."
+    asked = methods is not None
+    methods = MAP_METHODS if methods is None else ([methods] if isinstance(methods, str) else list(methods))
+    bad = [m for m in methods if m not in MAP_METHODS]
+    if bad: raise ValueError(f"methods must name {', '.join(map(repr, MAP_METHODS))}, got {bad[0]!r}")
     out = {}
     for mth in methods:
         if mth == 'CEM': out[mth] = -causal_effect_map(model, x, target, window, stride, fill, head=head)
         elif mth == 'CAM':
             try: out[mth] = cam(model, x, target)
             except ValueError as e:
-                if 'global average pooling' not in str(e): raise
-        elif mth == 'Grad-CAM': out[mth] = grad_cam(model, x, target, layer)
-        else: raise ValueError(f"methods must name 'CEM', 'CAM' or 'Grad-CAM', got {mth!r}")
+                if asked or 'no global average pooling' not in str(e): raise       # asked for by name: an error, never a silent gap
+                import warnings
+                warnings.warn(f"compare_maps: CAM left out: {e}", stacklevel=2)
+        else: out[mth] = grad_cam(model, x, target, layer)
     return out
 
 def plot_maps(rows: Mapping[str, tuple[torch.Tensor, Mapping[str, torch.Tensor]]],  # row title -> (image (C,H,W), {method: map (H,W)})

@@ -13,15 +13,16 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .core import (Node, ReportContext, ReportSection, chunk_size, default_max_bytes, evaluating, get_module,
+from .core import (Node, Normalized, ReportContext, ReportSection, chunk_size, default_max_bytes, evaluating, get_module,
                             iter_chunks, probabilities, progress, seed_everything)
 from .data import ImageSet
 from .interventions import NetworkSCM, NodeIntervention, SetTo, ZeroOut, _iter_data
 
 # %% auto #0
-__all__ = ['SUMMARIES', 'METHODS', 'conv_layers', 'check_conv', 'filter_responses', 'FilterSCM', 'filter_importance',
-           'compare_rankings', 'plot_importance', 'plot_responses', 'Ablation', 'ablate_filters', 'default_ks',
-           'pruning_curve', 'auc', 'pruning_curves', 'plot_pruning', 'BasicBlock', 'SmallResNet', 'report_section']
+__all__ = ['SUMMARIES', 'METHODS', 'conv_layers', 'check_conv', 'filter_responses', 'filter_parents', 'FilterSCM',
+           'filter_importance', 'compare_rankings', 'plot_importance', 'plot_responses', 'Ablation', 'ablate_filters',
+           'default_ks', 'pruning_curve', 'auc', 'pruning_curves', 'plot_pruning', 'BasicBlock', 'SmallResNet',
+           'report_section']
 
 # %% ../nbs/09_filters.ipynb #e7206ba7
 def conv_layers(model: nn.Module) -> list[str]:
@@ -95,15 +96,55 @@ def _linear():
     from sklearn.linear_model import LinearRegression
     return LinearRegression()
 
+def filter_parents(model: nn.Module,       # the network (traced with torch.fx, never run)
+                   layers: Sequence[str],  # the SCM's conv layers
+                  ) -> dict[str, list[str]]:  # layer (in forward order), then 'output' -> its parent layers
+    "The filter DAG from the traced graph: a layer's parents are the `layers` that reach it along a path through no other of `layers`."
+    import torch.fx as fx
+    if isinstance(layers, str) or not layers: raise ValueError(f"layers must be a non-empty list of conv layer names, got {layers!r}")
+    for l in layers: check_conv(model, l, 'layers[i]')
+    inner, prefix = model, ''
+    while isinstance(inner, Normalized): inner, prefix = inner.model, prefix + 'model.'   # per-channel affine: no edges of its own
+    try: graph = fx.symbolic_trace(inner).graph
+    except Exception as e:
+        raise ValueError(f"model ({type(model).__name__}) cannot be traced by torch.fx ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                         f"the filter DAG needs a traceable forward") from e
+    want = set(layers)
+    for n in graph.nodes:
+        if n.op == 'call_module': n.target = prefix + n.target                   # names as in model.named_modules()
+    calls = {l: [n for n in graph.nodes if n.op == 'call_module' and n.target == l] for l in layers}
+    unused = [l for l, ns in calls.items() if not ns]
+    if unused: raise ValueError(f"layers {unused} are never called in the model's traced forward pass (unused, or inside a module torch.fx "
+                                f"treats as a leaf), so they have no place in the filter DAG")
+    def reach(node) -> set[str]:                                       # SCM layers reaching `node` through no other SCM layer
+        found, seen, todo = set(), set(), list(node.all_input_nodes)
+        while todo:
+            n = todo.pop()
+            if n in seen: continue
+            seen.add(n)
+            if n.op == 'call_module' and n.target in want: found.add(n.target)
+            else: todo.extend(n.all_input_nodes)
+        return found
+    first = {n.target: i for i, n in reversed(list(enumerate(graph.nodes))) if n.op == 'call_module' and n.target in want}
+    order = sorted(layers, key=first.get)
+    parents = {l: sorted(set().union(*(reach(n) for n in calls[l])), key=first.get) for l in order}
+    cyc = [l for l in order if any(first[p] >= first[l] for p in parents[l])]
+    if cyc: raise ValueError(f"layers {cyc} are called more than once and feed themselves (a cycle); the filter SCM needs a DAG")
+    out = [n for n in graph.nodes if n.op == 'output']
+    parents['output'] = sorted(set().union(*(reach(n) for n in out)), key=first.get)
+    return parents
+
 @dataclass
 class FilterSCM:
-    "A structural causal model over a CNN's filters: one variable per filter, equations from each layer's filters to the next and to the output."
+    "A structural causal model over a CNN's filters: one variable per filter, one equation per layer from its parent layers' filters, and one to the output."
     model: nn.Module                          # the network (never changed)
-    layers: Sequence[str]                     # conv layers in forward order (2 or more for filter-to-filter equations)
+    layers: Sequence[str]                     # conv layers (2 or more for filter-to-filter equations); put in forward order
     summary: str = 'frobenius'                # how a response map becomes a number: 'frobenius', 'mean', 'active'
     regressor: Callable[[], Any] = _linear    # makes a fresh sklearn-style regressor (fit / predict); default: ordinary least squares
     head: str = 'softmax'
     equations: pd.DataFrame | None = field(default=None, repr=False)   # after fit: one row per equation with its held-out R²
+    parents: dict[str, list[str]] | None = field(default=None, init=False, repr=False)  # the DAG: layer or 'output' -> parent layers
+    structure: str = field(default='', init=False, repr=False)         # 'traced', or why the chain in `layers` order was used
 
     def __post_init__(self):
         if isinstance(self.layers, str) or not self.layers: raise ValueError(f"layers must be a non-empty list of conv layer names, got {self.layers!r}")
@@ -111,6 +152,17 @@ class FilterSCM:
         if self.summary not in SUMMARIES: raise ValueError(f"summary must be one of {SUMMARIES}, got {self.summary!r}")
         if not callable(self.regressor): raise TypeError(f"regressor must be a callable that returns a fresh regressor, got {type(self.regressor).__name__}")
         self.layers = list(self.layers)
+        try:
+            self.parents = filter_parents(self.model, self.layers); self.structure = 'traced'
+            self.layers = [l for l in self.parents if l != 'output']
+        except ValueError as e:
+            if 'cannot be traced' not in str(e): raise
+            import warnings
+            self.structure = f"chain in the order given: {e}"
+            warnings.warn(f"FilterSCM: {e}. Falling back to a chain: each layer of `layers` is the only parent of the next, "
+                          f"which is wrong for skip connections and branches.", stacklevel=2)
+            self.parents = {l: ([] if i == 0 else [self.layers[i - 1]]) for i, l in enumerate(self.layers)}
+            self.parents['output'] = [self.layers[-1]]
 
     def _summaries(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.summary != 'active': return filter_responses(self.model, self.layers, x, self.summary, None)
@@ -123,11 +175,15 @@ class FilterSCM:
         x, _ = _images_labels(data, n_images)
         return self._summaries(x), NetworkSCM(self.model, self.head).probs(x).cpu()
 
+    def _inputs(self, tgt: str, vals: dict[str, torch.Tensor]) -> np.ndarray:
+        "The parents' values side by side, (…, sum of their filters), as float64 for the regressor."
+        return torch.cat([vals[p] for p in self.parents[tgt]], -1).numpy().astype(np.float64)
+
     def fit(self, data: Any,                   # images, (images, labels), an ImageSet or a DataLoader
             n_images: int | None = 2000,
             holdout: float = .25,              # share of images kept out of fitting, on which R² is measured
             seed: int = 0) -> 'FilterSCM':
-        "Fit every structural equation by regression on the filters' values; R² on held-out images says how well each fits."
+        "Fit every structural equation by regression on the parents' filter values; R² on held-out images says how well each fits."
         x, _ = _images_labels(data, n_images)
         if len(x) < 8: raise ValueError(f"data must hold at least 8 images to fit and score the equations, got {len(x)}")
         self._thresholds = None
@@ -141,20 +197,44 @@ class FilterSCM:
         perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
         k = max(2, int(round(len(x) * holdout))); test, train = perm[:k], perm[k:]
         self._eq, rows = {}, []
-        targets = list(zip(self.layers[1:], self.layers[:-1])) + [('output', self.layers[-1])]
-        for tgt, src in targets:
-            X = s[src].numpy().astype(np.float64)
+        for tgt, pa in self.parents.items():
+            if not pa: continue                                         # a root: exogenous, no equation
+            X = self._inputs(tgt, s)
             Y = (p if tgt == 'output' else s[tgt]).numpy().astype(np.float64)
             reg = self.regressor().fit(X[train], Y[train])
             r2 = _r2(Y[test], np.asarray(reg.predict(X[test])).reshape(len(test), -1))
-            self._eq[tgt] = (src, reg)
-            names = range(Y.shape[1]) if tgt != 'output' else range(Y.shape[1])
-            rows += [{'equation': f"{tgt}[{j}] ← {src}", 'target': tgt, 'index': j, 'parents': src, 'r2': float(r)} for j, r in zip(names, r2)]
+            self._eq[tgt] = (pa, reg)
+            rows += [{'equation': f"{tgt}[{j}] ← {', '.join(pa)}", 'target': tgt, 'index': j, 'parents': ', '.join(pa), 'r2': float(r)}
+                     for j, r in enumerate(r2)]
         self.equations = pd.DataFrame(rows)
         return self
 
     def _check_fitted(self):
         if self.equations is None: raise ValueError("this FilterSCM is not fitted yet; call .fit(data) first")
+
+    def propagate(self, s: dict[str, torch.Tensor],   # observed values per layer (N, C), as `values` gives
+                  p: torch.Tensor,                     # observed output probabilities (N, K)
+                  layer: str, filters: Sequence[int], value: float = 0.,
+                 ) -> dict[str, torch.Tensor]:         # every variable in every world: layer or 'output' -> (M, N, ·)
+        "Abduction, action and prediction: each world sets one filter of `layer`; its descendants follow the equations with each image's own residuals."
+        self._check_fitted()
+        if layer not in self.layers: raise ValueError(f"layer must be one of the SCM's layers {self.layers}, got {layer!r}")
+        filters = _check_filters(filters, s[layer].shape[1], layer)
+        obs = {**s, 'output': p}
+        fitted = {tgt: torch.as_tensor(np.asarray(reg.predict(self._inputs(tgt, s))).reshape(len(p), -1), dtype=torch.float32)
+                  for tgt, (_, reg) in self._eq.items()}
+        resid = {tgt: obs[tgt] - fitted[tgt] for tgt in self._eq}      # abduction: the noise of every equation, per image
+        M, N = len(filters), len(p)
+        world = {t: v.unsqueeze(0).expand(M, *v.shape) for t, v in obs.items()}
+        cur = s[layer].unsqueeze(0).repeat(M, 1, 1)                    # action: one world per filter
+        cur[torch.arange(M), :, torch.as_tensor(filters)] = float(value)
+        world[layer], changed = cur, {layer}
+        for tgt in self.parents:                                        # forward order: parents before children
+            if tgt not in self._eq or not changed & set(self.parents[tgt]): continue
+            X = self._inputs(tgt, {q: world[q].reshape(M * N, -1) for q in self.parents[tgt]})
+            world[tgt] = torch.as_tensor(np.asarray(self._eq[tgt][1].predict(X)), dtype=torch.float32).reshape(M, N, -1) + resid[tgt]
+            changed.add(tgt)
+        return world
 
     def counterfactual(self, data: Any,          # the images whose counterfactuals are asked
                        layer: str,               # one of `layers`
@@ -166,20 +246,7 @@ class FilterSCM:
         self._check_fitted()
         if layer not in self.layers: raise ValueError(f"layer must be one of the SCM's layers {self.layers}, got {layer!r}")
         s, p = self.values(data, n_images)
-        C = s[layer].shape[1]
-        filters = _check_filters(filters, C, layer)
-        below = self.layers[self.layers.index(layer):]
-        # abduction: each downstream variable's residual under its equation, per image
-        fitted = {tgt: torch.as_tensor(np.asarray(reg.predict(s[src].numpy().astype(np.float64))).reshape(len(p), -1), dtype=torch.float32)
-                  for tgt, (src, reg) in self._eq.items()}
-        resid = {tgt: (p if tgt == 'output' else s[tgt]) - fitted[tgt] for tgt in self._eq}
-        M, N = len(filters), len(p)
-        cur = s[layer].unsqueeze(0).repeat(M, 1, 1)                     # (M, N, C): one world per filter
-        cur[torch.arange(M), :, torch.as_tensor(filters)] = float(value)
-        for src, tgt in zip(below, below[1:] + ['output']):
-            reg = self._eq[tgt][1]
-            pred = torch.as_tensor(np.asarray(reg.predict(cur.reshape(M * N, -1).numpy().astype(np.float64))), dtype=torch.float32)
-            cur = pred.reshape(M, N, -1) + resid[tgt]                    # prediction with the image's own noise
+        cur = self.propagate(s, p, layer, filters, value)['output'].clone()
         if self.head == 'softmax': cur = cur.clamp_min(0); cur = cur / cur.sum(-1, keepdim=True).clamp_min(1e-12)
         else: cur = cur.clamp(0, 1)
         return cur, p

@@ -84,6 +84,107 @@ def test_cam_matches_grad_cam_on_gap_model():
     assert torch.allclose(grad_cam(g, x, t, 'relu3', relu=False) * 64, cam(g, x, t), atol=1e-5)
 
 
+def _resnet18_features(m, x):
+    return m.layer4(m.layer3(m.layer2(m.layer1(m.maxpool(m.relu(m.bn1(m.conv1(x))))))))
+
+
+@pytest.mark.parametrize('arch', ['resnet18', 'densenet121'])
+def test_cam_on_torchvision_models_that_pool_with_functions(arch):
+    "CAM by hand: the class weights on the maps entering the (functional) global pooling; its mean is the logit minus the bias."
+    tv = pytest.importorskip('torchvision')
+    torch.manual_seed(4)
+    m = getattr(tv.models, arch)(num_classes=4).eval()
+    x = torch.rand(3, 3, 32, 32); t = torch.tensor([0, 3, 2])
+    with torch.no_grad():
+        f = _resnet18_features(m, x) if arch == 'resnet18' else torch.nn.functional.relu(m.features(x))
+        fc = m.fc if arch == 'resnet18' else m.classifier
+        logits = m(x)
+    low = cam(m, x, t, upsample=False)
+    torch.testing.assert_close(low, torch.einsum('nk,nkhw->nhw', fc.weight[t], f), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(low.mean((1, 2)), logits.gather(1, t[:, None])[:, 0] - fc.bias[t], atol=1e-4, rtol=1e-4)
+    up = torch.nn.functional.interpolate(low[:, None], size=(32, 32), mode='bilinear', align_corners=False)[:, 0]
+    torch.testing.assert_close(cam(m, x, t), up)
+
+
+def test_cam_equals_pytorch_grad_cam_on_resnet18():
+    "On a GAP + Linear model Grad-CAM's weights are CAM's / (h·w): pytorch-grad-cam's normalised map is our normalised CAM."
+    tv = pytest.importorskip('torchvision'); gc = pytest.importorskip('pytorch_grad_cam')
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    from causal_nb.cem import _minmax, _upsample
+    torch.manual_seed(5)
+    m = tv.models.resnet18(num_classes=4).eval(); x = torch.rand(2, 3, 64, 64); t = [1, 2]
+    other = copy.deepcopy(m)
+    ref = gc.GradCAM(model=other, target_layers=[other.layer4])(input_tensor=x, targets=[ClassifierOutputTarget(c) for c in t])
+    ours = _minmax(_upsample(_minmax(cam(m, x, torch.tensor(t), relu=True, upsample=False)), (64, 64)))
+    assert (ours - torch.from_numpy(ref)).abs().max() < 1e-4
+
+
+def test_chexnet_fig3_maps_include_cam():
+    "The paper's Fig. 3 setting: DenseNet121 with the CheXNet head (sigmoid, wrapped in Normalized) gets all three maps."
+    pytest.importorskip('torchvision')
+    import warnings
+    from causal_nb.cem import compare_maps
+    from causal_nb.models import densenet121_chexnet
+    torch.manual_seed(6)
+    with warnings.catch_warnings(): warnings.simplefilter('ignore'); m = densenet121_chexnet().eval()   # no weights here: random
+    x = torch.rand(2, 3, 32, 32)
+    m.train(); before = model_state(m); hooks = sum(len(k._forward_hooks) + len(k._forward_pre_hooks) for k in m.modules())
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')                                    # nothing may be left out with only a warning
+        maps = compare_maps(m, x, 5, window=8, stride=8, head='sigmoid')
+    assert set(maps) == {'CEM', 'CAM', 'Grad-CAM'} and all(v.shape == (2, 32, 32) for v in maps.values())
+    assert model_state(m) == before and sum(len(k._forward_hooks) + len(k._forward_pre_hooks) for k in m.modules()) == hooks
+
+
+def test_compare_maps_never_drops_a_method_silently(net, x):
+    from causal_nb.cem import compare_maps
+    with pytest.warns(UserWarning, match='CAM left out: model \\(SmallCNN\\) has no global average pooling'):
+        maps = compare_maps(net, x, 1)
+    assert set(maps) == {'CEM', 'Grad-CAM'}
+    with pytest.raises(ValueError, match='no global average pooling'): compare_maps(net, x, 1, methods=('CEM', 'CAM'))
+    with pytest.raises(ValueError, match="methods must name 'CEM', 'CAM', 'Grad-CAM', got 'LIME'"): compare_maps(net, x, 1, methods=['LIME'])
+
+
+class _MeanPool(nn.Module):
+    "Global average pooling written as a tensor method, then dropout and a Linear."
+    def __init__(self, how):
+        super().__init__(); self.how = how; self.conv = nn.Conv2d(1, 5, 3, padding=1); self.drop = nn.Dropout(.5); self.fc = nn.Linear(5, 3)
+    def forward(self, x):
+        h = self.conv(x).relu()
+        p = h.mean((2, 3)) if self.how == 'mean' else torch.nn.functional.adaptive_avg_pool2d(h, 1).view(h.shape[0], -1)
+        return self.fc(self.drop(p))
+
+
+@pytest.mark.parametrize('how', ['mean', 'adaptive'])
+def test_cam_finds_functional_pooling(how):
+    from causal_nb.cem import _cam_parts
+    torch.manual_seed(8)
+    m = _MeanPool(how); x = torch.rand(3, 1, 10, 10)                      # left in training mode: cam must not use dropout
+    assert _cam_parts(m)[2] == 'traced'
+    with torch.no_grad(): want = torch.einsum('nk,nkhw->nhw', m.fc.weight[[1, 1, 1]], m.conv(x).relu())
+    torch.testing.assert_close(cam(m, x, 1, upsample=False), want)
+    assert m.training
+
+
+class _BranchyGap(nn.Module):
+    "A GAP classifier torch.fx cannot trace (data-dependent branch): CAM falls back to the pooling module and the Linear after it."
+    def __init__(self):
+        super().__init__(); self.conv = nn.Conv2d(1, 6, 3, padding=1); self.pool = nn.AdaptiveAvgPool2d(1); self.fc = nn.Linear(6, 3)
+    def forward(self, x):
+        h = self.conv(x)
+        if h.mean() > 100: h = -h
+        return self.fc(self.pool(h.relu()).flatten(1))
+
+
+def test_cam_on_an_untraceable_model_uses_the_pooling_module():
+    from causal_nb.cem import _cam_parts
+    torch.manual_seed(7)
+    m = _BranchyGap().eval(); x = torch.rand(4, 1, 12, 12)
+    assert _cam_parts(m)[2].startswith('module order (torch.fx cannot trace it')
+    with torch.no_grad(): want = torch.einsum('nk,nkhw->nhw', m.fc.weight[[2] * 4], m.conv(x).relu())
+    torch.testing.assert_close(cam(m, x, 2, upsample=False), want)
+
+
 def test_model_unchanged(net, x):
     m = copy.deepcopy(net).train()
     for p in list(m.parameters())[:2]: p.requires_grad_(False)

@@ -9,7 +9,7 @@ from torch import nn
 
 from causal_nb.core import intervene, model_state
 from causal_nb.data import causal_shapes
-from causal_nb.filters import (FilterSCM, SmallResNet, ablate_filters, auc, compare_rankings, conv_layers, filter_importance,
+from causal_nb.filters import (FilterSCM, SmallResNet, ablate_filters, auc, compare_rankings, conv_layers, filter_importance, filter_parents,
                                filter_responses, pruning_curve, pruning_curves)
 from causal_nb.models import SmallCNN, train
 
@@ -101,6 +101,79 @@ def test_scm_recovers_a_known_structure():
     v = float(filter_responses(net, ['0'], probe, 'mean')['0'][0, 2])
     p_do, p_obs = scm.counterfactual(probe, '0', [2], value=v)
     torch.testing.assert_close(p_do[0], p_obs, atol=1e-4, rtol=1e-4)
+
+
+def test_filter_dag_follows_skip_connections():
+    "The parents of every conv of a ResNet14, written out by hand from its blocks (identity shortcuts pass earlier convs on)."
+    net = SmallResNet(14)
+    scm = FilterSCM(net, conv_layers(net))
+    assert scm.structure == 'traced'
+    b10 = {'layer1.0.conv2', 'conv1'}                                   # what block layer1.0 outputs
+    b11 = b10 | {'layer1.1.conv2'}
+    b20 = {'layer2.0.conv2', 'layer2.0.shortcut.0'}
+    b21 = b20 | {'layer2.1.conv2'}
+    b30 = {'layer3.0.conv2', 'layer3.0.shortcut.0'}
+    want = {'conv1': set(), 'layer1.0.conv1': {'conv1'}, 'layer1.0.conv2': {'layer1.0.conv1'},
+            'layer1.1.conv1': b10, 'layer1.1.conv2': {'layer1.1.conv1'},
+            'layer2.0.conv1': b11, 'layer2.0.conv2': {'layer2.0.conv1'}, 'layer2.0.shortcut.0': b11,
+            'layer2.1.conv1': b20, 'layer2.1.conv2': {'layer2.1.conv1'},
+            'layer3.0.conv1': b21, 'layer3.0.conv2': {'layer3.0.conv1'}, 'layer3.0.shortcut.0': b21,
+            'layer3.1.conv1': b30, 'layer3.1.conv2': {'layer3.1.conv1'},
+            'output': b30 | {'layer3.1.conv2'}}
+    assert {k: set(v) for k, v in scm.parents.items()} == want
+    # a subset of layers: paths through left-out convs count, paths through kept ones stop there
+    sub = FilterSCM(net, ['layer3.0.conv2', 'conv1', 'layer2.0.conv1'])
+    assert sub.layers == ['conv1', 'layer2.0.conv1', 'layer3.0.conv2']          # put in forward order
+    assert sub.parents == {'conv1': [], 'layer2.0.conv1': ['conv1'],
+                           'layer3.0.conv2': ['conv1', 'layer2.0.conv1'],                # conv1 also through layer2.0's shortcut conv (left out)
+                           'output': ['conv1', 'layer2.0.conv1', 'layer3.0.conv2']}      # and both through layer3.0's shortcut conv
+
+
+class TwoBranches(nn.Module):
+    "Two 1×1 conv branches on disjoint input channels, merged by a 1×1 conv: `c` has two parents, `b` none."
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = nn.Conv2d(3, 3, 1), nn.Conv2d(3, 3, 1), nn.Conv2d(6, 4, 1)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    def forward(self, x): return self.head(self.c(torch.cat([self.a(x[:, :3]), self.b(x[:, 3:])], 1)))
+
+
+def test_dag_scm_is_exact_on_a_known_two_parent_structure():
+    torch.manual_seed(2)
+    net = TwoBranches().eval(); data = torch.rand(300, 6, 8, 8)
+    scm = FilterSCM(net, ['a', 'b', 'c'], summary='mean').fit(data)
+    assert scm.parents == {'a': [], 'b': [], 'c': ['a', 'b'], 'output': ['c']}   # a chain would say b <- a and c <- b
+    eq = scm.equations.query("target == 'c'")
+    assert len(eq) == 4 and (eq['r2'] > 1 - 1e-6).all() and set(eq['parents']) == {'a, b'}
+    W = net.c.weight.detach()[:, :, 0, 0].double()                            # the true coefficients on [a, b]
+    np.testing.assert_allclose(scm._eq['c'][1].coef_, W.numpy(), atol=1e-4)
+    s, p = scm.values(data[:5])
+    w = scm.propagate(s, p, 'a', [1], value=0.)
+    torch.testing.assert_close(w['b'][0], s['b'])                              # not a descendant of a: unchanged
+    want = s['c'] + (0. - s['a'][:, 1:2]) * W[:, 1].float()                    # the exact effect on c's means
+    torch.testing.assert_close(w['c'][0], want, atol=1e-4, rtol=1e-4)
+
+
+class Untraceable(nn.Module):
+    def __init__(self):
+        super().__init__(); self.a, self.b = nn.Conv2d(1, 2, 3), nn.Conv2d(2, 2, 3); self.fc = nn.Linear(2, 2)
+    def forward(self, x):
+        h = self.a(x)
+        if h.sum() > 0: h = h.relu()                                          # data-dependent control flow: fx cannot trace it
+        return self.fc(self.b(h).mean((2, 3)))
+
+
+def test_untraceable_model_falls_back_to_a_chain_with_a_note():
+    with pytest.warns(UserWarning, match='cannot be traced by torch.fx.*Falling back to a chain'):
+        scm = FilterSCM(Untraceable(), ['a', 'b'])
+    assert scm.structure.startswith('chain') and scm.parents == {'a': [], 'b': ['a'], 'output': ['b']}
+    with pytest.raises(ValueError, match=r"layers \['b'\] are never called"): filter_parents(_Unused(), ['a', 'b'])
+
+
+class _Unused(nn.Module):
+    def __init__(self):
+        super().__init__(); self.a, self.b = nn.Conv2d(1, 2, 3), nn.Conv2d(2, 2, 3)
+    def forward(self, x): return self.a(x).mean((1, 2, 3))
 
 
 def test_other_regressors_plug_in(cnn, shapes):
