@@ -159,6 +159,10 @@ def _class(w: W.Widget, *names: str) -> W.Widget:
 def _option_values(c: W.Widget) -> list:
     return [o[1] if isinstance(o, tuple) else o for o in c.options]
 
+def _on_step(v: float, slider: W.FloatSlider) -> float:
+    "`v` rounded to the slider's step: a value between steps is rounded by the browser and sent back, a second redraw per slider."
+    return round(round((v - slider.min) / slider.step) * slider.step + slider.min, 10)
+
 class Explorer:
     "The base of the explorers: named controls, a message line for errors, a progress bar, `.state`, `set()` and `.widget`."
     title = 'Explorer'
@@ -227,7 +231,7 @@ class Explorer:
                 raise TypeError(f"{name} must be {'an integer' if integer else 'a number'}, got {type(value).__name__}")
             lo, hi = (c.base ** c.min, c.base ** c.max) if isinstance(c, W.FloatLogSlider) else (c.min, c.max)
             if not (lo - 1e-9 <= value <= hi + 1e-9): raise ValueError(f"{name} must lie in [{lo:g}, {hi:g}], got {value!r}")
-            value = int(value) if integer else float(value)
+            value = int(value) if integer else _on_step(float(value), c) if isinstance(c, W.FloatSlider) else float(value)
         c.value = value
 
     def _apply(self, values: dict) -> None:
@@ -321,7 +325,7 @@ class InterventionExplorer(Explorer):
         C['filter'].observe(self._on_filter, names='value')
         C['layer'].observe(self._on_layer, names='value')
         C['intervention'].observe(self._on_intervention, names='value')
-        C['context'].observe(self._on_context, names='value')
+        C['context'].observe(self._on_context, names='value'); C['attack'].observe(self._on_context, names='value')
         self._watch()
         self.views = {k: _class(W.Image(format='png', width=str(size)), 'causal-nb-image', f'causal-nb-{k}') for k in ('input', 'perturbation', 'node', 'node_after')}
         self.captions = {k: W.HTML() for k in self.views}
@@ -359,8 +363,8 @@ class InterventionExplorer(Explorer):
         s.description = 'factor' if iv == 'scale' else 'value'
 
     def _on_context(self, change=None):
-        ctx = self.controls['context'].value
-        for k, on in (('fraction', ctx == 'pixel mask'), ('attack', ctx == 'attack'), ('eps', ctx == 'attack')):
+        ctx, jsma = self.controls['context'].value, self.controls['attack'].value == 'jsma'   # JSMA has no ε: no slider for it
+        for k, on in (('fraction', ctx == 'pixel mask'), ('attack', ctx == 'attack'), ('eps', ctx == 'attack' and not jsma)):
             self.controls[k].layout.display = None if on else 'none'
 
     # --- the science, by the chapters' functions
@@ -515,14 +519,26 @@ class CEMExplorer(Explorer):
         if detector is not True: raise TypeError(f"detector must be True, None or a fitted CEDetector, got {type(detector).__name__}")
         if isinstance(n_fit, bool) or not isinstance(n_fit, int) or n_fit < 4: raise ValueError(f"n_fit must be an integer ≥ 4, got {n_fit!r}")
         h = min(self.x.shape[-2:])
-        idx = torch.randperm(len(self.x), generator=torch.Generator().manual_seed(0))[:n_fit]
-        xf = self.x[idx].to(self.device); yf = None if self.y is None else self.y[idx].to(self.device)
-        self._step('FGSM copies', 0, 3)
-        adv = [Adversarial('fgsm', eps=.1, head=self.head, bounds=self.bounds)(self.model, xf, yf)]
-        self._step('PGD copies', 1, 3)
-        adv.append(Adversarial('pgd', eps=.1, steps=10, head=self.head, bounds=self.bounds)(self.model, xf, yf))
-        self._step('fitting the detector', 2, 3)
-        det = CEDetector(self.model, head=self.head, window=max(1, h // 2), stride=max(1, h // 4)).fit(xf, adv)
+        perm = torch.randperm(len(self.x), generator=torch.Generator().manual_seed(0))
+        idx, held = perm[:n_fit], perm[n_fit:2 * n_fit]          # fitted on some images, judged on others
+        def copies(i):
+            xi = self.x[i].to(self.device); yi = None if self.y is None else self.y[i].to(self.device)
+            return xi, {'FGSM': Adversarial('fgsm', eps=.1, head=self.head, bounds=self.bounds)(self.model, xi, yi),
+                        'PGD': Adversarial('pgd', eps=.1, steps=10, head=self.head, bounds=self.bounds)(self.model, xi, yi)}
+        self._step('FGSM and PGD copies', 0, 3)
+        xf, adv = copies(idx)
+        self._step('fitting the detector', 1, 3)
+        det = CEDetector(self.model, head=self.head, window=max(1, h // 2), stride=max(1, h // 4)).fit(xf, list(adv.values()))
+        self.detector_auroc = {}
+        if len(held) >= 4:                                       # how well it separates, on images it was not fitted on
+            self._step('judging the detector on held-out images', 2, 3)
+            from sklearn.metrics import roc_auc_score
+            xh, advh = copies(held)
+            s0 = np.array([float(v) for v in det.score(xh)])
+            for name, xa in advh.items():
+                s1 = np.array([float(v) for v in det.score(xa)])
+                self.detector_auroc[name] = float(roc_auc_score(np.r_[np.zeros(len(s0)), np.ones(len(s1))], np.r_[s0, s1]))
+            self.detector_auroc['n'] = len(held)
         self._done()
         return det
 
@@ -589,6 +605,10 @@ class CEMExplorer(Explorer):
         self.probs.value = probability_bars(cols, self.classes, highlight=t)
         change = float((m[1] - m[0]).abs().mean()) if len(m) > 1 else None
         det = '' if self._scores is None else ' · detector P(attacked): clean <code>{:.3f}</code>'.format(self._scores[0]) +               ('' if len(self._scores) < 2 else ', {} <code>{:.3f}</code>'.format(html.escape(atk), self._scores[1]))
+        auc = getattr(self, 'detector_auroc', None) or {}
+        if self._scores is not None and auc:    # a score means little without how well the detector separates images it never saw
+            det += (" <span style='color:#555'>(held-out AUROC " + ', '.join(f"{k} {v:.2f}" for k, v in auc.items() if k != 'n')
+                    + f" on {auc['n']} images at ε = 0.1: the score ranks images, and one image's reading is no verdict)</span>")
         self.summary.value = (f"{html.escape(what)}: range <code>[{float(m[0].min()):+.4f}, {float(m[0].max()):+.4f}]</code>"
                               + ('' if change is None else f" · mean |map change| under {html.escape(atk)} <code>{change:.4f}</code>") + det)
         self.state.update(image=c['image'], target=t, method=c['method'], window=c['window'], stride=c['stride'], attack=c['attack'],
@@ -652,10 +672,11 @@ class CounterfactualExplorer(Explorer):
         C['target'] = W.Dropdown(options=[(c, k) for k, c in enumerate(self.classes)], value=int(p0.topk(2).indices[1]), description='target')
         C['lam'] = W.FloatLogSlider(10., base=10, min=-1, max=3, step=.1, description='λ', continuous_update=False)
         C['auto'] = W.Checkbox(True, description='search λ by bisection', indent=False)
-        C['step'] = W.IntSlider(0, min=0, max=0, description='path step')
+        C['step'] = W.IntSlider(0, min=0, max=0, description='path frame')
         for name in self.z_names: C[name] = W.FloatSlider(0., min=lo, max=hi, step=.01, description=name, layout=W.Layout(width='300px'))
-        self.play = W.Play(value=0, min=0, max=0, interval=200, description='play the path')
+        self.play = W.Play(value=0, min=0, max=0, interval=200, description='play the path', tooltip='play the optimisation path')
         W.jslink((self.play, 'value'), (C['step'], 'value'))
+        C['query'].observe(self._on_query, names='value')       # before the redraw: a new query may need a new target
         self._watch()
         self.reset_query = W.Button(description="latent of the query", layout=W.Layout(width='180px'))
         self.reset_cf = W.Button(description="latent of the counterfactual", layout=W.Layout(width='200px'))
@@ -675,6 +696,12 @@ class CounterfactualExplorer(Explorer):
         self._key = self._z_key = None; self.result = None
         self.refresh()
 
+    def _on_query(self, change=None):
+        "A target the new query already has would be a trivial 'found': move it to the query's runner-up class."
+        q, t = self.controls['query'].value, self.controls['target']
+        if int(self.p_data[q].argmax()) == t.value:
+            with self.hold(): t.value = int(self.p_data[q].topk(2).indices[1])
+
     def set_latent(self, which: str = 'counterfactual') -> dict:
         "Move the latent sliders to the query's latent or to the counterfactual's, and redraw."
         if which not in ('query', 'counterfactual'): raise ValueError(f"which must be 'query' or 'counterfactual', got {which!r}")
@@ -682,7 +709,7 @@ class CounterfactualExplorer(Explorer):
         z = (self.result.z0 if which == 'query' else self.result.z)[0]
         with self.hold():
             for n, v in zip(self.z_names, z.tolist()):
-                s = self.controls[n]; s.value = min(max(v, s.min), s.max)
+                s = self.controls[n]; s.value = _on_step(min(max(v, s.min), s.max), s)
         return self.refresh()
 
     def _search(self, q: int, target: int, lam: float, auto: bool):
@@ -706,7 +733,7 @@ class CounterfactualExplorer(Explorer):
                 sl = self.controls[n]
                 if v < sl.min: sl.min = math.floor(v)          # the search may leave the sliders' range: widen it
                 if v > sl.max: sl.max = math.ceil(v)
-                sl.value = v
+                sl.value = _on_step(v, sl)
         self.views['query'].value = image_png(self._query_img, size=self.size)
         self.captions['query'].value = html.escape(f"query #{q}: {self.classes[int(self._query_p.argmax())]} ({float(self._query_p.max()):.3f})")
 
@@ -718,7 +745,8 @@ class CounterfactualExplorer(Explorer):
         r, t, k = self.result, c['target'], c['step']
         img = r.path_images[k, 0]
         self.views['path'].value = image_png(img, size=self.size)
-        self.captions['path'].value = html.escape(f"step {k * self.record_every} of the kept round: P({self.classes[t]}) {float(r.path_probs[k, 0]):.3f}")
+        self.captions['path'].value = html.escape(f"frame {k} = Adam step {min(k * self.record_every, self.steps)} of the kept round: "
+                                                  f"P({self.classes[t]}) {float(r.path_probs[k, 0]):.3f}")
         # the edit is measured from the reconstruction G(z0), not from the query: the generator's own blur is no part of it
         diff = (img - self._recon).mean(0)
         e = float(diff.abs().max()) or 1.
