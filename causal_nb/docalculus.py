@@ -19,11 +19,11 @@ from .core import ReportContext, ReportSection
 __all__ = ['IDLE', 'CausalGraph', 'three_conditions', 'Distribution', 'do', 'query', 'conditions_table', 'plot_graph',
            'plot_conditions', 'intervention_state', 'augment', 'effect_table', 'effect', 'expected_effect',
            'kidney_stones', 'is_backdoor_set', 'backdoor_set', 'adjust', 'sample', 'fit_cpts', 'random_network',
-           'to_pgmpy', 'ADMG', 'smoking_tar_cancer', 'bow', 'RuleCheck', 'rule1', 'rule2', 'rule3', 'Expr', 'Prob',
-           'Sum', 'Product', 'Fraction', 'Hedge', 'NotIdentifiable', 'Estimand', 'identify', 'empirical_distribution',
-           'estimation_curve', 'plot_estimation', 'random_latent_network', 'SCM', 'worlds_network', 'counterfactual',
-           'abduction_action_prediction', 'probabilities_of_causation', 'causation_bounds', 'is_monotone',
-           'report_section']
+           'to_pgmpy', 'ADMG', 'smoking_tar_cancer', 'bow', 'plot_admg', 'RuleCheck', 'rule1', 'rule2', 'rule3', 'Expr',
+           'Prob', 'Sum', 'Product', 'Fraction', 'Hedge', 'NotIdentifiable', 'Estimand', 'identify',
+           'empirical_distribution', 'estimation_curve', 'plot_estimation', 'random_latent_network', 'SCM',
+           'worlds_network', 'counterfactual', 'abduction_action_prediction', 'probabilities_of_causation',
+           'causation_bounds', 'is_monotone', 'report_section']
 
 # %% ../nbs/03_docalculus.ipynb #3ee45959
 def _close_hint(name: str, options: Iterable[str]) -> str:
@@ -560,7 +560,7 @@ def to_pgmpy(graph: CausalGraph):  # the graph to convert
     m.check_model()
     return m
 
-# %% ../nbs/03_docalculus.ipynb #f1ba3e5b
+# %% ../nbs/03_docalculus.ipynb #98f9c7bd
 import itertools
 
 def _names(vs: Any, name: str) -> tuple[str, ...]:
@@ -679,7 +679,7 @@ class ADMG:
             h.add_edges_from([((' bi', i), u), ((' bi', i), v)])
         return bool(_is_d_separator(h, set(X), set(Y), set(Z)))
 
-# %% ../nbs/03_docalculus.ipynb #7ab059ed
+# %% ../nbs/03_docalculus.ipynb #ac2166d0
 def smoking_tar_cancer() -> tuple[CausalGraph, list[str]]:
     "The front-door example: a hidden genotype U causes smoking X and cancer Y; smoking acts on cancer only through tar M."
     s = {'U': ['low', 'high'], 'X': ['no', 'yes'], 'M': ['no', 'yes'], 'Y': ['no', 'yes']}
@@ -695,7 +695,31 @@ def bow() -> ADMG:
     "The bow graph X → Y with X ↔ Y: the smallest graph whose effect P(y | do(x)) is not identifiable."
     return ADMG([('X', 'Y')], [('X', 'Y')])
 
-# %% ../nbs/03_docalculus.ipynb #d743e045
+def plot_admg(graph: ADMG,            # the graph to draw
+              ax=None,                # a matplotlib Axes; None: a new figure
+              title: str | None = None,  # the Axes title
+              node_size: int = 1400,     # matplotlib node size (points²)
+             ):                          # the Axes drawn on
+    "Draw an ADMG in topological layers: arrows solid, bidirected edges (a hidden common cause) as dashed red arcs."
+    import matplotlib.pyplot as plt
+    if not isinstance(graph, ADMG): raise TypeError(f"graph must be an ADMG, got {type(graph).__name__}")
+    G = graph
+    if ax is None: _, ax = plt.subplots(figsize=(1.6 + 1.4 * max(1, nx.dag_longest_path_length(G.dag)), 2.6))
+    lay = G.dag.copy()
+    for i, gen in enumerate(nx.topological_generations(lay)):
+        for v in gen: lay.nodes[v]['layer'] = i
+    pos = nx.multipartite_layout(lay, subset_key='layer')
+    nx.draw_networkx_nodes(lay, pos, ax=ax, node_color='#9ecae1', node_size=node_size, edgecolors='k')
+    nx.draw_networkx_edges(lay, pos, ax=ax, node_size=node_size, arrowsize=18, width=1.5)
+    if G.bidirected:
+        nx.draw_networkx_edges(nx.DiGraph(G.bidirected), pos, ax=ax, node_size=node_size, arrowstyle='<|-|>', arrowsize=12,
+                               style='dashed', edge_color='#d62728', connectionstyle='arc3,rad=0.4')
+    nx.draw_networkx_labels(lay, pos, ax=ax, font_size=10)
+    ax.set_axis_off(); ax.margins(0.3)
+    if title: ax.set_title(title)
+    return ax
+
+# %% ../nbs/03_docalculus.ipynb #301af4e9
 def _set(vs) -> str: return ', '.join(vs)
 
 def _p(y, do=(), given=()) -> str:
@@ -757,7 +781,7 @@ def rule3(graph: ADMG, y, x, z, w=()) -> RuleCheck:
     ok = graph.mutilate(incoming=X + ZW).d_separated(Y, Z, X + W)
     return RuleCheck(3, ok, f"({_set(Y)} ⊥ {_set(Z)} | {_set(X + W) or '∅'}) in {_bars(X + ZW, ())}", _p(Y, X + Z, W), _p(Y, X, W))
 
-# %% ../nbs/03_docalculus.ipynb #bfd61b2a
+# %% ../nbs/03_docalculus.ipynb #164f8897
 class Expr:
     "A probability expression over observed variables: `Prob`, `Sum`, `Product` or `Fraction`."
     def latex(self) -> str: raise NotImplementedError
@@ -814,7 +838,7 @@ def _sum(over: Iterable[str], e: Expr) -> Expr:
         return Prob(tuple(v for v in e.vars if v not in over), e.given)
     return Sum(over, e)
 
-# %% ../nbs/03_docalculus.ipynb #04fab055
+# %% ../nbs/03_docalculus.ipynb #9dcce10f
 class _Current:
     "The distribution the ID algorithm works on at one recursion: the observational joint, a chain of factors (line 7), or any expression."
     def __init__(self, V: tuple[str, ...], kind: str, expr: Expr | None = None, factors: dict | None = None):
@@ -940,7 +964,7 @@ class Estimand:
         "The steps of the ID algorithm that produced this estimand, one per line."
         return '\n'.join(self.trace)
 
-# %% ../nbs/03_docalculus.ipynb #e74e18ec
+# %% ../nbs/03_docalculus.ipynb #1712ecfe
 def _free(e: Expr) -> frozenset:
     "The variables an expression's value depends on (not summed over)."
     if isinstance(e, Prob): return frozenset(e.vars + e.given)
@@ -1072,7 +1096,7 @@ def identify(graph: ADMG | CausalGraph,        # the causal graph; a CausalGraph
         trace.append(f"IDC: divide by its sum over {_set(Y)} to condition on {_set(z_)}")
     return Estimand(e, Y, X, Z, tuple(trace))
 
-# %% ../nbs/03_docalculus.ipynb #56fad538
+# %% ../nbs/03_docalculus.ipynb #ca8f695c
 def empirical_distribution(data: pd.DataFrame | Mapping[str, Sequence],  # one column of state names per variable
                            states: Mapping[str, int | Sequence],         # variable -> its states (the columns used, in this order)
                            smoothing: float = 0.,                        # pseudo-count added to every joint cell
@@ -1126,7 +1150,7 @@ def plot_estimation(curve: pd.DataFrame,  # from `estimation_curve`
     if title: ax.set_title(title)
     return ax
 
-# %% ../nbs/03_docalculus.ipynb #7c3fd743
+# %% ../nbs/03_docalculus.ipynb #04a59c6c
 def random_latent_network(n_vars: int,          # observed variables, named V0, V1, …
                           n_latent: int = 3,    # latent confounders U0, U1, …, each a parent of two observed variables
                           max_parents: int = 2, # most observed parents per observed variable
@@ -1149,7 +1173,7 @@ def random_latent_network(n_vars: int,          # observed variables, named V0, 
     cpts = {v: rng.dirichlet(np.ones(n_states), size=tuple([n_states] * len(parents.get(v, [])))) for v in allv}
     return CausalGraph({v: n_states for v in allv}, parents, cpts), lat
 
-# %% ../nbs/03_docalculus.ipynb #69f2d70c
+# %% ../nbs/03_docalculus.ipynb #b88afb1b
 class SCM:
     "A discrete structural causal model: independent exogenous U with P(U), and each endogenous V = f_V(its parents) exactly."
     def __init__(self,
@@ -1264,7 +1288,7 @@ def abduction_action_prediction(scm: SCM, target: str, do: Mapping[str, Any], ev
     p = torch.from_numpy(np.bincount(vals[target].ravel(), weights=post.probs.numpy().ravel(), minlength=k))
     return post, Distribution((target,), (scm.states[target],), p)
 
-# %% ../nbs/03_docalculus.ipynb #a3ca9cda
+# %% ../nbs/03_docalculus.ipynb #c622ddea
 def _binary(scm: SCM, v: str, a: Any, b: Any, name: str):
     if v not in scm.states: raise ValueError(f"{name} names unknown variable {v!r}; the endogenous variables are {list(scm.order)}")
     for s in (a, b):

@@ -10,9 +10,8 @@ import itertools
 import numpy as np
 import pytest
 
-from causal_nb.docalculus import (ADMG, SCM, CausalGraph, Distribution, Estimand, Fraction, Hedge, NotIdentifiable, Prob,
-                                  Product, Sum, abduction_action_prediction, bow, causation_bounds, counterfactual,
-                                  identify, is_monotone, kidney_stones, probabilities_of_causation, query,
+from causal_nb.docalculus import (ADMG, SCM, CausalGraph, NotIdentifiable, abduction_action_prediction, bow, causation_bounds,
+                                  counterfactual, identify, is_monotone, kidney_stones, probabilities_of_causation, query,
                                   random_latent_network, rule1, rule2, rule3, smoking_tar_cancer)
 
 TOL = 1e-9
