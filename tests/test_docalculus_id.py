@@ -212,3 +212,28 @@ def test_scm_bad_input():
     with pytest.raises(ValueError, match='table must hold state indices'): SCM({'U': [.5, .5]}, {'X': 2}, {'X': (['U'], np.array([0, 2]))})
     scm = random_scm(0)
     with pytest.raises(ValueError, match="the two states of 'X' compared must differ"): probabilities_of_causation(scm, 'X', 'Y', x=1, x_=1)
+
+
+# ------------------------------------------------------------------ estimation from samples, printing
+
+def test_empirical_estimate_converges_and_bad_data_is_named():
+    from causal_nb.docalculus import empirical_distribution, estimation_curve
+    g, lat = smoking_tar_cancer()
+    c = estimation_curve(g, lat, 'Y', 'X', 'yes', 'yes', sizes=(500, 200_000), seed=1)
+    assert c['abs_error'].iloc[-1] < 0.01 and (c['truth'] == query(g, 'Y', do={'X': 'yes'})['yes']).all()
+    with pytest.raises(NotIdentifiable, match='Hedge'): estimation_curve(g, ['U', 'M'], 'Y', 'X', 'yes', 'yes', sizes=(100,))
+    with pytest.raises(ValueError, match="data has no column for variable 'Q'"): empirical_distribution({'X': ['no']}, {'Q': 2})
+    with pytest.raises(ValueError, match=r"data\['X'\] holds values \['maybe'\]"):
+        empirical_distribution({'X': ['no', 'maybe']}, {'X': ['no', 'yes']})
+    d = empirical_distribution({'X': ['no', 'yes', 'yes', 'yes']}, {'X': ['no', 'yes']})
+    np.testing.assert_allclose(d.probs.numpy(), [.25, .75])
+
+
+def test_estimand_prints_and_traces():
+    g, lat = smoking_tar_cancer()
+    e = identify(g, 'Y', 'X', latent=lat)
+    assert e._repr_latex_().startswith('$P(Y \\mid do(X)) = \\sum_{M}')
+    lines = e.derivation().split('\n')
+    assert [ln.strip().split(':')[0] for ln in lines] == ['line 4', 'line 2', 'line 6', 'line 7', 'line 2', 'line 1']
+    h = identify(bow(), 'Y', 'X')
+    assert h.trace == ('line 5: FAIL: G is one c-component {X, Y} and so is G without {X}: a hedge',)
