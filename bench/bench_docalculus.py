@@ -154,7 +154,8 @@ def markdown(results: Path) -> str:
                    f"pgmpy {r['pgmpy']} (ms/query)", 'pgmpy / causal_nb'],
                   [[f"{C.machine(r)}, `docalculus.json`", f"{r['ours_ms_per_query']:.2f}", f"{r['pgmpy_ms_per_query']:.2f}",
                     f"**{C.times(sp)}** (causal_nb {'faster' if sp >= 1 else 'slower'})"]])
-    verdict = f"Target (at least 10× as fast as pgmpy): {C.verdict(sp >= 10)}."
+    verdict = (f"Target (at least as fast as pgmpy): {C.verdict(sp >= 1)}. Target of issue #22 (stay at least 10× as fast as "
+               f"pgmpy while the chapter grows): {C.verdict(sp >= 10)}.")
     return C.section(head, intro, tab, verdict, id_markdown(r.get('id')), C.notes(r))
 
 
