@@ -560,7 +560,7 @@ def to_pgmpy(graph: CausalGraph):  # the graph to convert
     m.check_model()
     return m
 
-# %% ../nbs/03_docalculus.ipynb #98f9c7bd
+# %% ../nbs/03_docalculus.ipynb #1edf883e
 import itertools
 
 def _names(vs: Any, name: str) -> tuple[str, ...]:
@@ -679,7 +679,7 @@ class ADMG:
             h.add_edges_from([((' bi', i), u), ((' bi', i), v)])
         return bool(_is_d_separator(h, set(X), set(Y), set(Z)))
 
-# %% ../nbs/03_docalculus.ipynb #ac2166d0
+# %% ../nbs/03_docalculus.ipynb #0967b600
 def smoking_tar_cancer() -> tuple[CausalGraph, list[str]]:
     "The front-door example: a hidden genotype U causes smoking X and cancer Y; smoking acts on cancer only through tar M."
     s = {'U': ['low', 'high'], 'X': ['no', 'yes'], 'M': ['no', 'yes'], 'Y': ['no', 'yes']}
@@ -719,7 +719,7 @@ def plot_admg(graph: ADMG,            # the graph to draw
     if title: ax.set_title(title)
     return ax
 
-# %% ../nbs/03_docalculus.ipynb #301af4e9
+# %% ../nbs/03_docalculus.ipynb #cf41c39c
 def _set(vs) -> str: return ', '.join(vs)
 
 def _p(y, do=(), given=()) -> str:
@@ -781,7 +781,7 @@ def rule3(graph: ADMG, y, x, z, w=()) -> RuleCheck:
     ok = graph.mutilate(incoming=X + ZW).d_separated(Y, Z, X + W)
     return RuleCheck(3, ok, f"({_set(Y)} ⊥ {_set(Z)} | {_set(X + W) or '∅'}) in {_bars(X + ZW, ())}", _p(Y, X + Z, W), _p(Y, X, W))
 
-# %% ../nbs/03_docalculus.ipynb #164f8897
+# %% ../nbs/03_docalculus.ipynb #35731c86
 class Expr:
     "A probability expression over observed variables: `Prob`, `Sum`, `Product` or `Fraction`."
     def latex(self) -> str: raise NotImplementedError
@@ -838,7 +838,7 @@ def _sum(over: Iterable[str], e: Expr) -> Expr:
         return Prob(tuple(v for v in e.vars if v not in over), e.given)
     return Sum(over, e)
 
-# %% ../nbs/03_docalculus.ipynb #9dcce10f
+# %% ../nbs/03_docalculus.ipynb #36c5cb12
 class _Current:
     "The distribution the ID algorithm works on at one recursion: the observational joint, a chain of factors (line 7), or any expression."
     def __init__(self, V: tuple[str, ...], kind: str, expr: Expr | None = None, factors: dict | None = None):
@@ -964,7 +964,7 @@ class Estimand:
         "The steps of the ID algorithm that produced this estimand, one per line."
         return '\n'.join(self.trace)
 
-# %% ../nbs/03_docalculus.ipynb #1712ecfe
+# %% ../nbs/03_docalculus.ipynb #053cd33e
 def _free(e: Expr) -> frozenset:
     "The variables an expression's value depends on (not summed over)."
     if isinstance(e, Prob): return frozenset(e.vars + e.given)
@@ -1096,7 +1096,7 @@ def identify(graph: ADMG | CausalGraph,        # the causal graph; a CausalGraph
         trace.append(f"IDC: divide by its sum over {_set(Y)} to condition on {_set(z_)}")
     return Estimand(e, Y, X, Z, tuple(trace))
 
-# %% ../nbs/03_docalculus.ipynb #ca8f695c
+# %% ../nbs/03_docalculus.ipynb #0c69e062
 def empirical_distribution(data: pd.DataFrame | Mapping[str, Sequence],  # one column of state names per variable
                            states: Mapping[str, int | Sequence],         # variable -> its states (the columns used, in this order)
                            smoothing: float = 0.,                        # pseudo-count added to every joint cell
@@ -1150,7 +1150,7 @@ def plot_estimation(curve: pd.DataFrame,  # from `estimation_curve`
     if title: ax.set_title(title)
     return ax
 
-# %% ../nbs/03_docalculus.ipynb #04a59c6c
+# %% ../nbs/03_docalculus.ipynb #de27f13e
 def random_latent_network(n_vars: int,          # observed variables, named V0, V1, …
                           n_latent: int = 3,    # latent confounders U0, U1, …, each a parent of two observed variables
                           max_parents: int = 2, # most observed parents per observed variable
@@ -1173,7 +1173,7 @@ def random_latent_network(n_vars: int,          # observed variables, named V0, 
     cpts = {v: rng.dirichlet(np.ones(n_states), size=tuple([n_states] * len(parents.get(v, [])))) for v in allv}
     return CausalGraph({v: n_states for v in allv}, parents, cpts), lat
 
-# %% ../nbs/03_docalculus.ipynb #b88afb1b
+# %% ../nbs/03_docalculus.ipynb #04b8c0af
 class SCM:
     "A discrete structural causal model: independent exogenous U with P(U), and each endogenous V = f_V(its parents) exactly."
     def __init__(self,
@@ -1288,7 +1288,7 @@ def abduction_action_prediction(scm: SCM, target: str, do: Mapping[str, Any], ev
     p = torch.from_numpy(np.bincount(vals[target].ravel(), weights=post.probs.numpy().ravel(), minlength=k))
     return post, Distribution((target,), (scm.states[target],), p)
 
-# %% ../nbs/03_docalculus.ipynb #c622ddea
+# %% ../nbs/03_docalculus.ipynb #0293133d
 def _binary(scm: SCM, v: str, a: Any, b: Any, name: str):
     if v not in scm.states: raise ValueError(f"{name} names unknown variable {v!r}; the endogenous variables are {list(scm.order)}")
     for s in (a, b):
