@@ -560,7 +560,7 @@ def to_pgmpy(graph: CausalGraph):  # the graph to convert
     m.check_model()
     return m
 
-# %% ../nbs/03_docalculus.ipynb #1edf883e
+# %% ../nbs/03_docalculus.ipynb #c9dd9455
 import itertools
 
 def _names(vs: Any, name: str) -> tuple[str, ...]:
@@ -679,7 +679,7 @@ class ADMG:
             h.add_edges_from([((' bi', i), u), ((' bi', i), v)])
         return bool(_is_d_separator(h, set(X), set(Y), set(Z)))
 
-# %% ../nbs/03_docalculus.ipynb #0967b600
+# %% ../nbs/03_docalculus.ipynb #8e39f732
 def smoking_tar_cancer() -> tuple[CausalGraph, list[str]]:
     "The front-door example: a hidden genotype U causes smoking X and cancer Y; smoking acts on cancer only through tar M."
     s = {'U': ['low', 'high'], 'X': ['no', 'yes'], 'M': ['no', 'yes'], 'Y': ['no', 'yes']}
@@ -719,7 +719,7 @@ def plot_admg(graph: ADMG,            # the graph to draw
     if title: ax.set_title(title)
     return ax
 
-# %% ../nbs/03_docalculus.ipynb #cf41c39c
+# %% ../nbs/03_docalculus.ipynb #f70ffa90
 def _set(vs) -> str: return ', '.join(vs)
 
 def _p(y, do=(), given=()) -> str:
@@ -781,7 +781,7 @@ def rule3(graph: ADMG, y, x, z, w=()) -> RuleCheck:
     ok = graph.mutilate(incoming=X + ZW).d_separated(Y, Z, X + W)
     return RuleCheck(3, ok, f"({_set(Y)} ⊥ {_set(Z)} | {_set(X + W) or '∅'}) in {_bars(X + ZW, ())}", _p(Y, X + Z, W), _p(Y, X, W))
 
-# %% ../nbs/03_docalculus.ipynb #35731c86
+# %% ../nbs/03_docalculus.ipynb #7ce2d0ba
 class Expr:
     "A probability expression over observed variables: `Prob`, `Sum`, `Product` or `Fraction`."
     def latex(self) -> str: raise NotImplementedError
@@ -838,7 +838,7 @@ def _sum(over: Iterable[str], e: Expr) -> Expr:
         return Prob(tuple(v for v in e.vars if v not in over), e.given)
     return Sum(over, e)
 
-# %% ../nbs/03_docalculus.ipynb #36c5cb12
+# %% ../nbs/03_docalculus.ipynb #f8a7a11f
 class _Current:
     "The distribution the ID algorithm works on at one recursion: the observational joint, a chain of factors (line 7), or any expression."
     def __init__(self, V: tuple[str, ...], kind: str, expr: Expr | None = None, factors: dict | None = None):
@@ -964,7 +964,7 @@ class Estimand:
         "The steps of the ID algorithm that produced this estimand, one per line."
         return '\n'.join(self.trace)
 
-# %% ../nbs/03_docalculus.ipynb #053cd33e
+# %% ../nbs/03_docalculus.ipynb #e80bb349
 def _free(e: Expr) -> frozenset:
     "The variables an expression's value depends on (not summed over)."
     if isinstance(e, Prob): return frozenset(e.vars + e.given)
@@ -1068,7 +1068,7 @@ def identify(graph: ADMG | CausalGraph,        # the causal graph; a CausalGraph
     elif not isinstance(graph, ADMG): raise TypeError(f"graph must be an ADMG or a CausalGraph, got {type(graph).__name__}")
     elif latent: raise ValueError("latent is only for a CausalGraph; in an ADMG latent confounders are bidirected edges")
     G = graph
-    Y, X, Z = (tuple(sorted(G._check(s, n), key=G.order.index)) for s, n in ((y, 'y'), (x, 'x'), (z, 'z')))
+    Y, X, Z = (tuple(v for v in _names(s, n) if v in G._check(s, n)) for s, n in ((y, 'y'), (x, 'x'), (z, 'z')))   # checked, in the caller's order
     if not Y: raise ValueError("y is empty; name the outcome variable(s)")
     if set(Z) & set(X): raise ValueError(f"z (the conditioning set) contains the treatment {sorted(set(Z) & set(X))}; "
                                          f"a variable set by do() cannot also be observed")
@@ -1096,7 +1096,7 @@ def identify(graph: ADMG | CausalGraph,        # the causal graph; a CausalGraph
         trace.append(f"IDC: divide by its sum over {_set(Y)} to condition on {_set(z_)}")
     return Estimand(e, Y, X, Z, tuple(trace))
 
-# %% ../nbs/03_docalculus.ipynb #0c69e062
+# %% ../nbs/03_docalculus.ipynb #0a2774b1
 def empirical_distribution(data: pd.DataFrame | Mapping[str, Sequence],  # one column of state names per variable
                            states: Mapping[str, int | Sequence],         # variable -> its states (the columns used, in this order)
                            smoothing: float = 0.,                        # pseudo-count added to every joint cell
@@ -1150,7 +1150,7 @@ def plot_estimation(curve: pd.DataFrame,  # from `estimation_curve`
     if title: ax.set_title(title)
     return ax
 
-# %% ../nbs/03_docalculus.ipynb #de27f13e
+# %% ../nbs/03_docalculus.ipynb #58475b89
 def random_latent_network(n_vars: int,          # observed variables, named V0, V1, …
                           n_latent: int = 3,    # latent confounders U0, U1, …, each a parent of two observed variables
                           max_parents: int = 2, # most observed parents per observed variable
@@ -1173,7 +1173,7 @@ def random_latent_network(n_vars: int,          # observed variables, named V0, 
     cpts = {v: rng.dirichlet(np.ones(n_states), size=tuple([n_states] * len(parents.get(v, [])))) for v in allv}
     return CausalGraph({v: n_states for v in allv}, parents, cpts), lat
 
-# %% ../nbs/03_docalculus.ipynb #04b8c0af
+# %% ../nbs/03_docalculus.ipynb #7f5695e7
 class SCM:
     "A discrete structural causal model: independent exogenous U with P(U), and each endogenous V = f_V(its parents) exactly."
     def __init__(self,
@@ -1288,7 +1288,7 @@ def abduction_action_prediction(scm: SCM, target: str, do: Mapping[str, Any], ev
     p = torch.from_numpy(np.bincount(vals[target].ravel(), weights=post.probs.numpy().ravel(), minlength=k))
     return post, Distribution((target,), (scm.states[target],), p)
 
-# %% ../nbs/03_docalculus.ipynb #0293133d
+# %% ../nbs/03_docalculus.ipynb #5bd7f4a7
 def _binary(scm: SCM, v: str, a: Any, b: Any, name: str):
     if v not in scm.states: raise ValueError(f"{name} names unknown variable {v!r}; the endogenous variables are {list(scm.order)}")
     for s in (a, b):

@@ -229,6 +229,18 @@ def test_empirical_estimate_converges_and_bad_data_is_named():
     np.testing.assert_allclose(d.probs.numpy(), [.25, .75])
 
 
+def test_outcomes_keep_the_callers_order():
+    g, lat = random_latent_network(7, n_latent=3, max_parents=2, seed=1003)
+    G = ADMG.from_graph(g, lat)
+    late, early = G.order[-1], G.order[0]
+    e = identify(G, [late, early], [G.order[2]])
+    assert e.y == (late, early)
+    for xv in (0, 1):
+        d = e.evaluate(g, {G.order[2]: xv})
+        assert d.variables == (late, early)
+        np.testing.assert_allclose(d.probs.numpy(), query(g, [late, early], do={G.order[2]: xv}).probs.numpy(), atol=1e-12)
+
+
 def test_estimand_prints_and_traces():
     g, lat = smoking_tar_cancer()
     e = identify(g, 'Y', 'X', latent=lat)
