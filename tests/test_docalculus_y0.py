@@ -4,7 +4,8 @@ On 60 random graphs with latent confounders, on queries with two treatments, on 
 textbook graphs, causal_nb and y0 agree on whether P(y | do(x)) is identifiable, and both estimands evaluate to the
 true interventional distribution (computed on the model with its latent variables) within 1e-9. Known y0 defects are
 named where they are met: y0 0.2.11 answers P(Y | X) for the napkin graph (y0-causal-inference/y0#372), and its IDC
-raises KeyError on some queries.
+raises KeyError on some queries, and on a few with two conditioning variables returns an estimand that sums one of
+them out (ours are checked against the truth on all of them).
 """
 import itertools
 
@@ -45,9 +46,10 @@ def y0_identify(G, y, x, z=()):
 
 
 PEER_FAILED = object()   # y0 raised instead of answering
+PEER_WRONG = object()    # y0 answered with an estimand whose value is not the effect (ours is checked right)
 
 
-def compare_with_y0(g, lat, y, x, z=(), y0_known_wrong=False):
+def compare_with_y0(g, lat, y, x, z=(), y0_known_wrong=False, y0_may_be_wrong=False):
     """Both libraries agree on identifiability; both estimands equal the truth. Returns whether it was identifiable
     (or PEER_FAILED when y0 raised; ours is then still checked against the truth)."""
     G = ADMG.from_graph(g, lat)
@@ -67,6 +69,9 @@ def compare_with_y0(g, lat, y, x, z=(), y0_known_wrong=False):
     if y0_known_wrong:   # the napkin: y0 answers P(Y | X) (y0-causal-inference/y0#372), which is not the effect
         assert str(theirs) == 'P(Y | X)', theirs
         with pytest.raises(AssertionError): assert_estimand_is_true(peer, g, y, x, z)
+    elif y0_may_be_wrong:
+        try: assert_estimand_is_true(peer, g, y, x, z)
+        except AssertionError: return PEER_WRONG
     else: assert_estimand_is_true(peer, g, y, x, z)
     return True
 
@@ -113,6 +118,21 @@ def test_joint_outcomes_and_three_state_variables_agree_with_y0():
         if r is PEER_FAILED: failed += 1
         else: n += r
     assert n >= 40 and failed <= 5, (n, failed)
+
+
+def test_idc_with_two_conditions_is_right_where_y0_is_not():
+    "Ours equals the truth on every query; y0 0.2.11's IDC raises on some and, on a few, sums a conditioning variable out."
+    counts = {'identifiable': 0, 'hedge': 0, 'y0 raised': 0, 'y0 wrong': 0}
+    for seed in range(2000, 2080):
+        rng = np.random.default_rng(seed)
+        g, lat = random_latent_network(7, n_latent=3, max_parents=2, seed=seed)
+        vs = list(rng.permutation(ADMG.from_graph(g, lat).order))
+        ky, kz = 1 + seed % 2, 1 + (seed // 2) % 2
+        r = compare_with_y0(g, lat, tuple(vs[:ky]), (vs[ky],), tuple(vs[ky + 1:ky + 1 + kz]), y0_may_be_wrong=True)
+        key = {True: 'identifiable', False: 'hedge'}.get(r) if isinstance(r, bool) else 'y0 raised' if r is PEER_FAILED else 'y0 wrong'
+        counts[key] += 1
+    # observed with y0 0.2.11: 50 identifiable and agreed, 6 hedges, 22 raised, 2 wrong (seeds 2030 and 2062)
+    assert counts['identifiable'] >= 40 and counts['y0 wrong'] <= 4 and counts['y0 raised'] <= 30, counts
 
 
 def test_idc_agrees_with_y0_and_the_truth():
