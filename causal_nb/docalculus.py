@@ -19,7 +19,11 @@ from .core import ReportContext, ReportSection
 __all__ = ['IDLE', 'CausalGraph', 'three_conditions', 'Distribution', 'do', 'query', 'conditions_table', 'plot_graph',
            'plot_conditions', 'intervention_state', 'augment', 'effect_table', 'effect', 'expected_effect',
            'kidney_stones', 'is_backdoor_set', 'backdoor_set', 'adjust', 'sample', 'fit_cpts', 'random_network',
-           'to_pgmpy', 'report_section']
+           'to_pgmpy', 'ADMG', 'smoking_tar_cancer', 'bow', 'plot_admg', 'RuleCheck', 'rule1', 'rule2', 'rule3', 'Expr',
+           'Prob', 'Sum', 'Product', 'Fraction', 'Hedge', 'NotIdentifiable', 'Estimand', 'identify',
+           'empirical_distribution', 'estimation_curve', 'plot_estimation', 'random_latent_network', 'SCM',
+           'worlds_network', 'counterfactual', 'abduction_action_prediction', 'probabilities_of_causation',
+           'causation_bounds', 'is_monotone', 'report_section']
 
 # %% ../nbs/03_docalculus.ipynb #3ee45959
 def _close_hint(name: str, options: Iterable[str]) -> str:
@@ -555,6 +559,779 @@ def to_pgmpy(graph: CausalGraph):  # the graph to convert
                               state_names={u: list(g.states[u]) for u in ps + [v]}))
     m.check_model()
     return m
+
+# %% ../nbs/03_docalculus.ipynb #c9dd9455
+import itertools
+
+def _names(vs: Any, name: str) -> tuple[str, ...]:
+    "A variable name or a collection of them, as a tuple without repeats (order kept)."
+    if vs is None: return ()
+    vs = (vs,) if isinstance(vs, str) else vs
+    if not isinstance(vs, Iterable): raise TypeError(f"{name} must be a variable name or a list of them, got {type(vs).__name__} {vs!r}")
+    vs = tuple(vs)
+    for v in vs:
+        if not isinstance(v, str): raise TypeError(f"{name} must hold variable names (str), got {type(v).__name__} {v!r}")
+    return tuple(dict.fromkeys(vs))
+
+class ADMG:
+    "An acyclic directed mixed graph: arrows `a → b` between observed variables, and bidirected `a ↔ b` for a latent common cause."
+    def __init__(self,
+                 directed: Iterable[tuple[str, str]] = (),    # arrows (cause, effect)
+                 bidirected: Iterable[tuple[str, str]] = (),  # pairs sharing an unobserved common cause
+                 nodes: Sequence[str] = (),                   # variables with no edge at all (others are taken from the edges)
+                ):
+        directed, bidirected = [tuple(e) for e in directed], [tuple(e) for e in bidirected]
+        for what, es in (('directed', directed), ('bidirected', bidirected)):
+            for e in es:
+                if len(e) != 2 or not all(isinstance(v, str) for v in e):
+                    raise TypeError(f"{what} edges must be pairs of variable names, got {e!r}")
+                if e[0] == e[1]: raise ValueError(f"{what} edge {e[0]!r}–{e[1]!r} joins a variable to itself")
+        names = list(dict.fromkeys([*_names(nodes, 'nodes'), *(v for e in directed + bidirected for v in e)]))
+        if not names: raise ValueError("an ADMG needs at least one variable: give edges or nodes")
+        dag = nx.DiGraph(); dag.add_nodes_from(names); dag.add_edges_from(directed)
+        if not nx.is_directed_acyclic_graph(dag):
+            cyc = nx.find_cycle(dag)
+            raise ValueError(f"directed edges must form a DAG, but they have the cycle {' → '.join([u for u, _ in cyc] + [cyc[0][0]])}")
+        bi = nx.Graph(); bi.add_nodes_from(names); bi.add_edges_from(bidirected)
+        self.dag, self.bi = dag, bi
+        rank = {v: i for i, v in enumerate(names)}
+        self.order: tuple[str, ...] = tuple(nx.lexicographical_topological_sort(dag, key=rank.__getitem__))
+
+    @property
+    def nodes(self) -> tuple[str, ...]: return self.order
+    @property
+    def directed(self) -> list[tuple[str, str]]: return list(self.dag.edges)
+    @property
+    def bidirected(self) -> list[tuple[str, str]]:
+        pos = {v: i for i, v in enumerate(self.order)}
+        return sorted((tuple(sorted(e, key=pos.__getitem__)) for e in self.bi.edges), key=lambda e: (pos[e[0]], pos[e[1]]))
+    def __repr__(self):
+        es = [f"{u}→{v}" for u, v in self.directed] + [f"{u}↔{v}" for u, v in self.bidirected]
+        return f"ADMG({len(self.order)} variables: {', '.join(es) or 'no edges'})"
+
+    @classmethod
+    def from_graph(cls, graph: CausalGraph,    # a causal graph, latent variables included
+                   latent: Sequence[str] = (), # its unobserved variables
+                  ) -> 'ADMG':                 # the latent projection onto the observed variables
+        "The latent projection: `a → b` for a directed path through latents only, `a ↔ b` for two such paths from one latent."
+        g = _check_graph(graph)
+        lat = set(_check_vars(g, latent, 'latent'))
+        obs = [v for v in g.order if v not in lat]
+        if not obs: raise ValueError(f"latent lists every variable {sorted(lat)}; nothing is left to observe")
+        def reach(src):   # observed variables reached from src through latent variables only
+            out, stack, seen = set(), list(g.dag.successors(src)), set()
+            while stack:
+                v = stack.pop()
+                if v in seen: continue
+                seen.add(v)
+                if v in lat: stack += list(g.dag.successors(v))
+                else: out.add(v)
+            return out
+        directed = [(a, b) for a in obs for b in reach(a)]
+        bidirected = {frozenset(p) for u in lat for p in itertools.combinations(sorted(reach(u)), 2)}
+        return cls(directed, [tuple(p) for p in bidirected], nodes=obs)
+
+    def _check(self, vs: Any, name: str) -> frozenset:
+        vs = _names(vs, name)
+        for v in vs:
+            if v not in self.dag: raise ValueError(f"{name} names unknown variable {v!r}; the graph has {list(self.order)}{_close_hint(v, self.order)}")
+        return frozenset(vs)
+
+    def subgraph(self, vs: Iterable[str]) -> 'ADMG':
+        "The graph induced on the variables `vs`."
+        vs = self._check(list(vs), 'vs')
+        h = object.__new__(ADMG)
+        h.dag, h.bi = self.dag.subgraph(vs).copy(), self.bi.subgraph(vs).copy()
+        h.order = tuple(v for v in self.order if v in vs)
+        return h
+
+    def mutilate(self, incoming: Iterable[str] = (),  # cut every edge into these (arrows and bidirected): G with a bar over them
+                 outgoing: Iterable[str] = (),        # cut every arrow out of these: G with a bar under them
+                ) -> 'ADMG':
+        "The mutilated graph G_{X̄ Z̲}: arrows into `incoming` (and their bidirected edges) and arrows out of `outgoing` removed."
+        inc, out = self._check(incoming, 'incoming'), self._check(outgoing, 'outgoing')
+        h = self.subgraph(self.order)
+        h.dag.remove_edges_from([(u, v) for u, v in self.dag.edges if v in inc or u in out])
+        h.bi.remove_edges_from([(u, v) for u, v in self.bi.edges if u in inc or v in inc])
+        return h
+
+    def ancestors(self, vs: Iterable[str]) -> frozenset:
+        "`vs` and all their ancestors (along arrows)."
+        vs = self._check(list(vs), 'vs')
+        return frozenset(vs).union(*(nx.ancestors(self.dag, v) for v in vs))
+
+    def c_components(self) -> list[frozenset]:
+        "The confounded components: the classes of variables joined by bidirected paths, in topological order of their first member."
+        pos = {v: i for i, v in enumerate(self.order)}
+        return sorted((frozenset(c) for c in nx.connected_components(self.bi)), key=lambda c: min(pos[v] for v in c))
+
+    def d_separated(self, X: str | Iterable[str],  # one side
+                    Y: str | Iterable[str],        # the other side
+                    Z: str | Iterable[str] = (),   # the conditioning set
+                   ) -> bool:
+        "Whether `Z` d-separates (m-separates) `X` from `Y`: each bidirected edge counts as a latent parent of its two ends."
+        X, Y, Z = self._check(X, 'X'), self._check(Y, 'Y'), self._check(Z, 'Z')
+        if X & Y: raise ValueError(f"X and Y must be disjoint, both contain {sorted(X & Y)}")
+        X, Y = X - Z, Y - Z
+        if not X or not Y: return True
+        h = self.dag.copy()
+        for i, (u, v) in enumerate(self.bi.edges):
+            h.add_edges_from([((' bi', i), u), ((' bi', i), v)])
+        return bool(_is_d_separator(h, set(X), set(Y), set(Z)))
+
+# %% ../nbs/03_docalculus.ipynb #8e39f732
+def smoking_tar_cancer() -> tuple[CausalGraph, list[str]]:
+    "The front-door example: a hidden genotype U causes smoking X and cancer Y; smoking acts on cancer only through tar M."
+    s = {'U': ['low', 'high'], 'X': ['no', 'yes'], 'M': ['no', 'yes'], 'Y': ['no', 'yes']}
+    g = CausalGraph(s, {'X': ['U'], 'M': ['X'], 'Y': ['M', 'U']},
+                    {'U': [.6, .4],
+                     'X': [[.8, .2], [.3, .7]],                  # genotype high: most smoke
+                     'M': [[.95, .05], [.1, .9]],                # smokers carry tar
+                     'Y': [[[.95, .05], [.8, .2]],               # no tar: genotype low, high
+                           [[.85, .15], [.5, .5]]]})             # tar: genotype low, high
+    return g, ['U']
+
+def bow() -> ADMG:
+    "The bow graph X → Y with X ↔ Y: the smallest graph whose effect P(y | do(x)) is not identifiable."
+    return ADMG([('X', 'Y')], [('X', 'Y')])
+
+def plot_admg(graph: ADMG,            # the graph to draw
+              ax=None,                # a matplotlib Axes; None: a new figure
+              title: str | None = None,  # the Axes title
+              node_size: int = 1400,     # matplotlib node size (points²)
+             ):                          # the Axes drawn on
+    "Draw an ADMG in topological layers: arrows solid, bidirected edges (a hidden common cause) as dashed red arcs."
+    import matplotlib.pyplot as plt
+    if not isinstance(graph, ADMG): raise TypeError(f"graph must be an ADMG, got {type(graph).__name__}")
+    G = graph
+    if ax is None: _, ax = plt.subplots(figsize=(1.6 + 1.4 * max(1, nx.dag_longest_path_length(G.dag)), 2.6))
+    lay = G.dag.copy()
+    for i, gen in enumerate(nx.topological_generations(lay)):
+        for v in gen: lay.nodes[v]['layer'] = i
+    pos = nx.multipartite_layout(lay, subset_key='layer')
+    nx.draw_networkx_nodes(lay, pos, ax=ax, node_color='#9ecae1', node_size=node_size, edgecolors='k')
+    nx.draw_networkx_edges(lay, pos, ax=ax, node_size=node_size, arrowsize=18, width=1.5)
+    if G.bidirected:
+        nx.draw_networkx_edges(nx.DiGraph(G.bidirected), pos, ax=ax, node_size=node_size, arrowstyle='<|-|>', arrowsize=12,
+                               style='dashed', edge_color='#d62728', connectionstyle='arc3,rad=0.4')
+    nx.draw_networkx_labels(lay, pos, ax=ax, font_size=10)
+    ax.set_axis_off(); ax.margins(0.3)
+    if title: ax.set_title(title)
+    return ax
+
+# %% ../nbs/03_docalculus.ipynb #f70ffa90
+def _set(vs) -> str: return ', '.join(vs)
+
+def _p(y, do=(), given=()) -> str:
+    "P(y | do(x), w) as text."
+    cond = ([f"do({_set(do)})"] if do else []) + ([_set(given)] if given else [])
+    return f"P({_set(y)}{' | ' + ', '.join(cond) if cond else ''})"
+
+@dataclass(frozen=True)
+class RuleCheck:
+    "Whether one rule of do-calculus applies to a query, the independence it rests on and the equality it licenses."
+    rule: int          # 1, 2 or 3
+    applies: bool      # whether the independence holds, so the equality may be used
+    independence: str  # the d-separation statement checked, e.g. '(Y ⊥ Z | X, W) in G[X̄ Z̲]'
+    before: str        # the left side of the licensed equality
+    after: str         # the right side
+    def __bool__(self): return self.applies
+    def __str__(self):
+        return (f"Rule {self.rule}: {self.before} = {self.after}, " +
+                ("licensed, since " if self.applies else "NOT licensed: it would need ") + self.independence)
+
+def _rule_sets(g: ADMG, y, x, z, w):
+    if not isinstance(g, ADMG): raise TypeError(f"graph must be an ADMG (ADMG.from_graph turns a CausalGraph with latents into one), got {type(g).__name__}")
+    Y, X, Z, W = (tuple(sorted(g._check(s, n), key=g.order.index)) for s, n in ((y, 'y'), (x, 'x'), (z, 'z'), (w, 'w')))
+    if not Y: raise ValueError("y is empty; name the outcome variable(s)")
+    if not Z: raise ValueError("z is empty; a rule moves or deletes at least one variable")
+    sets = {'y': Y, 'x': X, 'z': Z, 'w': W}
+    for (a, A), (b, B) in itertools.combinations(sets.items(), 2):
+        if set(A) & set(B): raise ValueError(f"{a} and {b} must be disjoint, both contain {sorted(set(A) & set(B))}")
+    return Y, X, Z, W
+
+def _bars(inc, out) -> str:
+    parts = [f"{_set(inc)}̄" if len(inc) == 1 else f"({_set(inc)})̄"] if inc else []
+    parts += [f"{_set(out)}̲" if len(out) == 1 else f"({_set(out)})̲"] if out else []
+    return f"G[{' '.join(parts)}]" if parts else "G"
+
+def rule1(graph: ADMG,           # the causal graph (latent confounders as bidirected edges)
+          y: str | Sequence[str],  # outcome(s)
+          x: str | Sequence[str],  # variables already intervened on (may be empty)
+          z: str | Sequence[str],  # observations to insert or delete
+          w: str | Sequence[str] = (),  # other observations that stay
+         ) -> RuleCheck:
+    "Rule 1 (insert/delete observations): P(y | do(x), z, w) = P(y | do(x), w) if (Y ⊥ Z | X, W) in G[X̄]."
+    Y, X, Z, W = _rule_sets(graph, y, x, z, w)
+    ok = graph.mutilate(incoming=X).d_separated(Y, Z, X + W)
+    return RuleCheck(1, ok, f"({_set(Y)} ⊥ {_set(Z)} | {_set(X + W) or '∅'}) in {_bars(X, ())}", _p(Y, X, Z + W), _p(Y, X, W))
+
+def rule2(graph: ADMG, y, x, z, w=()) -> RuleCheck:
+    "Rule 2 (exchange action and observation): P(y | do(x), do(z), w) = P(y | do(x), z, w) if (Y ⊥ Z | X, W) in G[X̄ Z̲]."
+    Y, X, Z, W = _rule_sets(graph, y, x, z, w)
+    ok = graph.mutilate(incoming=X, outgoing=Z).d_separated(Y, Z, X + W)
+    return RuleCheck(2, ok, f"({_set(Y)} ⊥ {_set(Z)} | {_set(X + W) or '∅'}) in {_bars(X, Z)}", _p(Y, X + Z, W), _p(Y, X, Z + W))
+
+def rule3(graph: ADMG, y, x, z, w=()) -> RuleCheck:
+    "Rule 3 (insert/delete actions): P(y | do(x), do(z), w) = P(y | do(x), w) if (Y ⊥ Z | X, W) in G[X̄ Z(W)̄], Z(W) the Z that are not ancestors of W in G[X̄]."
+    Y, X, Z, W = _rule_sets(graph, y, x, z, w)
+    gx = graph.mutilate(incoming=X)
+    anc_w = gx.ancestors(W) if W else frozenset()
+    ZW = tuple(v for v in Z if v not in anc_w)
+    ok = graph.mutilate(incoming=X + ZW).d_separated(Y, Z, X + W)
+    return RuleCheck(3, ok, f"({_set(Y)} ⊥ {_set(Z)} | {_set(X + W) or '∅'}) in {_bars(X + ZW, ())}", _p(Y, X + Z, W), _p(Y, X, W))
+
+# %% ../nbs/03_docalculus.ipynb #7ce2d0ba
+class Expr:
+    "A probability expression over observed variables: `Prob`, `Sum`, `Product` or `Fraction`."
+    def latex(self) -> str: raise NotImplementedError
+    def _repr_latex_(self) -> str: return f"${self.latex()}$"
+    def variables(self) -> frozenset: raise NotImplementedError   # every variable mentioned, bound or free
+
+@dataclass(frozen=True)
+class Prob(Expr):
+    "P(vars | given), read off the observational distribution."
+    vars: tuple[str, ...]           # the distributed variables
+    given: tuple[str, ...] = ()     # the conditioning variables
+    def __str__(self): return f"P({_set(self.vars)}{' | ' + _set(self.given) if self.given else ''})"
+    def latex(self):
+        given = ' \\mid ' + ', '.join(self.given) if self.given else ''
+        return f"P({', '.join(self.vars)}{given})"
+    def variables(self): return frozenset(self.vars + self.given)
+
+@dataclass(frozen=True)
+class Sum(Expr):
+    "Σ over the states of `over` of `expr`."
+    over: tuple[str, ...]
+    expr: Expr
+    def __str__(self): return f"Σ_{{{_set(self.over)}}} {self.expr}"
+    def latex(self): return f"\\sum_{{{', '.join(self.over)}}} {self.expr.latex()}"
+    def variables(self): return self.expr.variables() | set(self.over)
+
+@dataclass(frozen=True)
+class Product(Expr):
+    "The product of `terms`."
+    terms: tuple[Expr, ...]
+    def _wrap(self, t, s): return f"[{s}]" if isinstance(t, (Sum, Fraction)) and t is not self.terms[-1] else s
+    def __str__(self): return ' '.join(self._wrap(t, str(t)) for t in self.terms)
+    def latex(self): return ' '.join(f"\\left[{t.latex()}\\right]" if isinstance(t, Sum) and t is not self.terms[-1] else t.latex() for t in self.terms)
+    def variables(self): return frozenset().union(*(t.variables() for t in self.terms))
+
+@dataclass(frozen=True)
+class Fraction(Expr):
+    "`num` / `den`."
+    num: Expr
+    den: Expr
+    def __str__(self): return f"[{self.num}] / [{self.den}]"
+    def latex(self): return f"\\frac{{{self.num.latex()}}}{{{self.den.latex()}}}"
+    def variables(self): return self.num.variables() | self.den.variables()
+
+def _mul(terms: list[Expr]) -> Expr:
+    flat = [u for t in terms for u in (t.terms if isinstance(t, Product) else (t,))]
+    return flat[0] if len(flat) == 1 else Product(tuple(flat))
+
+def _sum(over: Iterable[str], e: Expr) -> Expr:
+    over = tuple(over)
+    if not over: return e
+    if isinstance(e, Sum): return Sum(over + e.over, e.expr)
+    if isinstance(e, Prob) and set(over) <= set(e.vars) and len(e.vars) > len(over):   # a marginal of P is P of fewer variables
+        return Prob(tuple(v for v in e.vars if v not in over), e.given)
+    return Sum(over, e)
+
+# %% ../nbs/03_docalculus.ipynb #f8a7a11f
+class _Current:
+    "The distribution the ID algorithm works on at one recursion: the observational joint, a chain of factors (line 7), or any expression."
+    def __init__(self, V: tuple[str, ...], kind: str, expr: Expr | None = None, factors: dict | None = None):
+        self.V, self.kind, self.expr, self.factors = V, kind, expr, factors
+    def conditional(self, v: str, pred: tuple[str, ...]) -> Expr:
+        "P_current(v | pred), pred being all of v's predecessors among the current variables."
+        if self.kind == 'joint': return Prob((v,), pred)
+        if self.kind == 'chain': return self.factors[v]
+        rest = tuple(u for u in self.V if u != v and u not in pred)
+        return Fraction(_sum(rest, self.expr), _sum(rest + (v,), self.expr))
+    def as_expr(self) -> Expr:
+        if self.kind == 'joint': return Prob(self.V)
+        if self.kind == 'chain': return _mul([self.factors[v] for v in self.V])
+        return self.expr
+    def marginal(self, keep: tuple[str, ...]) -> '_Current':
+        "Σ over the current variables not in `keep`."
+        drop = tuple(v for v in self.V if v not in keep)
+        if self.kind == 'joint': return _Current(keep, 'joint')
+        if self.kind == 'chain':   # trailing factors sum to one; stop at the first kept variable from the end
+            V = list(self.V)
+            while V and V[-1] in drop: V.pop()
+            if set(V) == set(keep): return _Current(tuple(V), 'chain', factors={v: self.factors[v] for v in V})
+        return _Current(keep, 'expr', expr=_sum(drop, self.as_expr()))
+
+@dataclass(frozen=True)
+class Hedge:
+    "Why P(y | do(x)) is not identifiable: two nested c-forests F' ⊂ F with F' ⊆ Y's ancestors and the treatment in F ∖ F'."
+    y: tuple[str, ...]    # the outcome of the failing (sub)query
+    x: tuple[str, ...]    # its treatment
+    F: tuple[str, ...]    # the larger c-forest (one c-component containing some of x)
+    F_prime: tuple[str, ...]  # the smaller one, with no x in it
+    query: str            # the query that was asked
+    trace: tuple[str, ...] = ()   # the ID algorithm's steps up to the failure
+    identifiable = False
+    def explain(self) -> str:
+        return (f"{self.query} is not identifiable: the variables {{{_set(self.F)}}} form one c-component (joined by bidirected edges) "
+                f"that contains the treatment {{{_set(v for v in self.x if v in self.F)}}}, and {{{_set(self.F_prime)}}} is a c-component of it "
+                f"without the treatment and ancestral to {_set(self.y)}. Such a hedge lets two models agree on every observational "
+                f"probability and still differ on P({_set(self.y)} | do({_set(self.x)})).")
+    def __str__(self): return f"Hedge(F = {{{_set(self.F)}}}, F' = {{{_set(self.F_prime)}}})"
+    def evaluate(self, *args, **kwargs):
+        "Refuse: there is no estimand to evaluate."
+        raise NotIdentifiable(self)
+
+class NotIdentifiable(ValueError):
+    "Raised when the value of a query that has no estimand is asked for; names the hedge."
+    def __init__(self, hedge: Hedge):
+        self.hedge = hedge
+        super().__init__(f"{hedge.explain()} Hedge: F = {{{_set(hedge.F)}}}, F' = {{{_set(hedge.F_prime)}}}. "
+                         f"Measure a confounder or a mediator, or bound the effect instead.")
+
+class _Fail(Exception):
+    def __init__(self, y, x, F, Fp): self.args_ = (y, x, F, Fp)
+
+def _id(y: frozenset, x: frozenset, P: _Current, G: ADMG, trace: list, depth: int) -> Expr:
+    "Shpitser & Pearl (2006), Fig. 3: an expression for P_x(y) from the current distribution P over G's variables."
+    V, pad = frozenset(G.order), '  ' * depth
+    say = lambda s: trace.append(pad + s)
+    q = _p(sorted(y, key=G.order.index), sorted(x, key=G.order.index))
+    if not x:                                                              # line 1
+        rest = [v for v in G.order if v not in y]
+        say(f"line 1: no intervention left: {q} is the current distribution" + (f", summed over {{{_set(rest)}}}" if rest else ''))
+        return P.marginal(tuple(v for v in G.order if v in y)).as_expr()
+    an = G.ancestors(y)
+    if an != V:                                                            # line 2
+        keep = tuple(v for v in G.order if v in an)
+        say(f"line 2: {{{_set(v for v in G.order if v not in an)}}} cannot affect {_set(sorted(y, key=G.order.index))} (not its ancestors): "
+            f"sum them out, and drop them from do() (rule 3)")
+        return _id(y, x & an, P.marginal(keep), G.subgraph(keep), trace, depth)
+    W = (V - x) - G.mutilate(incoming=x).ancestors(y)
+    if W:                                                                  # line 3
+        w = tuple(v for v in G.order if v in W)
+        say(f"line 3: rule 3 adds do({_set(w)}): once {_set(sorted(x, key=G.order.index))} is set, {_set(w)} cannot reach "
+            f"{_set(sorted(y, key=G.order.index))} (they are not its ancestors in G[X̄]); the value of {_set(w)} is arbitrary")
+        return _id(y, x | W, P, G, trace, depth)
+    S_all = G.subgraph(V - x).c_components()
+    if len(S_all) > 1:                                                     # line 4
+        say(f"line 4: G without {{{_set(sorted(x, key=G.order.index))}}} splits into c-components "
+            f"{', '.join('{' + _set(sorted(s, key=G.order.index)) + '}' for s in S_all)}: {q} factorises over them")
+        terms = [_id(s, V - s, P, G, trace, depth + 1) for s in S_all]
+        return _sum(tuple(v for v in G.order if v not in y | x), _mul(terms))
+    S = S_all[0]
+    C = G.c_components()
+    if C == [V]:                                                           # line 5
+        say(f"line 5: FAIL: G is one c-component {{{_set(G.order)}}} and so is G without {{{_set(sorted(x, key=G.order.index))}}}: a hedge")
+        raise _Fail(y, x, tuple(G.order), tuple(v for v in G.order if v in S))
+    if S in C:                                                             # line 6
+        s = tuple(v for v in G.order if v in S)
+        say(f"line 6: {{{_set(s)}}} is a c-component of G, so {q} = Π over it of P(v | its predecessors) (rule 2)")
+        terms = [P.conditional(v, G.order[:G.order.index(v)]) for v in s]
+        return _sum(tuple(v for v in s if v not in y), _mul(terms))
+    Sp = next(c for c in C if S < c)                                       # line 7
+    sp = tuple(v for v in G.order if v in Sp)
+    held = [v for v in G.order if v in x and v not in Sp]
+    say(f"line 7: {{{_set(sorted(S, key=G.order.index))}}} lies inside the c-component {{{_set(sp)}}}: restrict to it, "
+        f"with P(v | its predecessors) for each of its variables" + (f" ({_set(held)}, outside it, held at {'its' if len(held) == 1 else 'their'} value from do())" if held else ''))
+    factors = {v: P.conditional(v, G.order[:G.order.index(v)]) for v in sp}
+    return _id(y, x & Sp, _Current(sp, 'chain', factors=factors), G.subgraph(Sp), trace, depth)
+
+@dataclass(frozen=True)
+class Estimand:
+    "An identified causal query: an expression in observational probabilities, its derivation, and how to evaluate it."
+    expr: Expr                   # the formula
+    y: tuple[str, ...]           # outcome variables
+    x: tuple[str, ...]           # treatment variables
+    z: tuple[str, ...] = ()      # conditioning variables (IDC)
+    trace: tuple[str, ...] = ()  # the ID algorithm's steps
+    identifiable = True
+    @property
+    def query(self) -> str: return _p(self.y, self.x, self.z)
+    @property
+    def arbitrary(self) -> tuple[str, ...]:
+        "Variables rule 3 let the derivation fix at any value (ID line 3); `evaluate` holds them at their first state."
+        free = _free(self.expr)
+        return tuple(v for v in sorted(free) if v not in self.y + self.x + self.z)
+    def latex(self) -> str:
+        q = _p(self.y, self.x, self.z).replace('|', '\\mid')
+        return f"{q} = {self.expr.latex()}"
+    def _repr_latex_(self) -> str: return f"${self.latex()}$"
+    def __str__(self) -> str: return f"{self.query} = {self.expr}"
+    def __repr__(self) -> str: return f"Estimand({self})"
+    def derivation(self) -> str:
+        "The steps of the ID algorithm that produced this estimand, one per line."
+        return '\n'.join(self.trace)
+
+# %% ../nbs/03_docalculus.ipynb #e80bb349
+def _free(e: Expr) -> frozenset:
+    "The variables an expression's value depends on (not summed over)."
+    if isinstance(e, Prob): return frozenset(e.vars + e.given)
+    if isinstance(e, Sum): return _free(e.expr) - set(e.over)
+    if isinstance(e, Product): return frozenset().union(*(_free(t) for t in e.terms))
+    return _free(e.num) | _free(e.den)
+
+def _ev(e: Expr, marg, card: dict) -> tuple[np.ndarray, tuple[str, ...]]:
+    "Evaluate `e` as a table over its free variables; `marg(S)` gives the observational marginal over S; 0/0 counts as 0."
+    if isinstance(e, Prob):
+        vs = e.vars + e.given
+        num = marg(vs)
+        if not e.given: return num, vs
+        den = num.sum(tuple(range(len(e.vars))), keepdims=True)
+        return np.divide(num, den, out=np.zeros_like(num), where=den > 0), vs
+    if isinstance(e, Product):
+        parts = [_ev(t, marg, card) for t in e.terms]
+        out = tuple(dict.fromkeys(v for _, vs in parts for v in vs))
+        ids = {v: i for i, v in enumerate(out)}
+        args = [a for t, vs in parts for a in (t, [ids[v] for v in vs])]
+        return np.einsum(*args, [ids[v] for v in out], optimize=len(parts) > 2), out
+    if isinstance(e, Sum):
+        t, vs = _ev(e.expr, marg, card)
+        absent = math.prod(card[v] for v in e.over if v not in vs)   # Σ over a variable the term does not mention
+        t = t.sum(tuple(i for i, v in enumerate(vs) if v in e.over)) * absent
+        return t, tuple(v for v in vs if v not in e.over)
+    (n, nv), (d, dv) = _ev(e.num, marg, card), _ev(e.den, marg, card)
+    out = tuple(dict.fromkeys(nv + dv))
+    n, d = (np.broadcast_to(_expand(t, vs, out, card), tuple(card[v] for v in out)) for t, vs in ((n, nv), (d, dv)))
+    return np.divide(n, d, out=np.zeros(n.shape), where=d > 0), out
+
+def _expand(t: np.ndarray, vs: tuple, out: tuple, card: dict) -> np.ndarray:
+    "`t` (axes `vs`) with its axes put in the order of `out`, size-1 axes for the variables it lacks."
+    t = np.transpose(t, [vs.index(v) for v in out if v in vs])
+    return t.reshape(tuple(card[v] if v in vs else 1 for v in out))
+
+def _observed(source: Any, needed: Iterable[str]) -> tuple[Any, dict, dict]:
+    "A marginal function, the states and the cardinalities of the observed variables, from a graph or a joint Distribution."
+    needed = set(needed)
+    if isinstance(source, CausalGraph):
+        missing = needed - set(source.states)
+        if missing: raise ValueError(f"source lacks the variables {sorted(missing)} the estimand needs; it has {list(source.order)}")
+        d = query(source, [v for v in source.order if v in needed])
+    elif isinstance(source, Distribution): d = source
+    else: raise TypeError(f"source must be a CausalGraph (its observational distribution is used) or a joint Distribution "
+                          f"(e.g. empirical_distribution(data, states)), got {type(source).__name__}")
+    missing = needed - set(d.variables)
+    if missing: raise ValueError(f"source lacks the variables {sorted(missing)} the estimand needs; it has {list(d.variables)}")
+    J, names = d.probs.numpy(), d.variables
+    states = dict(zip(d.variables, d.states))
+    cache: dict = {}
+    def marg(vs):
+        key = frozenset(vs)
+        if key not in cache:
+            own = tuple(v for v in names if v in key)
+            cache[key] = (J.sum(tuple(i for i, v in enumerate(names) if v not in key)), own)
+        t, own = cache[key]
+        return np.transpose(t, [own.index(v) for v in vs])
+    return marg, states, {v: len(s) for v, s in states.items()}
+
+def _evaluate(self: Estimand,
+              source: CausalGraph | Distribution,      # the observational distribution: a (fitted) graph or a joint table
+              x: Mapping[str, Any] | None = None,      # the treatment's values, one per variable of `x`
+              z: Mapping[str, Any] | None = None,      # the conditioning values (IDC queries)
+             ) -> Distribution:                        # P(y | do(x), z) over the outcome variables
+    "The estimand's value: its formula computed on observational probabilities only."
+    x, z = dict(x or {}), dict(z or {})
+    for name, given, want in (('x', x, self.x), ('z', z, self.z)):
+        if set(given) != set(want):
+            raise ValueError(f"{name} must give a value to each of {list(want)}, got {sorted(given)}")
+    marg, states, card = _observed(source, self.expr.variables() | set(self.y + self.x + self.z))
+    t, vs = _ev(self.expr, marg, card)
+    fixed = {**x, **z}
+    idx = []
+    for v in vs:
+        if v in self.y: idx.append(slice(None))
+        elif v in fixed:
+            if fixed[v] not in states[v]: raise ValueError(f"{v} = {fixed[v]!r} is not a state of {v!r}; its states are {list(states[v])}")
+            idx.append(states[v].index(fixed[v]))
+        else: idx.append(0)   # a variable rule 3 lets us fix anywhere
+    t = t[tuple(idx)]
+    kept = tuple(v for v in vs if v in self.y)
+    t = _expand(t, kept, self.y, card) * np.ones(tuple(card[v] for v in self.y))
+    total = float(t.sum())
+    if abs(total - 1) > 1e-6:
+        raise ValueError(f"positivity fails: the estimand of {self.query} divides by a probability that is 0 at "
+                         f"{', '.join(f'{k}={v!r}' for k, v in fixed.items())} (its values sum to {total:.4g}, not 1); "
+                         f"use more samples or smoothing")
+    return Distribution(self.y, tuple(states[v] for v in self.y), torch.from_numpy(np.ascontiguousarray(t, dtype=np.float64)))
+
+Estimand.evaluate = _evaluate
+
+def identify(graph: ADMG | CausalGraph,        # the causal graph; a CausalGraph is projected onto its observed variables
+             y: str | Sequence[str],           # outcome variable(s)
+             x: str | Sequence[str],           # treatment variable(s) (may be empty)
+             z: str | Sequence[str] = (),      # conditioning variable(s): P(y | do(x), z), by IDC
+             latent: Sequence[str] = (),       # with a CausalGraph: its unobserved variables
+            ) -> Estimand | Hedge:             # an estimand, or the hedge that makes the query unidentifiable
+    "The ID algorithm (Shpitser & Pearl 2006), and IDC for conditional queries: P(y | do(x), z) from observational probabilities, or why not."
+    if isinstance(graph, CausalGraph): graph = ADMG.from_graph(graph, latent)
+    elif not isinstance(graph, ADMG): raise TypeError(f"graph must be an ADMG or a CausalGraph, got {type(graph).__name__}")
+    elif latent: raise ValueError("latent is only for a CausalGraph; in an ADMG latent confounders are bidirected edges")
+    G = graph
+    Y, X, Z = (tuple(v for v in _names(s, n) if v in G._check(s, n)) for s, n in ((y, 'y'), (x, 'x'), (z, 'z')))   # checked, in the caller's order
+    if not Y: raise ValueError("y is empty; name the outcome variable(s)")
+    if set(Z) & set(X): raise ValueError(f"z (the conditioning set) contains the treatment {sorted(set(Z) & set(X))}; "
+                                         f"a variable set by do() cannot also be observed")
+    if set(Y) & set(X): raise ValueError(f"y and x must be disjoint, both contain {sorted(set(Y) & set(X))}")
+    if set(Y) & set(Z): raise ValueError(f"y and z must be disjoint, both contain {sorted(set(Y) & set(Z))}")
+    trace: list[str] = []
+    y_, x_, z_ = frozenset(Y), frozenset(X), list(Z)
+    moved = True
+    while moved and z_:                                       # IDC: turn observations into actions where rule 2 allows
+        moved = False
+        for v in z_:
+            rest = [u for u in z_ if u != v]
+            if G.mutilate(incoming=x_, outgoing=[v]).d_separated(y_, [v], x_ | set(rest)):
+                trace.append(f"IDC: rule 2 turns the observation {v} into the action do({v}): "
+                             f"({_set(Y)} ⊥ {v} | {_set(sorted(x_ | set(rest), key=G.order.index)) or '∅'}) in G[X̄ {v}̲]")
+                x_, z_, moved = x_ | {v}, rest, True
+                break
+    try:
+        e = _id(y_ | set(z_), x_, _Current(G.order, 'joint'), G, trace, 0)
+    except _Fail as f:
+        fy, fx, F, Fp = f.args_
+        return Hedge(tuple(sorted(fy, key=G.order.index)), tuple(sorted(fx, key=G.order.index)), F, Fp, _p(Y, X, Z), tuple(trace))
+    if z_:
+        e = Fraction(e, _sum(Y, e))
+        trace.append(f"IDC: divide by its sum over {_set(Y)} to condition on {_set(z_)}")
+    return Estimand(e, Y, X, Z, tuple(trace))
+
+# %% ../nbs/03_docalculus.ipynb #0a2774b1
+def empirical_distribution(data: pd.DataFrame | Mapping[str, Sequence],  # one column of state names per variable
+                           states: Mapping[str, int | Sequence],         # variable -> its states (the columns used, in this order)
+                           smoothing: float = 0.,                        # pseudo-count added to every joint cell
+                          ) -> Distribution:                              # the joint relative frequencies
+    "The joint table of relative frequencies of the `states` variables in `data`."
+    if smoothing < 0 or not math.isfinite(smoothing): raise ValueError(f"smoothing must be a finite number ≥ 0, got {smoothing}")
+    shell = CausalGraph(states, None, None)
+    vs = tuple(shell.states)
+    codes = []
+    for v in vs:
+        try: col = pd.Series(np.asarray(data[v], dtype=object))
+        except KeyError: raise ValueError(f"data has no column for variable {v!r}") from None
+        c = col.map({s: i for i, s in enumerate(shell.states[v])})
+        if c.isna().any(): raise ValueError(f"data[{v!r}] holds values {list(dict.fromkeys(col[c.isna()].tolist()))[:3]} that are not states of {v!r}; its states are {list(shell.states[v])}")
+        codes.append(c.to_numpy(dtype=np.int64))
+    if not len(codes[0]): raise ValueError("data is empty; pass at least one sample")
+    shape = tuple(shell.card(v) for v in vs)
+    cnt = np.bincount(np.ravel_multi_index(tuple(codes), shape), minlength=math.prod(shape)).reshape(shape) + smoothing
+    return Distribution(vs, tuple(shell.states[v] for v in vs), torch.as_tensor(cnt / cnt.sum(), dtype=torch.float64))
+
+def estimation_curve(graph: CausalGraph,        # the true model, latent variables included
+                     latent: Sequence[str],     # the variables the data do not show
+                     y: str, x: str,            # outcome and treatment
+                     x_value: Any, y_value: Any,  # the query P(y_value | do(x = x_value))
+                     sizes: Sequence[int] = (300, 1000, 3000, 10_000, 30_000, 100_000),  # sample sizes
+                     seed: int = 0,             # random seed of the samples
+                     smoothing: float = 1.,     # Laplace pseudo-count per joint cell (no 0/0 at small n)
+                    ) -> pd.DataFrame:          # one row per size: n, estimate, truth, abs_error
+    "Identify P(y | do(x)), evaluate the estimand on samples of the observed variables, and compare with the truth."
+    g = _check_graph(graph)
+    e = identify(g, y, x, latent=latent)
+    if not e.identifiable: raise NotIdentifiable(e)
+    truth = query(g, y, do={x: x_value})[y_value]
+    obs = {v: g.states[v] for v in g.order if v not in set(latent)}
+    data = sample(g, int(max(sizes)), seed=seed)
+    rows = []
+    for n in sizes:
+        est = e.evaluate(empirical_distribution(data.iloc[:int(n)], obs, smoothing), {x: x_value})[y_value]
+        rows.append({'n': int(n), 'estimate': est, 'truth': truth, 'abs_error': abs(est - truth)})
+    return pd.DataFrame(rows)
+
+def plot_estimation(curve: pd.DataFrame,  # from `estimation_curve`
+                    ax=None, title: str | None = None):
+    "The estimate's absolute error against the sample size, on log–log axes, with the 1/√n rate for reference."
+    import matplotlib.pyplot as plt
+    if ax is None: _, ax = plt.subplots(figsize=(5, 3.4))
+    n, err = curve['n'].to_numpy(float), curve['abs_error'].to_numpy(float)
+    ax.loglog(n, np.maximum(err, 1e-12), 'o-', label='|estimate − truth|')
+    ax.loglog(n, err[0] * np.sqrt(n[0] / n), '--', color='gray', label='∝ 1/√n')
+    ax.set_xlabel('samples n'); ax.set_ylabel('absolute error'); ax.legend()
+    if title: ax.set_title(title)
+    return ax
+
+# %% ../nbs/03_docalculus.ipynb #58475b89
+def random_latent_network(n_vars: int,          # observed variables, named V0, V1, …
+                          n_latent: int = 3,    # latent confounders U0, U1, …, each a parent of two observed variables
+                          max_parents: int = 2, # most observed parents per observed variable
+                          n_states: int = 2,    # states per variable
+                          seed: int = 0,        # random seed
+                         ) -> tuple[CausalGraph, list[str]]:  # the network and its latent variables
+    "A random DAG with latent confounders and random tables (strictly positive), reproducible from `seed`."
+    if n_vars < 2 or n_latent < 0 or max_parents < 0 or n_states < 2:
+        raise ValueError(f"need n_vars ≥ 2, n_latent ≥ 0, max_parents ≥ 0, n_states ≥ 2, got {n_vars}, {n_latent}, {max_parents}, {n_states}")
+    rng = np.random.default_rng(seed)
+    names = [f"V{i}" for i in range(n_vars)]
+    parents: dict[str, list[str]] = {v: [] for v in names}
+    for i, v in enumerate(names[1:], 1):
+        k = int(rng.integers(0, min(max_parents, i) + 1))
+        parents[v] = [names[j] for j in sorted(rng.choice(i, size=k, replace=False))]
+    lat = [f"U{k}" for k in range(n_latent)]
+    for u in lat:
+        for j in sorted(rng.choice(n_vars, size=2, replace=False)): parents[names[j]].append(u)
+    allv = lat + names
+    cpts = {v: rng.dirichlet(np.ones(n_states), size=tuple([n_states] * len(parents.get(v, [])))) for v in allv}
+    return CausalGraph({v: n_states for v in allv}, parents, cpts), lat
+
+# %% ../nbs/03_docalculus.ipynb #7f5695e7
+class SCM:
+    "A discrete structural causal model: independent exogenous U with P(U), and each endogenous V = f_V(its parents) exactly."
+    def __init__(self,
+                 exogenous: Mapping[str, Sequence[float]],              # U -> probabilities of its states 0, 1, …
+                 states: Mapping[str, int | Sequence],                  # endogenous V -> its states (or a count)
+                 equations: Mapping[str, tuple[Sequence[str], Any]],    # V -> (parents, f): f a function of the parents' states, or a table of V's state indices
+                ):
+        if not isinstance(exogenous, Mapping) or not exogenous: raise TypeError(f"exogenous must be a non-empty dict U -> probabilities, got {exogenous!r:.60}")
+        if not isinstance(equations, Mapping): raise TypeError(f"equations must be a dict V -> (parents, function), got {type(equations).__name__}")
+        self.exogenous = {u: torch.as_tensor(np.asarray(p, dtype=np.float64)) for u, p in exogenous.items()}
+        for u, p in self.exogenous.items():
+            if p.ndim != 1 or not len(p) or bool((p < 0).any()) or abs(float(p.sum()) - 1) > 1e-6:
+                raise ValueError(f"exogenous[{u!r}] must be probabilities ≥ 0 summing to 1, got {p.tolist()}")
+        ex_states = {u: len(p) for u, p in self.exogenous.items()}
+        clash = set(ex_states) & set(states)
+        if clash: raise ValueError(f"exogenous and endogenous variables must have different names, both have {sorted(clash)}")
+        missing = set(states) - set(equations)
+        if missing: raise ValueError(f"equations has no equation for {sorted(missing)}; give (parents, f) for every endogenous variable")
+        parents = {}
+        for v, eq in equations.items():
+            if v not in states: raise ValueError(f"equations names unknown variable {v!r}; states has {list(states)}{_close_hint(v, states)}")
+            if not (isinstance(eq, tuple) and len(eq) == 2): raise TypeError(f"equations[{v!r}] must be a pair (parents, f), got {eq!r:.60}")
+            parents[v] = list(_names(eq[0], f'equations[{v!r}] parents'))
+        shell = CausalGraph({**ex_states, **states}, parents, None)   # checks names and acyclicity
+        self.states = {v: shell.states[v] for v in states}
+        self.parents = {v: shell.parents[v] for v in states}
+        self.order = tuple(v for v in shell.order if v in states)
+        self.tables: dict[str, np.ndarray] = {}
+        for v in self.order:
+            ps, f = self.parents[v], equations[v][1]
+            shape = tuple(shell.card(p) for p in ps)
+            if callable(f):
+                out = []
+                for combo in itertools.product(*(range(shell.card(p)) for p in ps)):   # once per parent state, at construction
+                    s = f(*(shell.states[p][i] for p, i in zip(ps, combo)))
+                    if s not in self.states[v]: raise ValueError(f"equations[{v!r}] returned {s!r} for {dict(zip(ps, combo))}; the states of {v!r} are {list(self.states[v])}")
+                    out.append(self.states[v].index(s))
+                t = np.asarray(out, dtype=np.int64).reshape(shape)
+            else:
+                t = np.asarray(f)
+                if t.shape != shape or not np.issubdtype(t.dtype, np.integer) or (t < 0).any() or (t >= len(self.states[v])).any():
+                    raise ValueError(f"equations[{v!r}] table must hold state indices of {v!r} (0 … {len(self.states[v]) - 1}), shaped {shape}, got {t.dtype} {t.shape}")
+            self.tables[v] = t.astype(np.int64)
+        self.shell = shell
+    def __repr__(self): return f"SCM(exogenous {list(self.exogenous)}; " + ', '.join(f"{v} := f({', '.join(self.parents[v])})" for v in self.order) + ')'
+
+    def graph(self, do: Mapping[str, Any] | None = None, suffix: str = '') -> tuple[dict, dict, dict]:
+        "States, parents and one-hot tables of the endogenous variables (renamed with `suffix`), with `do` applied."
+        do = dict(do or {})
+        st, pa, cp = {}, {}, {}
+        ren = lambda p: p if p in self.exogenous else p + suffix
+        for v in self.order:
+            k = len(self.states[v])
+            if v in do:
+                st[v + suffix], pa[v + suffix] = self.states[v], []
+                cp[v + suffix] = torch.nn.functional.one_hot(torch.tensor(self.states[v].index(do[v])), k).double()
+            else:
+                st[v + suffix], pa[v + suffix] = self.states[v], [ren(p) for p in self.parents[v]]
+                cp[v + suffix] = torch.nn.functional.one_hot(torch.from_numpy(self.tables[v]), k).double()
+        return st, pa, cp
+
+    def causal_graph(self) -> CausalGraph:
+        "The SCM as a causal Bayesian network: exogenous roots with their priors, endogenous variables with deterministic tables."
+        st, pa, cp = self.graph()
+        return CausalGraph({**{u: len(p) for u, p in self.exogenous.items()}, **st}, pa, {**self.exogenous, **cp})
+
+def _check_do(scm: SCM, do: Any, name: str) -> dict:
+    if not isinstance(do, Mapping) or not do: raise TypeError(f"{name} must be a non-empty dict variable -> state, got {do!r:.60}")
+    for v, s in do.items():
+        if v not in scm.states: raise ValueError(f"{name} names unknown variable {v!r}; the endogenous variables are {list(scm.order)}{_close_hint(v, scm.states)}")
+        if s not in scm.states[v]: raise ValueError(f"{name}[{v!r}] = {s!r} is not a state of {v!r}; its states are {list(scm.states[v])}")
+    return dict(do)
+
+def worlds_network(scm: SCM,                           # the model
+                   worlds: Sequence[Mapping[str, Any]], # one do() per counterfactual world
+                  ) -> CausalGraph:                     # factual V, world k's copies named V + "'" * k, shared exogenous U
+    "The twin network (more worlds: a parallel-worlds network): one copy of the endogenous variables per world, all driven by the same U."
+    if not isinstance(scm, SCM): raise TypeError(f"scm must be an SCM, got {type(scm).__name__}")
+    st = {u: len(p) for u, p in scm.exogenous.items()}; pa: dict = {}; cp = dict(scm.exogenous)
+    for k, do in enumerate([{}] + [_check_do(scm, w, f'worlds[{i}]') for i, w in enumerate(worlds)]):
+        s, p, c = scm.graph(do, "'" * k)
+        st.update(s); pa.update(p); cp.update(c)
+    return CausalGraph(st, pa, cp)
+
+def counterfactual(scm: SCM,                            # the model
+                   target: str | Sequence[str],         # the variable(s) Y whose counterfactual value is asked
+                   do: Mapping[str, Any],               # the hypothetical action, e.g. {'X': 0}
+                   evidence: Mapping[str, Any] | None = None,  # what was seen in the factual world
+                  ) -> Distribution:                    # P(Y_do = · | evidence)
+    "P(Y_{x'} | e) by the twin network: the factual and the counterfactual world share U, evidence conditions the first."
+    do = _check_do(scm, do, 'do')
+    ys = _names(target, 'target')
+    for y in ys:
+        if y not in scm.states: raise ValueError(f"target names unknown variable {y!r}; the endogenous variables are {list(scm.order)}{_close_hint(y, scm.states)}")
+    tw = worlds_network(scm, [do])
+    d = query(tw, [y + "'" for y in ys], evidence=evidence)
+    return Distribution(ys, d.states, d.probs)
+
+def abduction_action_prediction(scm: SCM, target: str, do: Mapping[str, Any], evidence: Mapping[str, Any] | None = None,
+                               ) -> tuple[Distribution, Distribution]:   # (the posterior P(U | e), P(Y_do | e))
+    "Pearl's three steps on the grid of exogenous states: abduction P(u | e), action do(), prediction Y(u) averaged over the posterior."
+    do = _check_do(scm, do, 'do')
+    if target not in scm.states: raise ValueError(f"target names unknown variable {target!r}; the endogenous variables are {list(scm.order)}")
+    us = tuple(scm.exogenous)
+    post = query(scm.causal_graph(), list(us), evidence=evidence)                       # 1. abduction
+    grid = dict(zip(us, np.meshgrid(*(np.arange(len(scm.exogenous[u])) for u in us), indexing='ij')))
+    vals = dict(grid)
+    for v in scm.order:                                                                  # 2. action, 3. prediction
+        vals[v] = (np.full(post.probs.shape, scm.states[v].index(do[v])) if v in do
+                   else np.broadcast_to(scm.tables[v][tuple(vals[p] for p in scm.parents[v])], post.probs.shape))
+    k = len(scm.states[target])
+    p = torch.from_numpy(np.bincount(vals[target].ravel(), weights=post.probs.numpy().ravel(), minlength=k))
+    return post, Distribution((target,), (scm.states[target],), p)
+
+# %% ../nbs/03_docalculus.ipynb #5bd7f4a7
+def _binary(scm: SCM, v: str, a: Any, b: Any, name: str):
+    if v not in scm.states: raise ValueError(f"{name} names unknown variable {v!r}; the endogenous variables are {list(scm.order)}")
+    for s in (a, b):
+        if s not in scm.states[v]: raise ValueError(f"{s!r} is not a state of {v!r}; its states are {list(scm.states[v])}")
+    if a == b: raise ValueError(f"the two states of {v!r} compared must differ, both are {a!r}")
+
+def probabilities_of_causation(scm: SCM,   # the model
+                               X: str, Y: str,  # cause and effect
+                               x: Any = 1, x_: Any = 0,  # the cause present / absent
+                               y: Any = 1, y_: Any = 0,  # the effect present / absent
+                              ) -> dict[str, float]:
+    "Exact PN = P(y'_{x'} | x, y), PS = P(y_x | x', y'), PNS = P(y_x, y'_{x'}), from the model's parallel worlds (NaN where the evidence is impossible)."
+    _binary(scm, X, x, x_, 'X'); _binary(scm, Y, y, y_, 'Y')
+    obs = query(scm.causal_graph(), [X, Y])
+    pn, ps = math.nan, math.nan
+    if obs[x, y] > 0: pn = query(worlds_network(scm, [{X: x_}]), Y + "'", evidence={X: x, Y: y})[y_]
+    if obs[x_, y_] > 0: ps = query(worlds_network(scm, [{X: x}]), Y + "'", evidence={X: x_, Y: y_})[y]
+    pw = worlds_network(scm, [{X: x}, {X: x_}])
+    pns = query(pw, [Y + "'", Y + "''"])[y, y_]
+    return {'PN': pn, 'PS': ps, 'PNS': pns}
+
+def causation_bounds(p_xy: Distribution,     # the observational joint P(X, Y) (two binary variables, X first)
+                     p_y_do_x: float,        # P(y | do(x)), from an experiment
+                     p_y_do_x_: float,       # P(y | do(x'))
+                     x: Any = 1, x_: Any = 0, y: Any = 1, y_: Any = 0,  # which states are x, x', y, y'
+                    ) -> pd.DataFrame:       # rows PNS, PN, PS; columns lower, upper, monotone
+    "Tian & Pearl (2000) bounds on PNS, PN and PS from observational and experimental data, and their point values under monotonicity."
+    if not isinstance(p_xy, Distribution) or len(p_xy.variables) != 2:
+        raise TypeError(f"p_xy must be a Distribution over (X, Y), e.g. query(graph, ['X', 'Y']), got {p_xy!r:.60}")
+    for n, p in (('p_y_do_x', p_y_do_x), ('p_y_do_x_', p_y_do_x_)):
+        if not 0 <= p <= 1: raise ValueError(f"{n} must be a probability in [0, 1], got {p}")
+    pxy, pxy_, px_y, px_y_ = p_xy[x, y], p_xy[x, y_], p_xy[x_, y], p_xy[x_, y_]
+    py = pxy + px_y
+    a, b = p_y_do_x, p_y_do_x_
+    pns = (max(0., a - b, py - b, a - py), min(a, 1 - b, pxy + px_y_, a - b + pxy_ + px_y), a - b)
+    pn = (max(0., (py - b) / pxy), min(1., (1 - b - px_y_) / pxy), (py - b) / pxy) if pxy > 0 else (math.nan,) * 3
+    ps = (max(0., (a - py) / px_y_), min(1., (a - pxy) / px_y_), (a - py) / px_y_) if px_y_ > 0 else (math.nan,) * 3
+    return pd.DataFrame([pns, pn, ps], index=['PNS', 'PN', 'PS'], columns=['lower', 'upper', 'monotone'])
+
+def is_monotone(scm: SCM, X: str, Y: str, x: Any = 1, x_: Any = 0, y: Any = 1, y_: Any = 0) -> bool:
+    "Whether Y is monotone in X: no unit has y under x' but y' under x, P(y_{x'}, y'_x) = 0."
+    _binary(scm, X, x, x_, 'X'); _binary(scm, Y, y, y_, 'Y')
+    return query(worlds_network(scm, [{X: x}, {X: x_}]), [Y + "'", Y + "''"])[y_, y] == 0
 
 # %% ../nbs/03_docalculus.ipynb #2bd86240
 def report_section(ctx: ReportContext,  # the report's shared context (this section needs no data or model)
