@@ -812,12 +812,12 @@ def report_section(ctx: ReportContext) -> ReportSection:
              f"the images the model already got wrong or the attack left unchanged ("
              + (', '.join(f"{c}: {k}" for c, k in ex.items()) or 'none here') + "). Rows are the paper's "
              f"'L, N' (level among the intervenable layers, channel). Computed in {time.perf_counter() - t0:.1f} s.")
-    sec.table('expected_ce', table, 'Expected-CE, nodes × contexts', float_format='{:.3e}')
+    sec.table('expected_ce', table, 'Expected-CE (the belief-weighted Effect, not Eq. 2), nodes × contexts', float_format='{:.3e}')
     ci = pd.concat({'low': table.attrs['low'], 'high': table.attrs['high']}, axis=1).swaplevel(axis=1).sort_index(axis=1, level=0, sort_remaining=False)
     ci.columns = [f"{c} {b}" for c, b in ci.columns]
     sec.table('expected_ce_ci', ci,
               f"{table.attrs['level']:.0%} confidence intervals", float_format='{:.3e}')
-    sec.figure(plot_expected_ce(table, 'Expected-CE of zeroing single channels'), 'Expected-CE heatmap')
+    sec.figure(plot_expected_ce(table, 'Expected-CE of zeroing single channels'), 'Expected-CE (belief-weighted Effect) heatmap')
     z0 = table['Z0'].abs()
     verdict = {c: float((table[c].abs() < z0).mean()) for c in table.columns if c != 'Z0'}
     sec.text("Share of nodes whose |Expected-CE| falls under Z0's (the paper's claim is that it falls under PWM and "
@@ -833,7 +833,7 @@ def report_section(ctx: ReportContext) -> ReportSection:
         ct = expected_ce_table(cscm, [Node(layer, i) for i in range(k)], {c: contexts[c] for c in ('Z0', 'PWM', 'FGSM')},
                                test, ci='normal', seed=ctx.seed)
         sec.figure(plot_expected_ce(ct, f'Expected-CE of zeroing the concepts of {layer}'), 'Concept nodes')
-        sec.table('expected_ce_concepts', ct, 'Expected-CE of the concept nodes', float_format='{:.3e}')
+        sec.table('expected_ce_concepts', ct, 'Expected-CE (belief-weighted Effect) of the concept nodes', float_format='{:.3e}')
         if ctx.head == 'softmax':
             ce = concept_effects(cscm, layer, test, n_images=len(test))
             sec.table('concept_effects', ce, f"Harradon et al.'s Eq. 2 for each concept: from a causal graph fitted to "
