@@ -18,15 +18,15 @@ from .core import (
     evaluating, map_batches)
 
 # %% auto #0
-__all__ = ['ATTACKS', 'AttackResult', 'fgsm', 'bim', 'pgd', 'runner_up', 'jsma', 'Adversarial', 'show_attacks', 'default_attacks',
-           'robustness_curve', 'plot_robustness', 'report_section']
+__all__ = ['ATTACKS', 'AttackResult', 'fgsm', 'bim', 'image_hash', 'image_uniform', 'pgd', 'runner_up', 'jsma', 'Adversarial',
+           'show_attacks', 'default_attacks', 'robustness_curve', 'plot_robustness', 'report_section']
 
 # %% ../nbs/05_attacks.ipynb #9ccb9303
 @dataclass
 class AttackResult:
     "What an attack did to each image: success, perturbation sizes and the work it took."
     name: str                     # the attack, e.g. 'pgd'
-    success: torch.Tensor | None  # (N,) bool: left `labels` (untargeted) or reached `target`; None if not evaluated
+    success: torch.Tensor | None  # (N,) bool: `correct` on the clean image and `reached` on the adversarial one; None if not evaluated
     linf: torch.Tensor            # (N,) largest absolute change of any value
     l2: torch.Tensor              # (N,) Euclidean norm of the perturbation
     l0: torch.Tensor              # (N,) number of values (pixels × channels) changed
@@ -35,22 +35,40 @@ class AttackResult:
     labels: torch.Tensor | None   # what the attack moved away from (given `y`, or the clean prediction)
     target: torch.Tensor | None   # what it aimed at; None for a plain untargeted attack
     targeted: bool = False        # success means reaching `target` rather than leaving `labels`
+    correct: torch.Tensor | None = None  # (N,) bool: the clean prediction equals `labels` (untargeted) / is not yet `target` (targeted)
+    reached: torch.Tensor | None = None  # (N,) bool: the adversarial prediction differs from `labels` / equals `target`, whatever the clean one was
+
+    @property
+    def unchanged(self) -> torch.Tensor:
+        "(N,) bool: images the attack left exactly as they were (L0 = 0)."
+        return self.l0 == 0
+
+    @property
+    def attacked(self) -> torch.Tensor:
+        "(N,) bool: images that were `correct` and that the attack changed, the ones an adversarial context is about."
+        ok = torch.ones_like(self.unchanged) if self.correct is None else self.correct.to(self.l0.device)
+        return ok & ~self.unchanged
 
     @property
     def success_rate(self) -> float:
-        "Fraction of images on which the attack succeeded (NaN when not evaluated)."
-        return float('nan') if self.success is None else float(self.success.float().mean())
+        "Share of the `correct` images on which the attack succeeded (NaN when not evaluated or none was correct)."
+        if self.success is None: return float('nan')
+        n = int(self.correct.sum()) if self.correct is not None else len(self.success)
+        return float('nan') if n == 0 else float(self.success.sum()) / n
 
     def summary(self) -> dict[str, float]:
-        "Success rate, mean norms and mean steps / queries, for tables."
-        return {'success_rate': self.success_rate, 'linf': float(self.linf.mean()), 'l2': float(self.l2.mean()),
+        "Success rate (over correct images), how many were correct / left unchanged, mean norms and mean steps / queries."
+        return {'success_rate': self.success_rate,
+                'n_correct': float('nan') if self.correct is None else int(self.correct.sum()),
+                'n_unchanged': int(self.unchanged.sum()),
+                'linf': float(self.linf.mean()), 'l2': float(self.l2.mean()),
                 'l0': float(self.l0.float().mean()), 'steps': float(self.steps.float().mean()),
                 'queries': float(self.queries.float().mean())}
 
     def __repr__(self):
         s = self.summary()
         return (f"AttackResult({self.name}, n={len(self.linf)}, {'targeted' if self.targeted else 'untargeted'}, "
-                f"success={s['success_rate']:.3f}, linf={s['linf']:.3g}, l2={s['l2']:.3g}, l0={s['l0']:.1f}, "
+                f"success={s['success_rate']:.3f} of {s['n_correct']} correct, unchanged={s['n_unchanged']}, linf={s['linf']:.3g}, l2={s['l2']:.3g}, l0={s['l0']:.1f}, "
                 f"steps={s['steps']:.1f})")
 
 # %% ../nbs/05_attacks.ipynb #f03db94b
@@ -151,26 +169,42 @@ def _chunk(model, s: _Setup, batch_size: int | None, extra_bytes: int = 0) -> in
     if batch_size is not None: return _check_count(batch_size, 'batch_size')
     return chunk_size(len(s.x), 3 * _probe(model, s.x)[1] + extra_bytes)
 
+def _check_index(index, n: int, device) -> torch.Tensor:
+    "Each image's index in its data set, `(N,)` non-negative integers; None: 0 … N − 1."
+    if index is None: return torch.arange(n, device=device)
+    if not isinstance(index, torch.Tensor) or index.is_floating_point() or index.dtype == torch.bool or tuple(index.shape) != (n,):
+        raise ValueError(f"index must be an integer tensor of shape ({n},), each image's index in its data set, got "
+                         f"{type(index).__name__ if not isinstance(index, torch.Tensor) else f'{index.dtype} {tuple(index.shape)}'}")
+    if n and int(index.min()) < 0: raise ValueError(f"index must be non-negative, got minimum {int(index.min())}")
+    return index.to(device=device, dtype=torch.long)
+
 def _run(name: str, core: Callable, model: nn.Module, x, y, target, head, bounds, batch_size, evaluate,
-         extra_bytes: int = 0, choose_aim: Callable | None = None) -> tuple[torch.Tensor, AttackResult]:
-    "Validate, run `core(model, x, labels, aim, setup)` over chunks, then check success and measure the change."
+         extra_bytes: int = 0, choose_aim: Callable | None = None, index: torch.Tensor | None = None,
+        ) -> tuple[torch.Tensor, AttackResult]:
+    "Validate, run `core(model, x, labels, aim, setup, index)` over chunks, then check success and measure the change."
     with evaluating(model), torch.inference_mode(False), torch.enable_grad():
         s = _setup(model, x, y, target, head, bounds)
+        idx = _check_index(index, len(s.x), s.x.device)
         bs = _chunk(model, s, batch_size, extra_bytes)
         aim = s.aim if choose_aim is None or s.targeted else choose_aim(model, s, bs)
         labels = s.labels if s.labels is not None else aim
-        adv, steps, queries = map_batches(lambda xc, yc, ac: core(model, xc, yc, ac, s), s.x, labels, aim,
+        adv, steps, queries = map_batches(lambda xc, yc, ac, ic: core(model, xc, yc, ac, s, ic), s.x, labels, aim, idx,
                                           batch_size=bs, desc=name)
-        success = None
+        success = correct = reached = None
         if evaluate:
             pred = map_batches(lambda a: _predict(model, a, head), adv, batch_size=bs)
-            success = _succeeded(pred, s.aim, s.targeted)
+            reached = _succeeded(pred, s.aim, s.targeted)
+            if s.targeted or y is not None:   # with y = None the clean prediction is the label: every image is correct
+                clean = map_batches(lambda a: _predict(model, a, head), s.x, batch_size=bs)
+                correct = ~_succeeded(clean, s.aim, s.targeted)
+            else: correct = torch.ones_like(reached)
+            success = correct & reached
             queries = queries + 1
     delta = (adv - s.x).flatten(1)
     home = lambda t: None if t is None else t.to(x.device)   # results live where the caller's images live
     result = AttackResult(name, home(success), home(delta.abs().amax(1)), home(delta.norm(dim=1)), home((delta != 0).sum(1)),
                           home(steps), home(queries), home(s.labels),
-                          home(aim if s.targeted or choose_aim is not None else None), s.targeted)
+                          home(aim if s.targeted or choose_aim is not None else None), s.targeted, home(correct), home(reached))
     return adv.to(x.device), result
 
 # %% ../nbs/05_attacks.ipynb #9b40255b
@@ -209,7 +243,7 @@ def fgsm(model: nn.Module,                      # classifier returning logits (N
         ) -> tuple[torch.Tensor, AttackResult]:
     "Fast gradient sign method: one step of size `eps` along the sign of the loss gradient."
     eps = _check_number(eps, 'eps', 0, False, 'the L∞ budget')
-    def core(model, x, labels, aim, s):
+    def core(model, x, labels, aim, s, index):
         adv = torch.clamp(x + eps * _gradient(model, x, aim, s).sign(), min=s.lo, max=s.hi)
         return (adv, *_counts(x, 1))
     return _run('fgsm', core, model, x, y, target, head, bounds, batch_size, evaluate)
@@ -235,7 +269,7 @@ def bim(model: nn.Module,                      # classifier returning logits (N,
     "Basic iterative method: `steps` FGSM steps of size `alpha`, each clipped to the ε-box around `x`."
     eps, steps = _check_number(eps, 'eps', 0, False, 'the L∞ budget'), _check_count(steps)
     alpha = _alpha(alpha, eps, steps)
-    def core(model, x, labels, aim, s):
+    def core(model, x, labels, aim, s, index):
         low, high = torch.clamp(x - eps, min=s.lo), torch.clamp(x + eps, max=s.hi)
         adv = x
         for _ in range(steps):
@@ -243,18 +277,60 @@ def bim(model: nn.Module,                      # classifier returning logits (N,
         return (adv, *_counts(x, steps))
     return _run('bim', core, model, x, y, target, head, bounds, batch_size, evaluate)
 
+# %% ../nbs/05_attacks.ipynb #f5483073
+_M32 = 0xFFFFFFFF
+
+def _mul32(h: torch.Tensor, c: int) -> torch.Tensor:
+    "h · c mod 2³² for int64 `h` in [0, 2³²), without int64 overflow."
+    return (h * (c & 0xFFFF) + (((h * (c >> 16)) & 0xFFFF) << 16)) & _M32
+
+def _mix32(h: torch.Tensor) -> torch.Tensor:
+    "A 32-bit integer hash with good avalanche (Wellons' lowbias32), on int64 tensors holding 32-bit values."
+    h = h & _M32
+    h = _mul32(h ^ (h >> 16), 0x7FEB352D)
+    h = _mul32(h ^ (h >> 15), 0x846CA68B)
+    return h ^ (h >> 16)
+
+def image_hash(seed: int,             # the stream's seed (any Python int)
+               index: torch.Tensor,   # (N,) each image's index in its data set
+               m: int,                # values per image
+              ) -> torch.Tensor:      # (N, m) int64 in [0, 2³²)
+    "Per-image random integers: a function of (seed, image index, position) only, so batching cannot change them."
+    s = int(seed)
+    key = _mix32(torch.tensor([(s & _M32) ^ 0x9E3779B9], device=index.device) ^ _mix32(torch.tensor([(s >> 32) & _M32], device=index.device)))
+    per_image = _mix32(_mix32(key ^ (index.long() & _M32)) + ((index.long() >> 32) & _M32))          # (N,)
+    pos = _mix32(torch.arange(m, device=index.device, dtype=torch.long) * 2 + 1)                 # (m,)
+    return _mix32(per_image.view(-1, 1) ^ pos.view(1, -1))
+
+def image_uniform(seed: int,                  # the stream's seed
+                  index: torch.Tensor,        # (N,) each image's index in its data set
+                  shape: Sequence[int],       # shape of one image's numbers, e.g. (C, H, W)
+                  dtype: torch.dtype = torch.float32,
+                 ) -> torch.Tensor:           # (N, *shape) in [0, 1)
+    "Uniform numbers in [0, 1) for each image, the same for an image whatever batch it is in."
+    m = math.prod(shape)
+    return (image_hash(seed, index, m) >> 8).to(dtype).mul_(2. ** -24).view(len(index), *shape)
+
 # %% ../nbs/05_attacks.ipynb #fd9ca46a
 def _l2_rows(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.ndim - 1)))
 
-def _random_start(x: torch.Tensor, eps: float, norm: str, s: _Setup, seed: int | None) -> torch.Tensor:
-    g = None if seed is None else torch.Generator(device=x.device).manual_seed(seed)
+def _random_start(x: torch.Tensor, eps: float, norm: str, s: _Setup, seed: int | None, index: torch.Tensor) -> torch.Tensor:
+    "A random point of the ε-ball around each image: per image from (seed, index) when seeded, else torch's global generator."
+    shape = x.shape[1:]
+    if seed is None:
+        u = torch.rand(x.shape, device=x.device, dtype=x.dtype)
+        u2, r = torch.rand(x.shape, device=x.device, dtype=x.dtype), torch.rand(len(x), device=x.device, dtype=x.dtype)
+    else:
+        u = image_uniform(seed, index, shape, x.dtype)
+        if norm == 'l2':
+            u2 = image_uniform(seed + 1, index, shape, x.dtype)
+            r = image_uniform(seed + 2, index, (1,), x.dtype)[:, 0]
     if norm == 'linf':
-        delta = torch.rand(x.shape, generator=g, device=x.device, dtype=x.dtype) * 2 * eps - eps
-    else:  # uniform radius along a Gaussian direction, as torchattacks' PGDL2 does
-        delta = torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
-        r = torch.rand((len(x),) + (1,) * (x.ndim - 1), generator=g, device=x.device, dtype=x.dtype)
-        delta = delta * r / _l2_rows(delta) * eps
+        delta = u * 2 * eps - eps
+    else:  # uniform radius along a Gaussian direction (Box–Muller), as torchattacks' PGDL2 does
+        delta = torch.sqrt(-2 * torch.log1p(-u)) * torch.cos(2 * math.pi * u2)
+        delta = delta * r.view(-1, *([1] * (x.ndim - 1))) / _l2_rows(delta).clamp_min(1e-12) * eps
     return torch.clamp(x + delta, min=s.lo, max=s.hi)
 
 def pgd(model: nn.Module,                      # classifier returning logits (N, K)
@@ -266,7 +342,8 @@ def pgd(model: nn.Module,                      # classifier returning logits (N,
         *,
         norm: str = 'linf',                    # 'linf' (sign steps, clip) or 'l2' (normalised steps, rescale)
         random_start: bool = True,             # start from a uniform random point of the ball
-        seed: int | None = None,               # seed for the random start; None: torch's global generator
+        seed: int | None = None,               # seed for the per-image random start; None: torch's global generator
+        index: torch.Tensor | None = None,     # (N,) the images' indices in their data set (seed the start per image); None: 0 … N − 1
         target: torch.Tensor | None = None,    # labels to move towards (a targeted attack)
         head: str = 'softmax',                 # 'softmax' (class indices) or 'sigmoid' (multi-hot labels)
         bounds: Sequence[float] = (0., 1.),    # valid pixel range
@@ -277,8 +354,8 @@ def pgd(model: nn.Module,                      # classifier returning logits (N,
     eps, steps = _check_number(eps, 'eps', 0, False, 'the radius of the ball'), _check_count(steps)
     alpha = _alpha(alpha, eps, steps)
     if norm not in ('linf', 'l2'): raise ValueError(f"norm must be 'linf' or 'l2', got {norm!r}")
-    def core(model, x, labels, aim, s):
-        adv = _random_start(x, eps, norm, s, seed) if random_start else x
+    def core(model, x, labels, aim, s, index):
+        adv = _random_start(x, eps, norm, s, seed, index) if random_start else x
         for _ in range(steps):
             g = _gradient(model, adv, aim, s)
             if norm == 'linf':
@@ -288,7 +365,7 @@ def pgd(model: nn.Module,                      # classifier returning logits (N,
                 delta = delta * torch.clamp(eps / _l2_rows(delta), max=1.)
             adv = torch.clamp(x + delta, min=s.lo, max=s.hi)
         return (adv, *_counts(x, steps))
-    return _run('pgd', core, model, x, y, target, head, bounds, batch_size, evaluate)
+    return _run('pgd', core, model, x, y, target, head, bounds, batch_size, evaluate, index=index)
 
 # %% ../nbs/05_attacks.ipynb #9be18061
 def runner_up(logits: torch.Tensor,  # (N, K) logits
@@ -350,7 +427,7 @@ def jsma(model: nn.Module,                      # classifier returning logits (N
     def runner_ups(model, s, bs):  # untargeted: aim each image at its runner-up
         return runner_up(map_batches(lambda a: model(a).detach(), s.x, batch_size=bs), s.labels, s.head)
 
-    def core(model, x, labels, aim, s):
+    def core(model, x, labels, aim, s, index):
         n, shape, P = len(x), x.shape[1:], x[0].numel()
         adv = x.flatten(1).clone()
         domain = adv < s.hi if theta > 0 else adv > s.lo       # values that can still move
@@ -411,9 +488,13 @@ class Adversarial:
     def __call__(self, model: nn.Module,                 # the classifier
                  x: torch.Tensor,                        # clean images
                  y: torch.Tensor | None = None,          # labels (or None: the model's predictions)
+                 offset: int = 0,                        # index of `x[0]` in its data set (per-image random starts)
                 ) -> torch.Tensor:                       # adversarial images, same shape as `x`
         "Attack `x` and return the adversarial images; the `AttackResult` is kept in `.last`."
-        adv, self.last = self.attack(model, x, y, **self.kwargs)
+        kw = dict(self.kwargs)
+        if 'index' in inspect.signature(self.attack).parameters and 'index' not in kw:
+            kw['index'] = torch.arange(int(offset), int(offset) + len(x))
+        adv, self.last = self.attack(model, x, y, **kw)
         return adv
 
     def __repr__(self):
@@ -492,7 +573,7 @@ def robustness_curve(model: nn.Module,                           # the classifie
             if name != 'fgsm': kw['steps'] = steps
             if name == 'pgd': kw['seed'] = seed
             _, r = ATTACKS[name](model, x, y, eps=e, **kw)
-            row[name.upper()] = 1 - float(r.success.float().mean())
+            row[name.upper()] = 1 - float(r.reached.float().mean())   # accuracy: prediction still equals y
         rows[float(e)] = row
     df = pd.DataFrame.from_dict(rows, orient='index'); df.index.name = 'eps'
     return df

@@ -17,13 +17,13 @@ from torch import nn
 from .core import (Node, Normalized, ReportContext, ReportSection, activation_bytes, check_head, check_images, check_logits,
                             chunk_size, default_max_bytes, evaluating, get_module, iter_chunks, probabilities, progress)
 from .attacks import fgsm, bim, pgd, jsma
-from .interventions import NetworkSCM, ZeroOut
+from .interventions import NetworkSCM, ZeroOut, belief_weighted_effect
 
 # %% auto #0
 __all__ = ['MAP_METHODS', 'window_covers', 'causal_effect_map', 'concept_effect_map', 'cam', 'grad_cam', 'GapCNN', 'compare_maps',
            'plot_maps', 'pointing_game', 'map_auroc', 'localisation_scores', 'localisation_maps', 'map_sensitivity',
-           'feature_squeezing_score', 'max_softmax_score', 'CEDetector', 'detection_table', 'plot_roc', 'attack_sets',
-           'report_section']
+           'feature_squeezing_score', 'max_softmax_score', 'CEDetector', 'detection_table', 'plot_roc', 'AttackSets',
+           'attack_sets', 'report_section']
 
 # %% ../nbs/07_cem.ipynb #90900864
 def _pair(v, name: str) -> tuple[int, int]:
@@ -464,7 +464,7 @@ def max_softmax_score(model: nn.Module, x: torch.Tensor, head: str = 'softmax') 
 
 @dataclass
 class CEDetector:
-    "Adversarial-example detector on causal-effect features: Expected-CE of zeroing nodes, plus CEM statistics."
+    "Adversarial-example detector on causal-effect features: belief-weighted Effects (Expected-CE) of zeroing nodes, plus CEM statistics."
     model: nn.Module
     head: str = 'softmax'
     layers: Sequence[str] | None = None     # layers whose nodes are zeroed; None: the hidden linear layers (the last conv if none)
@@ -484,13 +484,13 @@ class CEDetector:
             self.layers = hidden or convs[-1:]
 
     def features(self, x: torch.Tensor) -> np.ndarray:
-        "(N, F) features: Expected-CE per node, then CEM min, max, mean, std and share of negative pixels."
+        "(N, F) features: belief-weighted Effect (the paper's Expected-CE) per node, then CEM min, max, mean, std and share of negative pixels."
         check_images(x)
         p = self.scm.probs(x); cols = []
         for l in self.layers:
             a = self.scm.activation(x[:1], Node(l))
             eff, _ = self.scm.effects(x, [Node(l, i) for i in range(a.shape[1])], ZeroOut(), progress_bar=False)
-            cols.append((p[None] * eff).sum(-1).T)                       # (N, nodes)
+            cols.append(belief_weighted_effect(p, eff, self.head).T)     # (N, nodes)
         cm = causal_effect_map(self.model, x, None, self.window, self.stride, head=self.head, max_bytes=self.max_bytes).flatten(1)
         cols.append(torch.stack([cm.amin(1), cm.amax(1), cm.mean(1), cm.std(1), (cm < 0).float().mean(1)], 1))
         return torch.cat([c.cpu().float() for c in cols], 1).numpy()
@@ -546,15 +546,22 @@ def plot_roc(curves: dict, table: pd.DataFrame | None = None, title: str = 'Adve
     axes[0, 0].set_ylabel('true positive rate'); fig.suptitle(title, fontsize=10); fig.tight_layout()
     return fig
 
+class AttackSets(dict):
+    "Attack name → attacked images; `.left_out[name]` counts the images of `x` that attack had nothing to do on."
+    left_out: dict
+
 def attack_sets(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Sequence[float] = (.3,), head: str = 'softmax',
-                jsma_attack: bool = True, seed: int = 0) -> dict[str, torch.Tensor]:
-    "Attacked copies of `x`: FGSM, BIM and PGD (10 steps) at each ε, and JSMA (θ = 1, γ = 0.1)."
-    out = {}
+                jsma_attack: bool = True, seed: int = 0) -> AttackSets:
+    "Attacked copies of the images of `x` the model got right and the attack changed: FGSM, BIM, PGD (10 steps) at each ε, JSMA (θ = 1, γ = 0.1)."
+    out = AttackSets(); out.left_out = {}
+    def add(name, adv_res):
+        adv, res = adv_res
+        out[name] = adv[res.attacked.to(adv.device)]; out.left_out[name] = len(adv) - len(out[name])
     for e in eps:
-        out[f'FGSM ε={e:g}'] = fgsm(model, x, y, eps=e, head=head)[0]
-        out[f'BIM ε={e:g}'] = bim(model, x, y, eps=e, steps=10, head=head)[0]
-        out[f'PGD ε={e:g}'] = pgd(model, x, y, eps=e, steps=10, head=head, seed=seed)[0]
-    if jsma_attack: out['JSMA'] = jsma(model, x, y, head=head)[0]
+        add(f'FGSM ε={e:g}', fgsm(model, x, y, eps=e, head=head))
+        add(f'BIM ε={e:g}', bim(model, x, y, eps=e, steps=10, head=head))
+        add(f'PGD ε={e:g}', pgd(model, x, y, eps=e, steps=10, head=head, seed=seed))
+    if jsma_attack: add('JSMA', jsma(model, x, y, head=head))
     return out
 
 # %% ../nbs/07_cem.ipynb #d7963a90
@@ -591,7 +598,9 @@ def report_section(ctx: ReportContext) -> ReportSection:
                                    'feature squeezing': lambda z: feature_squeezing_score(model, z)}, te.images, adv_te)
     sec.text(f"Adversarial detection: a logistic regression on causal-effect features (Expected-CE of zeroing each node of "
              f"{', '.join(det.layers)}, and CEM statistics) fit on {n_tr} clean and {n_tr} × {len(adv_tr)} attacked training "
-             f"images, evaluated on {n_te} held-out images per attack ({time.perf_counter() - t0:.1f} s).")
+             f"images, evaluated on {n_te} held-out images per attack, less those the model already misclassified or the "
+             f"attack left unchanged ({', '.join(f'{k}: {v}' for k, v in adv_te.left_out.items())} left out; "
+             f"{time.perf_counter() - t0:.1f} s).")
     sec.figure(plot_roc(curves, auc), 'ROC curves of the detectors')
     sec.table('cem_detection_auroc', auc, 'AUROC, clean vs attacked', float_format='{:.3f}')
     sec.numbers.update(cem_detection_auroc=auc.to_dict(), cem_sensitivity=sens.to_dict())

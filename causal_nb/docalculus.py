@@ -405,7 +405,7 @@ def expected_effect(graph: CausalGraph,  # the causal graph
                     evidence: Mapping[str, Any] | None = None,  # the evidence Z
                     absolute: bool = True,  # weight |Effect| (Harradon et al.); False: the signed Effect
                    ) -> float:
-    "Eq. 2: Σ_x P(X = x | Z) · |Effect(x → y, Z)|."
+    "Eq. 2, an average over the states x of X: Σ_x P(X = x | Z)·|Effect(x → y, Z)| (signed Effect with `absolute=False`)."
     t = effect_table(graph, X, Y, y, evidence)
     w, e = t.iloc[:, 0].to_numpy(), t['effect'].to_numpy()
     e = np.abs(e) if absolute else e

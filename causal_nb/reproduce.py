@@ -114,6 +114,7 @@ class Reproduction:
 def _paired_abs_drop(table: pd.DataFrame, base: str, ctx: str, row: int, n_boot: int, level: float, seed: int):
     "Bootstrap CI of |mean under ctx| − |mean under base| for one row, resampling images (paired)."
     a, b = table.attrs['per_image'][base][row], table.attrs['per_image'][ctx][row]
+    both = ~(np.isnan(a) | np.isnan(b)); a, b = a[both], b[both]     # images an attack left out (NaN) are out of both
     g = np.random.default_rng(seed); n = len(a)
     idx = g.integers(0, n, (n_boot, n))
     d = np.abs(b[idx].mean(1)) - np.abs(a[idx].mean(1))

@@ -5,6 +5,8 @@
 - JSMA's success rate and mean L0 are at least as good as Adversarial Robustness Toolbox's `SaliencyMapMethod`
   with equal theta, gamma on the same 100 images and the same targets.
 - Hypothesis: for any images in bounds, the output stays in bounds and within eps (L∞) of the input.
+- Success records count only images the model got right: misclassified images are neither successes nor
+  (when an attack leaves them untouched, as JSMA does) attacked images; PGD's seeded start is per image.
 """
 import numpy as np
 import pytest
@@ -126,6 +128,35 @@ def test_jsma_at_least_as_good_as_art(jsma_vs_art):
     assert float(res.l0.float().mean()) <= float(art_l0.mean())
     both = res.success & art_success   # on images both attacks fool, ours changes no more values on average
     assert float(res.l0[both].float().mean()) <= float(art_l0[both].mean())
+
+
+@pytest.mark.parametrize('attack', ['fgsm', 'bim', 'pgd', 'jsma'])
+def test_success_counts_only_correct_images(models, digits28, attack):
+    "Every attack: success = correct before and changed prediction after; the rate is over the correct images."
+    from causal_nb.attacks import ATTACKS
+    model = models['lenet5']; x, y = digits28[0][1300:1400], digits28[1][1300:1400]
+    with torch.no_grad(): wrong = model(x).argmax(1) != y
+    assert 0 < int(wrong.sum()) < 100                       # a briefly trained model gets some wrong
+    kw = {'seed': 0} if attack == 'pgd' else {}
+    adv, r = ATTACKS[attack](model, x, y, **kw)
+    with torch.no_grad(): after = model(adv).argmax(1)
+    assert torch.equal(r.correct, ~wrong) and torch.equal(r.reached, after != y)
+    assert torch.equal(r.success, ~wrong & (after != y)) and not r.success[wrong].any()
+    assert r.success_rate == float(r.success.sum()) / int((~wrong).sum())
+    assert r.summary()['n_correct'] == int((~wrong).sum())
+    assert torch.equal(r.unchanged, ((adv - x).flatten(1) == 0).all(1)) and not r.attacked[wrong | r.unchanged].any()
+    if attack == 'jsma':                                    # JSMA hands misclassified images back untouched
+        assert r.unchanged[wrong].all() and r.summary()['n_unchanged'] >= int(wrong.sum())
+
+
+def test_pgd_start_is_per_image(models, digits28):
+    "PGD's seeded random start depends on the image's index, not on the batch: any batch size, any slice."
+    model = models['small_cnn']; x, y = digits28[0][:40], digits28[1][:40]
+    whole = pgd(model, x, y, eps=.3, steps=1, alpha=1e-9, seed=5)[0]      # a tiny step: the output is ~ the start
+    for bs in (1, 7):
+        assert torch.equal(pgd(model, x, y, eps=.3, steps=1, alpha=1e-9, seed=5, batch_size=bs)[0], whole)
+    part = pgd(model, x[13:20], y[13:20], eps=.3, steps=1, alpha=1e-9, seed=5, index=torch.arange(13, 20))[0]
+    assert torch.equal(part, whole[13:20])
 
 
 # Properties: any images in bounds, any budget -> output in bounds and within eps.

@@ -133,3 +133,34 @@ def test_fit_recovers_tables_and_is_deterministic():
     assert sample(g, 100, seed=3).equals(sample(g, 100, seed=3))
     f = fit_cpts(g.states, g.parents, sample(g, 50_000, seed=0))
     for v in g.states: torch.testing.assert_close(f.cpts[v], g.cpts[v], atol=0.02, rtol=0)
+
+
+# ---- chapter 03's Eq. 2 and chapter 06's Eq. 2 on a network are one quantity --------------------------------------------
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_expected_effect_equals_network_eq2(seed):
+    """A random confounded discrete graph Z → X → Y ← Z (|Z| = 2, |X| = 3, |Y| = 3) as a network that reads z and x off
+    two pixels and outputs log P(y | x, z); over a population with the graph's frequencies, `node_expected_effect`
+    (chapter 06) equals `expected_effect` (chapter 03) for every class, signed and absolute."""
+    from torch import nn
+    from causal_nb.core import Node
+    from causal_nb.interventions import NetworkSCM, node_expected_effect
+    g = torch.Generator().manual_seed(seed)
+    py = torch.rand((2, 3, 3), generator=g) + .05; py = py / py.sum(-1, keepdim=True)   # P(y | z, x): (z, x, y)
+    counts = torch.randint(1, 6, (2, 3), generator=g)                             # images per (z, x): P(z, x) = counts / total
+    total = int(counts.sum())
+    pz = counts.sum(1).double() / total; px_z = counts.double() / counts.sum(1, keepdim=True)
+
+    class Net(nn.Module):
+        def __init__(self): super().__init__(); self.register_buffer('logp', py.log()); self.node = nn.Identity()
+        def forward(self, img):
+            z = img[:, 0, 0, 0].round().long(); xv = self.node(img[:, :, :, 1:2])
+            return self.logp[z, (xv[:, 0, 0, 0] * 2).round().long()]
+
+    pop = torch.tensor([[z, x / 2] for z in range(2) for x in range(3) for _ in range(int(counts[z, x]))]).view(-1, 1, 1, 2)
+    graph = CausalGraph({'Z': [0, 1], 'X': [0, 1, 2], 'Y': [0, 1, 2]}, {'X': ['Z'], 'Y': ['X', 'Z']},
+                        {'Z': pz.tolist(), 'X': px_z.tolist(), 'Y': py.permute(1, 0, 2).tolist()})
+    scm = NetworkSCM(Net().eval())
+    for absolute in (True, False):
+        net = node_expected_effect(scm, Node('node', 0), pop, bins=[.25, .75], absolute=absolute, n_images=None)
+        ref = np.array([expected_effect(graph, 'X', 'Y', k, absolute=absolute) for k in range(3)])
+        np.testing.assert_allclose(net.to_numpy(), ref, atol=1e-6, rtol=0)
