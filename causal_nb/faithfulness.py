@@ -25,7 +25,9 @@ __all__ = ['MAPS', 'METRICS', 'grad_cam_pp', 'hires_cam', 'ablation_cam', 'score
            'smooth_grad', 'random_map', 'cem_evidence', 'MapSpec', 'register_map', 'available_maps', 'attribution',
            'pixel_ranks', 'Curve', 'perturbation_curve', 'noisy_linear_imputation', 'RoadResult', 'road',
            'rank_correlation', 'Randomisation', 'cascading_randomisation', 'relevance_mass', 'relevance_rank',
-           'MetricSpec', 'register_metric', 'map_scores', 'score_table', 'plot_scores', 'report_section']
+           'MetricSpec', 'register_metric', 'map_scores', 'score_table', 'plot_scores', 'effect_features',
+           'EffectDetector', 'penultimate', 'FeatureDetector', 'adaptive_pgd', 'cross_attack_auroc', 'oracle_attacks',
+           'report_section']
 
 # %% ../nbs/07b_faithfulness.ipynb #da753b27
 def _budget(x: torch.Tensor, max_bytes):
@@ -619,7 +621,136 @@ def plot_scores(table: pd.DataFrame, title: str = 'Which map is most causal?', s
     fig.suptitle(title, fontsize=10); fig.tight_layout()
     return fig
 
-# %% ../nbs/07b_faithfulness.ipynb #b7ed987c
+# %% ../nbs/07b_faithfulness.ipynb #fac21080
+def effect_features(model: nn.Module,            # classifier returning logits; never changed
+                    x: torch.Tensor,             # images (N, C, H, W)
+                    layer: str,                  # the layer whose nodes (channels / units) are zeroed one at a time
+                    head: str = 'softmax',
+                    grad: bool = False,          # keep the graph, so an attack can differentiate through the features
+                    max_bytes: int | None = None,
+                   ) -> torch.Tensor:            # (N, nodes) belief-weighted Expected-CE Σ_k P(k|x)·Effect_k of do(node := 0)
+    "The Effect vector over a layer's nodes (CausAdv's idea with the paper's Expected-CE), batched and optionally differentiable."
+    from causal_nb.interventions import NetworkSCM
+    _check_model(model); check_head(head)
+    sp = NetworkSCM(model, layers=[layer]).split(layer)
+    x = x.to(_model_device(model))
+    out = []
+    with evaluating(model), torch.set_grad_enabled(grad):
+        vals0 = sp.prefix(x[:1]); j = vals0[0].shape[1]
+        per = max(1, vals0[0][0].numel() * vals0[0].element_size() * j * 4)
+        cs = chunk_size(len(x), per, _budget(x, max_bytes), None)
+        for sl in iter_chunks(len(x), cs):
+            vals = sp.prefix(x[sl]); n = len(x[sl])
+            p0 = probabilities(check_logits(sp.suffix(vals, None), n, 'model'), head)
+            keep = 1 - torch.eye(j, device=x.device, dtype=vals[0].dtype).repeat(n, 1)       # row i·J + k zeroes node k of image i
+            keep = keep.view(n * j, j, *([1] * (vals[0].ndim - 2)))
+            rep = [v.repeat_interleave(j, 0) for v in vals]
+            p = probabilities(sp.suffix(rep, lambda a: a * keep), head).view(n, j, -1)
+            out.append((p0[:, None] * (p - p0[:, None])).sum(-1))
+    return torch.cat(out)
+
+class EffectDetector:
+    "Adversarial detector: a logistic regression on the Effect vector of a layer's nodes, differentiable end to end (for adaptive attacks)."
+    def __init__(self, model: nn.Module, layer: str | None = None, head: str = 'softmax', C: float = 1.):
+        _check_model(model)
+        lin = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+        self.model, self.head, self.C = model, head, C
+        self.layer = layer or (lin[-2] if len(lin) >= 2 else _conv_layer(model, None, 'EffectDetector'))
+        self.w = self.b = None
+    def fit(self, clean: torch.Tensor, adversarial: torch.Tensor) -> 'EffectDetector':
+        "Standardise the features and fit the logistic regression on clean (0) and attacked (1) images."
+        from sklearn.linear_model import LogisticRegression
+        X = torch.cat([effect_features(self.model, clean, self.layer, self.head), effect_features(self.model, adversarial, self.layer, self.head)])
+        self.mu, self.sd = X.mean(0), X.std(0) + 1e-8
+        y = np.r_[np.zeros(len(clean)), np.ones(len(adversarial))]
+        lr = LogisticRegression(C=self.C, max_iter=5000).fit(((X - self.mu) / self.sd).cpu().numpy(), y)
+        self.w = torch.tensor(lr.coef_[0], dtype=X.dtype, device=X.device); self.b = float(lr.intercept_[0])
+        return self
+    def logit(self, x: torch.Tensor, grad: bool = False) -> torch.Tensor:
+        "(N,) the detector's log-odds that each image is attacked (differentiable with grad=True)."
+        if self.w is None: raise ValueError("the detector is not fitted; call fit(clean, adversarial) first")
+        return ((effect_features(self.model, x, self.layer, self.head, grad=grad) - self.mu) / self.sd) @ self.w + self.b
+    def score(self, x: torch.Tensor) -> np.ndarray:
+        return self.logit(x).detach().cpu().numpy()
+
+def penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    "(N, D) the input of the model's last nn.Linear."
+    lin = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not lin: raise ValueError(f"model ({type(model).__name__}) has no nn.Linear layer; the activation-space detectors read the input of the last one")
+    got = []; h = lin[-1].register_forward_pre_hook(lambda m, i: got.append(i[0].flatten(1)))
+    try:
+        with evaluating(model), torch.inference_mode(): model(x.to(_model_device(model)))
+    finally: h.remove()
+    return got[0].clone()
+
+class FeatureDetector:
+    "Unsupervised baselines on penultimate features of clean training images: Mahalanobis (Lee et al.: class means, shared covariance) or kNN distance."
+    def __init__(self, model: nn.Module, kind: str = 'mahalanobis', k: int = 10):
+        if kind not in ('mahalanobis', 'knn'): raise ValueError(f"kind must be 'mahalanobis' or 'knn', got {kind!r}")
+        self.model, self.kind, self.k = model, kind, k
+    def fit(self, clean: torch.Tensor, labels: torch.Tensor) -> 'FeatureDetector':
+        f = penultimate(self.model, clean).double(); labels = labels.to(f.device)
+        if self.kind == 'knn': self.bank = f; return self
+        classes = labels.unique()
+        self.means = torch.stack([f[labels == c].mean(0) for c in classes])
+        cen = f - self.means[torch.searchsorted(classes, labels)]
+        cov = cen.T @ cen / len(f) + 1e-6 * torch.eye(f.shape[1], dtype=f.dtype, device=f.device)
+        self.prec = torch.linalg.inv(cov); return self
+    def score(self, x: torch.Tensor) -> np.ndarray:
+        "(N,) larger = further from the clean training features."
+        f = penultimate(self.model, x).double()
+        if self.kind == 'knn': return torch.cdist(f, self.bank).topk(self.k, largest=False).values[:, -1].cpu().numpy()
+        d = f[:, None] - self.means[None]
+        return torch.einsum('nkd,de,nke->nk', d, self.prec, d).amin(1).cpu().numpy()
+
+# %% ../nbs/07b_faithfulness.ipynb #d8238355
+def adaptive_pgd(model: nn.Module,               # the classifier
+                 detector: EffectDetector,       # a fitted detector the attacker knows
+                 x: torch.Tensor, y: torch.Tensor,
+                 eps: float = .3, steps: int = 40, alpha: float = .01,
+                 weight: float = 1.,             # λ: how much the attacker cares about looking clean
+                 seed: int = 0,                  # random start, drawn per image from (seed, image index)
+                 bounds: Sequence[float] = (0., 1.),
+                ) -> torch.Tensor:               # attacked images inside the ε-ball and bounds
+    "PGD that knows the detector: ascend CE(model(x'), y) − λ·detector.logit(x'), through the differentiable Effect features."
+    if not eps >= 0: raise ValueError(f"eps must be non-negative, got {eps!r}")
+    x, y = x.detach().to(_model_device(model)), y.to(_model_device(model))
+    lo, hi = bounds
+    start = torch.stack([torch.rand(x.shape[1:], generator=_generator(seed, i)) for i in range(len(x))]).to(x) * 2 - 1
+    xa = (x + eps * start).clamp(lo, hi)
+    for _ in range(steps):
+        xa = xa.detach().requires_grad_(True)
+        with evaluating(model), torch.enable_grad():
+            loss = F.cross_entropy(model(xa), y, reduction='sum') - weight * detector.logit(xa, grad=True).sum()
+            g, = torch.autograd.grad(loss, xa)
+        xa = torch.min(torch.max(xa.detach() + alpha * g.sign(), x - eps), x + eps).clamp(lo, hi)
+    return xa.detach()
+
+def cross_attack_auroc(make_detector: Callable[[torch.Tensor, torch.Tensor], Any],  # (clean, attacked) -> fitted detector with .score
+                       clean_train: torch.Tensor, train_sets: Mapping[str, torch.Tensor],   # attack name -> attacked training images
+                       clean_test: torch.Tensor, test_sets: Mapping[str, torch.Tensor],     # attack name -> attacked held-out images
+                      ) -> pd.DataFrame:                                                     # rows: trained on; columns: tested on
+    "AUROC of a detector trained on each attack (and on all seen ones) and tested on every attack, seen or not."
+    from sklearn.metrics import roc_auc_score
+    fits = {f'trained on {a}': (xa,) for a, xa in train_sets.items()}
+    fits['trained on all seen'] = (torch.cat(list(train_sets.values())),)
+    rows = {}
+    for name, (xa,) in fits.items():
+        det = make_detector(clean_train, xa); s0 = np.asarray(det.score(clean_test))
+        rows[name] = {t: roc_auc_score(np.r_[np.zeros(len(s0)), np.ones(len(xt))], np.r_[s0, np.asarray(det.score(xt))]) for t, xt in test_sets.items()}
+    return pd.DataFrame(rows).T
+
+def oracle_attacks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = .3, seed: int = 0) -> dict[str, torch.Tensor]:
+    "Attacks no detector is trained on, from torchattacks: Carlini–Wagner L2 and PGD (40 steps) with 3 random restarts."
+    import torchattacks
+    with evaluating(model):
+        torch.manual_seed(seed)
+        cw = torchattacks.CW(model, c=1., kappa=0., steps=50, lr=.05)(x, y)
+        restarts = torchattacks.MultiAttack([torchattacks.PGD(model, eps=eps, alpha=.01, steps=40, random_start=True) for _ in range(3)])
+        pr = restarts(x, y)
+    return {'CW-L2 (unseen)': cw.detach(), f'PGD×3 restarts ε={eps:g} (unseen)': pr.detach()}
+
+# %% ../nbs/07b_faithfulness.ipynb #3fbb115d
 def report_section(ctx: ReportContext) -> ReportSection:
     "This chapter's part of the report: every registered map × faithfulness and sanity scores (and localisation when the data has masks), with CIs."
     sec = ReportSection('Which map is causal? Faithfulness, sanity and localisation')

@@ -144,3 +144,25 @@ def test_bad_input(setup):
     with pytest.raises(ValueError, match="outside bounds"): attribution('Saliency', net, x * 3)
     assert 'CAM' not in available_maps(mlp) and 'Saliency' in available_maps(mlp)
     assert set(MAPS) >= {'CEM', 'Ablation-CAM', 'Score-CAM', 'Grad-CAM++', 'HiResCAM', 'Saliency', 'IntegratedGradients', 'SmoothGrad', 'Random'}
+
+
+def test_effect_features_equal_network_scm_and_are_differentiable():
+    from causal_nb.models import SmallCNN
+    from causal_nb.core import Node
+    from causal_nb.interventions import NetworkSCM, ZeroOut
+    from causal_nb.faithfulness import effect_features, EffectDetector, FeatureDetector, adaptive_pgd
+    torch.manual_seed(0)
+    net = SmallCNN().eval(); x = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    scm = NetworkSCM(net); p = scm.probs(x)
+    eff, _ = scm.effects(x, [Node('fc1', i) for i in range(128)], ZeroOut(), progress_bar=False)
+    assert (effect_features(net, x, 'fc1') - (p[None] * eff).sum(-1).T).abs().max() < 1e-6
+    state = model_state(net)
+    y = net(x).argmax(1).detach()
+    det = EffectDetector(net).fit(x[:3], x[3:].flip(-1))
+    assert det.layer == 'fc1'
+    xa = adaptive_pgd(net, det, x, y, eps=.1, steps=3, alpha=.05)
+    assert (xa - x).abs().max() <= .1 + 1e-6 and xa.min() >= 0 and xa.max() <= 1
+    assert model_state(net) == state
+    m = FeatureDetector(net).fit(x, y).score(x); k = FeatureDetector(net, 'knn', k=2).fit(x, y).score(x)
+    assert m.shape == (6,) and np.isfinite(m).all() and k.shape == (6,)
+    with pytest.raises(ValueError, match='has no nn.Linear layer'): FeatureDetector(nn.Sequential(nn.Conv2d(1, 2, 3))).fit(x, y)
