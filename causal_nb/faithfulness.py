@@ -197,26 +197,26 @@ def integrated_gradients(model: nn.Module,                    # any differentiab
                          x: torch.Tensor,                     # images (N, C, H, W)
                          target: int | Sequence[int] | torch.Tensor | None = None,  # class per image; None: predicted
                          baseline: float | torch.Tensor = 0.,  # the reference image (a number or an image inside bounds)
-                         steps: int = 32,                     # Gauss–Legendre nodes on the path (Captum's default rule)
+                         n_steps: int = 32,                   # Gauss–Legendre nodes on the path (Captum's name and default rule)
                          head: str = 'softmax',
                          bounds: Sequence[float] = (0., 1.),
                          max_bytes: int | None = None, max_batch: int | None = None,
                         ) -> torch.Tensor:                    # (N, H, W) summed over channels
     "Integrated gradients (Sundararajan et al.): (x − x̄) ⊙ ∫ ∂P/∂x along the straight path from the baseline x̄, all steps batched."
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1: raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1: raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
     x, t = _start(model, x, target, head, bounds)
     b = _fill_for(baseline, x, bounds)
-    nodes, wts = np.polynomial.legendre.leggauss(steps)
+    nodes, wts = np.polynomial.legendre.leggauss(n_steps)
     alpha = torch.tensor(.5 * (1 + nodes), dtype=x.dtype, device=x.device); w = torch.tensor(.5 * wts, dtype=x.dtype, device=x.device)
-    path = b[None] + alpha.view(-1, 1, 1, 1, 1) * (x - b)[None]                       # (steps, N, C, H, W)
-    g = _prob_grads(model, path.flatten(0, 1), t.repeat(steps), head, max_bytes, max_batch).view_as(path)
+    path = b[None] + alpha.view(-1, 1, 1, 1, 1) * (x - b)[None]                       # (n_steps, N, C, H, W)
+    g = _prob_grads(model, path.flatten(0, 1), t.repeat(n_steps), head, max_bytes, max_batch).view_as(path)
     return ((x - b) * (w.view(-1, 1, 1, 1, 1) * g).sum(0)).sum(1)
 
 def smooth_grad(model: nn.Module,                             # any differentiable classifier returning logits (N, K)
                 x: torch.Tensor,                              # images (N, C, H, W)
                 target: int | Sequence[int] | torch.Tensor | None = None,  # class per image; None: predicted
                 samples: int = 16,                            # noisy copies per image
-                noise: float = .15,                           # σ of the Gaussian noise as a share of the pixel range
+                stdev: float = .15,                           # σ of the Gaussian noise as a share of the pixel range (Captum: stdevs)
                 seed: int = 0,                                # noise is drawn per image from (seed, image index)
                 head: str = 'softmax',
                 bounds: Sequence[float] = (0., 1.),
@@ -224,9 +224,9 @@ def smooth_grad(model: nn.Module,                             # any differentiab
                ) -> torch.Tensor:                             # (N, H, W) summed over channels
     "SmoothGrad (Smilkov et al.): the gradient of P(target) averaged over noisy copies of the image."
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1: raise ValueError(f"samples must be a positive integer, got {samples!r}")
-    if not noise >= 0: raise ValueError(f"noise must be a non-negative share of the pixel range, got {noise!r}")
+    if not stdev >= 0: raise ValueError(f"stdev must be a non-negative share of the pixel range, got {stdev!r}")
     x, t = _start(model, x, target, head, bounds)
-    sigma = noise * (bounds[1] - bounds[0])
+    sigma = stdev * (bounds[1] - bounds[0])
     eps = torch.stack([torch.randn(samples, *x.shape[1:], generator=_generator(seed, i)) for i in range(len(x))]).to(x) * sigma
     xs = (x[:, None] + eps).flatten(0, 1)                                             # image i's copies are rows i·S … i·S + S − 1
     g = _prob_grads(model, xs, t.repeat_interleave(samples), head, max_bytes, max_batch)

@@ -51,16 +51,16 @@ def test_gradient_maps_equal_captum(setup):
     net, x, y = setup
     prob = nn.Sequential(net, nn.Softmax(1))
     assert (attribution('Saliency', net, x, y) - Saliency(prob).attribute(x, target=y)[:, 0]).abs().max() < 1e-5
-    ours = attribution('IntegratedGradients', net, x, y, steps=20, baseline=.1)
+    ours = attribution('IntegratedGradients', net, x, y, n_steps=20, baseline=.1)
     ref = IntegratedGradients(prob).attribute(x, target=y, n_steps=20, baselines=.1)[:, 0]
     assert (ours - ref).abs().max() < 1e-5
-    sg = smooth_grad(net, x, y, samples=6, noise=.2, seed=4)
+    sg = smooth_grad(net, x, y, samples=6, stdev=.2, seed=4)
     for i in range(len(x)):
         torch.manual_seed(_generator(4, i).initial_seed())
         r = NoiseTunnel(Saliency(prob)).attribute(x[i:i + 1], nt_type='smoothgrad', nt_samples=6, stdevs=.2, abs=False, target=int(y[i]))
         assert (sg[i] - r[0, 0]).abs().max() < 1e-5
     # per-image seeds: an image's map does not depend on the others in the call
-    assert (smooth_grad(net, x[:1], y[:1], samples=6, noise=.2, seed=4) - sg[:1]).abs().max() < 1e-6
+    assert (smooth_grad(net, x[:1], y[:1], samples=6, stdev=.2, seed=4) - sg[:1]).abs().max() < 1e-6
 
 
 def test_road_imputer_equals_pytorch_grad_cam():
