@@ -31,6 +31,7 @@ SECTIONS: list[tuple[str, str]] = [
     ('attacks', 'causal_nb.attacks:report_section'),
     ('interventions', 'causal_nb.interventions:report_section'),
     ('cem', 'causal_nb.cem:report_section'),
+    ('faithfulness', 'causal_nb.faithfulness:report_section'),
     ('counterfactuals', 'causal_nb.counterfactuals:report_section'),
     ('filters', 'causal_nb.filters:report_section'),
     ('reproduce', 'causal_nb.reproduce:report_section'),

@@ -153,7 +153,7 @@ class Mistake:
     value: Callable[[], Any]  # computes the mistaken answer with the package's functions
     message: str              # the explanation, addressed to the student
 
-_KEY = re.compile(r'^(\d{2})\.(\d+)$')
+_KEY = re.compile(r'^(\d{2}[a-z]?)\.(\d+)$')   # '07.1', or '07b.1' for a chapter inserted after 07
 _UNSET = object()
 
 def _sentence(s: str) -> str:
@@ -179,7 +179,7 @@ class Exercise:
 
     def __post_init__(self):
         if not isinstance(self.key, str) or not _KEY.match(self.key):
-            raise ValueError(f"key must look like 'NN.k' (two-digit chapter, exercise number), e.g. '03.1', got {self.key!r}")
+            raise ValueError(f"key must look like 'NN.k' (two-digit chapter, exercise number), e.g. '03.1' or '07b.1', got {self.key!r}")
         if not re.search(r'^\s*answer\s*=', self.solution_code, re.M):
             raise ValueError(f"solution_code of exercise {self.key} must set `answer = …` (the checks run it)")
         for name in ('reference', 'compare'):
@@ -187,7 +187,7 @@ class Exercise:
 
     @property
     def chapter(self) -> str:
-        "The two-digit chapter number, e.g. '03'."
+        "The chapter: its two-digit number, e.g. '03', with a letter for an inserted chapter ('07b')."
         return self.key.split('.')[0]
 
     def solve(self) -> Any:
@@ -266,8 +266,8 @@ def register(ex: Exercise,             # the exercise to add
 
 def _norm_key(key: Any) -> str:
     if not isinstance(key, str): raise TypeError(f"key must be a string such as '03.1', got {type(key).__name__} {key!r}")
-    m = re.match(r'^\s*(\d{1,2})\.(\d+)\s*$', key)
-    return f"{int(m.group(1)):02d}.{int(m.group(2))}" if m else key
+    m = re.match(r'^\s*(\d{1,2})([a-z]?)\.(\d+)\s*$', key)
+    return f"{int(m.group(1)):02d}{m.group(2)}.{int(m.group(3))}" if m else key
 
 def exercise(key: str) -> Exercise:
     "The exercise with this key ('03.1', or '3.1')."
@@ -277,14 +277,19 @@ def exercise(key: str) -> Exercise:
     hint_ = f"; did you mean {' or '.join(map(repr, close_))}?" if close_ else f"; the exercises are {sorted(EXERCISES, key=_order)}"
     raise ValueError(f"there is no exercise {key!r}{hint_}")
 
-def _order(key: str) -> tuple[int, int]:
-    c, n = key.split('.'); return int(c), int(n)
+def _chapter(chapter: str | int) -> str:
+    "'3', 3 or '03' -> '03'; '7b' -> '07b'."
+    m = re.match(r'^(\d{1,2})([a-z]?)$', str(chapter).strip())
+    return f"{int(m.group(1)):02d}{m.group(2)}" if m else str(chapter)
+
+def _order(key: str) -> tuple[int, str, int]:
+    c, n = key.split('.'); return int(c[:2]), c[2:], int(n)
 
 def exercises(chapter: str | int | None = None,  # e.g. '03' or 3; None: all chapters
              ) -> list[Exercise]:
     "The registered exercises, in chapter order (of one chapter if given)."
     keys = sorted(EXERCISES, key=_order)
-    if chapter is not None: keys = [k for k in keys if _order(k)[0] == int(chapter)]
+    if chapter is not None: keys = [k for k in keys if k.split('.')[0] == _chapter(chapter)]
     return [EXERCISES[k] for k in keys]
 
 def setup(key: str) -> Any:
@@ -331,8 +336,8 @@ def write_exercise_cells(chapter: str | int,          # the chapter, e.g. '08'
                         ) -> Path:                     # the notebook written
     "Write (or refresh) the Try-it section at the end of a chapter's notebook from the registry; run `nbdev_clean` after."
     import nbformat
-    found = sorted(Path(nbs).glob(f'{int(chapter):02d}_*.ipynb'))
-    if len(found) != 1: raise FileNotFoundError(f"expected one notebook {int(chapter):02d}_*.ipynb in {nbs}, found {[f.name for f in found]}")
+    found = sorted(Path(nbs).glob(f'{_chapter(chapter)}_*.ipynb'))
+    if len(found) != 1: raise FileNotFoundError(f"expected one notebook {_chapter(chapter)}_*.ipynb in {nbs}, found {[f.name for f in found]}")
     nb = nbformat.read(found[0], as_version=4)
     start = next((i for i, c in enumerate(nb.cells) if c.cell_type == 'markdown' and c.source.startswith('## Try it')), len(nb.cells))
     old, nb.cells = nb.cells[start:], nb.cells[:start]
@@ -1096,6 +1101,62 @@ with torch.no_grad():
     setup=_setup_07,
     explain="This is one term of the CEM: `causal_effect_map(model, x, window=4, stride=4)[0, 12, 12]` is the same number, "
             "since that window is the only one covering pixel (12, 12)."))
+
+# %% ../nbs/12_exercises.ipynb #676c179d
+def _setup_07b():
+    return quick_model(), fashion_test(8, seed=0).images[:4]
+
+@functools.lru_cache(maxsize=None)
+def _deletion_07b(method: str = 'Grad-CAM', mode: str = 'deletion') -> float:
+    from causal_nb.faithfulness import attribution, perturbation_curve
+    model, x = _setup_07b()
+    return float(perturbation_curve(model, x, attribution(method, model, x), mode=mode, steps=10).auc.mean())
+
+register(Exercise(
+    '07b.1', 'how fast does the prediction fall?',
+    "`model, x = setup('07b.1')` gives the quick classifier and four test images. Make their Grad-CAM maps for the predicted "
+    "class (`attribution('Grad-CAM', model, x)`), then the **deletion** curve with 10 steps (pixels set to 0, most important "
+    "first). What is the deletion AUC, averaged over the four images?",
+    'a number between 0 and 1',
+    reference=lambda: _deletion_07b(),
+    compare=number(rtol=1e-3, atol=1e-6, what='the mean deletion AUC'),
+    hint_text="`perturbation_curve(model, x, maps, steps=10)` returns a `Curve`; its `.auc` has one area per image.",
+    solution_code="""from causal_nb.faithfulness import attribution, perturbation_curve
+from causal_nb.exercises import setup
+model, x = setup('07b.1')
+maps = attribution('Grad-CAM', model, x)
+answer = float(perturbation_curve(model, x, maps, mode='deletion', steps=10).auc.mean())""",
+    mistakes=[Mistake(lambda: _deletion_07b(mode='insertion'), "that is the *insertion* AUC (pixels restored onto a black image); deletion removes them from the image."),
+              Mistake(lambda: _deletion_07b('Random'), "that is the deletion AUC of the Random map: make the maps with 'Grad-CAM'.")],
+    setup=_setup_07b,
+    explain="Lower is more faithful: compare it with `attribution('Random', model, x)`, whose deletion AUC is the floor every map must beat."))
+
+@functools.lru_cache(maxsize=None)
+def _sanity_07b(col: int = -1, absolute: bool = False) -> float:
+    from causal_nb.faithfulness import cascading_randomisation
+    model, x = _setup_07b()
+    r = cascading_randomisation(model, x, 'IntegratedGradients')
+    return float(np.nanmean((r.spearman_abs if absolute else r.spearman)[:, col]))
+
+register(Exercise(
+    '07b.2', 'does the map depend on the model?',
+    "With the same `model, x = setup('07b.2')`: run the cascading randomisation sanity check for 'IntegratedGradients' "
+    "(`cascading_randomisation(model, x, 'IntegratedGradients')`, default seed). After **every** layer has been "
+    "re-initialised, what is the mean Spearman ρ between the original maps and the randomised ones (signed maps, not |map|)?",
+    'a number between −1 and 1',
+    reference=lambda: _sanity_07b(),
+    compare=number(rtol=1e-3, atol=1e-6, what='the mean Spearman ρ'),
+    hint_text="The result's `.spearman` is (images, steps); the last column is the step where all layers are random.",
+    solution_code="""import numpy as np
+from causal_nb.faithfulness import cascading_randomisation
+from causal_nb.exercises import setup
+model, x = setup('07b.2')
+r = cascading_randomisation(model, x, 'IntegratedGradients')
+answer = float(np.nanmean(r.spearman[:, -1]))""",
+    mistakes=[Mistake(lambda: _sanity_07b(0), "that is after the first step only (the top layer randomised); take the last column."),
+              Mistake(lambda: _sanity_07b(-1, True), "that is ρ of |map| (`spearman_abs`); the question asks for the signed maps.")],
+    setup=_setup_07b,
+    explain="Near 0: the map changes when the model does, so it explains the model. The Random map keeps ρ = 1."))
 
 # %% ../nbs/12_exercises.ipynb #da5fbc98
 def _setup_08_1():
