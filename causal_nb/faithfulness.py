@@ -16,9 +16,12 @@ from torch import nn
 
 from .core import (ReportContext, ReportSection, activation_bytes, check_head, check_images, check_logits, chunk_size,
                             default_max_bytes, evaluating, get_module, intervenable_layers, iter_chunks, probabilities)
-from .interventions import _generator
 from .cem import (_check_model, _fill_for, _minmax, _model_device, _targets, _upsample, causal_effect_map, cam,
                            grad_cam, map_auroc, pointing_game)
+
+def _generator(seed: int, index: int) -> torch.Generator:
+    "A random stream per image, from the seed and the image's index: the noise an image gets never depends on its batch."
+    return torch.Generator().manual_seed((int(seed) * 1_000_003 + int(index)) % (2**63 - 1))
 
 # %% auto #0
 __all__ = ['MAPS', 'METRICS', 'grad_cam_pp', 'hires_cam', 'ablation_cam', 'score_cam', 'saliency', 'integrated_gradients',

@@ -8,7 +8,7 @@ from torch import nn
 
 from causal_nb.cem import GapCNN, pointing_game, map_auroc
 from causal_nb.core import model_state, get_module
-from causal_nb.interventions import _generator
+from causal_nb.faithfulness import _generator
 from causal_nb.faithfulness import (MAPS, METRICS, attribution, available_maps, cascading_randomisation, map_scores, noisy_linear_imputation,
                                     perturbation_curve, pixel_ranks, relevance_mass, relevance_rank, road, score_table, smooth_grad)
 
