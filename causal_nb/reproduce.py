@@ -296,7 +296,7 @@ def chestxray_study(model: nn.Module,                      # CheXNet (or any 14-
                     eps: float = .3,                       # FGSM budget of the attacked maps (the paper's 0.3)
                     n_boot: int = 1000, level: float = .95, seed: int = 0,
                     batch_size: int = 64,
-                    device: str | torch.device | None = None,
+                    device: str | torch.device | None = None,  # None: where the model is; else the model is moved there
                     n_figure: int = 2,                     # findings shown in Fig. 3 (two rows each: clean, attacked)
                    ) -> ChestXrayStudy:
     "Tables and Fig. 3 of the paper's ChestX-ray14 case: CheXNet's AUROC table, map localisation against the boxes, X←Y, Z←X→Y."
@@ -307,7 +307,8 @@ def chestxray_study(model: nn.Module,                      # CheXNet (or any 14-
     from causal_nb.attacks import fgsm
     if not isinstance(model, nn.Module): raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(data, ChestXray14): data = ChestXray14(data, split='test', image_size=image_size)
-    dev = get_device(device); model.to(dev)
+    if device is None: dev = next(model.parameters()).device
+    else: dev = get_device(device); model.to(dev)
     s = data.image_size; window = window or max(s // 8, 1); stride = stride or max(window // 2, 1)
     g = torch.Generator().manual_seed(seed)
     pick = torch.randperm(len(data), generator=g)[:n_images].sort().values if n_images else torch.arange(len(data))
