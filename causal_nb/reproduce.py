@@ -502,8 +502,10 @@ def reproduce(tables: Sequence[str] = ('table1', 'table2', 'table3', 'table4'), 
         else:
             from causal_nb.data import ChestXray14
             from causal_nb.models import densenet121_chexnet
-            model = _weights_model(chexnet, lambda p: densenet121_chexnet(p)).to(dev).eval()
-            data = ChestXray14(chestxray, split='test', image_size=image_size)
+            try: model = _weights_model(chexnet, lambda p: densenet121_chexnet(p)).to(dev).eval()
+            except ValueError as e: raise ValueError(f"chexnet: {e}") from None
+            try: data = ChestXray14(chestxray, split='test', image_size=image_size)
+            except FileNotFoundError as e: raise FileNotFoundError(f"chestxray: {e}") from None
             n = n_images or (32 if quick else 1000)
             study = _chestxray_part(model, data, n, quick, seed, batch_size, dev, figures)
             for t in need_chest:

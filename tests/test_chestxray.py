@@ -55,6 +55,8 @@ def test_box_masks_cover_the_symptom_and_follow_the_resize(release):
 def test_bad_input_names_the_problem(release, chexnet_file, tmp_path):
     nocsv = tmp_path / 'nocsv'; shutil.copytree(release, nocsv); (nocsv / 'Data_Entry_2017.csv').unlink()
     with pytest.raises(FileNotFoundError, match='Data_Entry_2017.csv'): ChestXray14(nocsv)
+    with pytest.raises(FileNotFoundError, match='chestxray: label file .*Data_Entry_2017.csv not found'):
+        reproduce(('table1',), quick=True, chestxray=nocsv, chexnet=chexnet_file, image_size=32, progress_bar=False)
     nobox = tmp_path / 'nobox'; shutil.copytree(release, nobox); (nobox / 'BBox_List_2017.csv').unlink()
     with pytest.raises(FileNotFoundError, match='has no box file BBox_List_2017.csv'): chestxray_boxes(nobox)
     with pytest.raises(FileNotFoundError, match='chestxray folder .* has no BBox_List_2017.csv'):
@@ -64,9 +66,9 @@ def test_bad_input_names_the_problem(release, chexnet_file, tmp_path):
         box_masks(ChestXray14(release, split='test', image_size=32), boxes)
     import torchvision
     other = tmp_path / 'imagenet.pth'; torch.save(torchvision.models.densenet121(weights=None).state_dict(), other)
-    with pytest.raises(ValueError, match='has a head for 1000 labels, but n_classes is 14'):
+    with pytest.raises(ValueError, match='chexnet: weights file .* has a head for 1000 labels, but n_classes is 14'):
         reproduce(('table1',), quick=True, chestxray=release, chexnet=other, image_size=32, progress_bar=False)
-    with pytest.raises(SystemExit, match='causal-nb reproduce: weights file .* has a head for 1000 labels'):
+    with pytest.raises(SystemExit, match='causal-nb reproduce: chexnet: weights file .* has a head for 1000 labels'):
         main(['reproduce', '--tables', 'table1', '--quick', '--chestxray', str(release), '--chexnet', str(other), '--image-size', '32'])
 
 
