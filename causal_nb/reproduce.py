@@ -507,7 +507,7 @@ def reproduce(tables: Sequence[str] = ('table1', 'table2', 'table3', 'table4'), 
             from causal_nb.data import ChestXray14
             from causal_nb.models import densenet121_chexnet
             try: model = _weights_model(chexnet, lambda p: densenet121_chexnet(p)).to(dev).eval()
-            except ValueError as e: raise ValueError(f"chexnet: {e}") from None
+            except (ValueError, FileNotFoundError) as e: raise type(e)(f"chexnet: {e}") from None
             try: data = ChestXray14(chestxray, split='test', image_size=image_size)
             except FileNotFoundError as e: raise FileNotFoundError(f"chestxray: {e}") from None
             n = n_images or (32 if quick else 1000)
