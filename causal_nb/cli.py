@@ -293,7 +293,7 @@ def reproduce_command(a: argparse.Namespace) -> int:
     tables = [t.strip() for t in a.tables.split(',') if t.strip()]
     try:
         res = reproduce(tables, quick=a.quick, n_images=a.limit, chestxray=a.chestxray, chexnet=a.chexnet, imagenet=a.imagenet,
-                        vgg16=a.vgg16, image_size=a.image_size, device=a.device, seed=a.seed)
+                        vgg16=a.vgg16, image_size=a.image_size, device=a.device, seed=a.seed, figures=a.out)
     except (ValueError, FileNotFoundError) as e: raise SystemExit(f"causal-nb reproduce: {e}") from None
     for r in res: print(r, flush=True)
     v = verdicts(res)

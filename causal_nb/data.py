@@ -18,10 +18,11 @@ from filelock import FileLock
 from .core import cache_dir, check_images, fingerprint
 
 # %% auto #0
-__all__ = ['FASHION_MNIST_CLASSES', 'MNIST_CLASSES', 'DEBIAN_FASHION_MNIST', 'CHESTXRAY14_LABELS', 'SHAPES', 'TEXTURES',
-           'MULTILABELS', 'DATASETS', 'ImageSet', 'read_idx', 'write_idx', 'fashion_mnist', 'mnist', 'make_idx_fixture',
-           'digits', 'ChestXray14', 'image_folder', 'to_imageset', 'make_chestxray14_fixture', 'causal_shapes',
-           'show_images', 'plot_samples', 'load_data', 'default_data']
+__all__ = ['FASHION_MNIST_CLASSES', 'MNIST_CLASSES', 'DEBIAN_FASHION_MNIST', 'CHESTXRAY14_LABELS', 'BOXED_FINDINGS', 'SHAPES',
+           'TEXTURES', 'MULTILABELS', 'DATASETS', 'ImageSet', 'read_idx', 'write_idx', 'fashion_mnist', 'mnist',
+           'make_idx_fixture', 'digits', 'ChestXray14', 'image_folder', 'to_imageset', 'make_chestxray14_fixture',
+           'make_chestxray_fixture', 'chestxray_boxes', 'box_masks', 'causal_shapes', 'show_images', 'plot_samples',
+           'load_data', 'default_data']
 
 # %% ../nbs/01_data.ipynb #9d392806
 @dataclass
@@ -315,6 +316,106 @@ def make_chestxray14_fixture(folder: str | os.PathLike, n: int = 6, seed: int = 
     (folder / 'train_val_list.txt').write_text('\n'.join(names[: (n + missing) // 2]) + '\n')
     (folder / 'test_list.txt').write_text('\n'.join(names[(n + missing) // 2:]) + '\n')
     return folder
+
+# %% ../nbs/01_data.ipynb #890e0302
+BOXED_FINDINGS = ['Atelectasis', 'Cardiomegaly', 'Effusion', 'Infiltration', 'Mass', 'Nodule', 'Pneumonia', 'Pneumothorax']
+_BOX_ALIASES = {'Infiltrate': 'Infiltration'}     # BBox_List_2017.csv spells one finding differently from Data_Entry_2017.csv
+
+def make_chestxray_fixture(folder: str | os.PathLike,  # where to write the release (created)
+                           n: int = 48,                # images; about a third land in test_list.txt, each finding there has a box
+                           size: int = 64,             # image side in pixels (the real release: 1024)
+                           seed: int = 0,
+                          ) -> Path:
+    "A small ChestX-ray14 release in the real formats, with a bright 'symptom' planted inside every finding's box."
+    from PIL import Image
+    if n < 6: raise ValueError(f"n must be at least 6 (a few images per split), got {n}")
+    if size < 16: raise ValueError(f"size must be at least 16 pixels, got {size}")
+    folder = Path(folder); rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size] / size
+    base = .25 + .2 * np.exp(-((xx - .3) ** 2 + (yy - .5) ** 2) / .05) + .2 * np.exp(-((xx - .7) ** 2 + (yy - .5) ** 2) / .05)
+    n_test = n // 3
+    rows, boxes = [], []
+    for i in range(n):
+        name = f'{i // 3:08d}_{i % 3:03d}.png'; test = i >= n - n_test
+        k = int(rng.integers(0, 3)) if i % 4 else 0                        # every fourth image: No Finding
+        findings = sorted(rng.choice(BOXED_FINDINGS if test else CHESTXRAY14_LABELS, size=k, replace=False).tolist())
+        img = base + rng.normal(0, .04, (size, size))
+        for f in findings:                                                 # the symptom: a bright square, one per finding
+            w = int(rng.integers(size // 8, size // 4 + 1)); x0, y0 = rng.integers(0, size - w, 2)
+            img[y0:y0 + w, x0:x0 + w] = .95
+            if test: boxes.append({'Image Index': name, 'Finding Label': {v: k for k, v in _BOX_ALIASES.items()}.get(f, f),
+                                   'Bbox [x': float(x0), 'y': float(y0), 'w': float(w), 'h]': float(w)})
+        part = folder / f'images_{1 + i % 2:03d}' / 'images'; part.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(part / name)
+        rows.append({'Image Index': name, 'Finding Labels': '|'.join(findings) or 'No Finding', 'Follow-up #': i % 3,
+                     'Patient ID': i // 3, 'Patient Age': 50, 'Patient Gender': 'MF'[i % 2], 'View Position': 'PA',
+                     'OriginalImage[Width': size, 'Height]': size, 'OriginalImagePixelSpacing[x': .143, 'y]': .143})
+    pd.DataFrame(rows).to_csv(folder / 'Data_Entry_2017.csv', index=False)
+    names = [r['Image Index'] for r in rows]
+    (folder / 'train_val_list.txt').write_text('\n'.join(names[:n - n_test]) + '\n')
+    (folder / 'test_list.txt').write_text('\n'.join(names[n - n_test:]) + '\n')
+    b = pd.DataFrame(boxes, columns=['Image Index', 'Finding Label', 'Bbox [x', 'y', 'w', 'h]'])
+    for j in range(6, 9): b[f'Unnamed: {j}'] = ''                         # the real file ends every row with three empty fields
+    with open(folder / 'BBox_List_2017.csv', 'w') as fh:                 # the real header: 'Image Index,Finding Label,Bbox [x,y,w,h],,,'
+        fh.write('Image Index,Finding Label,Bbox [x,y,w,h],,,\n')
+        b.to_csv(fh, index=False, header=False)
+    return folder
+
+# %% ../nbs/01_data.ipynb #03055717
+def chestxray_boxes(root: str | os.PathLike,          # the release folder holding the box file
+                    csv: str = 'BBox_List_2017.csv',  # the radiologists' boxes, inside `root`
+                   ) -> pd.DataFrame:                 # one row per box: image, finding, x, y, w, h (original pixels)
+    "The radiologists' boxes of ChestX-ray14, with the finding names of `Data_Entry_2017.csv`."
+    root = Path(root).expanduser()
+    if not root.is_dir(): raise FileNotFoundError(f"root {root} is not a folder; point it at the unpacked ChestX-ray14 release")
+    path = root / csv
+    if not path.is_file(): raise FileNotFoundError(f"root {root} has no box file {csv}; the release ships it beside Data_Entry_2017.csv")
+    df = pd.read_csv(path)
+    cols = list(df.columns)
+    if len(cols) < 6 or cols[:2] != ['Image Index', 'Finding Label']:
+        raise ValueError(f"{path} should start with columns 'Image Index', 'Finding Label', 'Bbox [x', 'y', 'w', 'h]'; got {cols[:6]}")
+    df = df.iloc[:, :6].copy(); df.columns = ['image', 'finding', 'x', 'y', 'w', 'h']
+    df['finding'] = df['finding'].replace(_BOX_ALIASES)
+    bad = sorted(set(df['finding']) - set(CHESTXRAY14_LABELS))
+    if bad: raise ValueError(f"{path} has boxes for unknown findings {bad}; expected some of {CHESTXRAY14_LABELS}")
+    if df[['x', 'y', 'w', 'h']].isna().any().any() or (df[['w', 'h']] <= 0).any().any():
+        raise ValueError(f"{path} has boxes with missing or non-positive coordinates")
+    return df.reset_index(drop=True)
+
+def box_masks(data: 'ChestXray14',                  # the data set whose images the masks must match
+              boxes: pd.DataFrame | None = None,    # from `chestxray_boxes`; None: read from `data.root`
+             ) -> tuple[torch.Tensor, torch.Tensor]: # (indices into `data` (M,), masks (M, 14, size, size) bool)
+    "Per-image, per-finding masks of the boxes, mapped through the same resize and centre crop as the images."
+    from PIL import Image
+    if not isinstance(data, ChestXray14): raise TypeError(f"data must be a ChestXray14 data set, got {type(data).__name__}")
+    boxes = chestxray_boxes(data.root) if boxes is None else boxes
+    index = {p.name: i for i, p in enumerate(data.paths)}
+    unknown = sorted(set(boxes['image']) - set(data.table['Image Index']))
+    if unknown:
+        known = set(pd.read_csv(data.root / 'Data_Entry_2017.csv', usecols=['Image Index'])['Image Index']) if (data.root / 'Data_Entry_2017.csv').is_file() else set()
+        truly = [u for u in unknown if u not in known]
+        if truly: raise ValueError(f"boxes name images that are not in the release's label file: {truly[:3]} ({len(truly)} in all)")
+    b = boxes[boxes['image'].isin(index)]
+    imgs = sorted(set(b['image']), key=index.get)
+    if not imgs: return torch.zeros(0, dtype=torch.long), torch.zeros(0, len(CHESTXRAY14_LABELS), data.image_size, data.image_size, dtype=torch.bool)
+    dims = {}
+    for name in imgs:                                        # header reads only: the file's pixel size
+        with Image.open(data.paths[index[name]]) as im: dims[name] = im.size
+    s = data.image_size
+    W = torch.tensor([dims[n] for n in b['image']], dtype=torch.float64)        # (B, 2) width, height
+    scale = s / W.min(1).values                                                 # torchvision's resize: shorter side to s
+    new = (W * scale[:, None]).floor().clamp(min=s)
+    off = ((new - s) / 2).round()                                               # then the centre crop
+    xyxy = torch.tensor(b[['x', 'y', 'w', 'h']].values, dtype=torch.float64)
+    x0 = xyxy[:, 0] * scale - off[:, 0]; y0 = xyxy[:, 1] * scale - off[:, 1]
+    x1 = x0 + xyxy[:, 2] * scale; y1 = y0 + xyxy[:, 3] * scale
+    c = torch.arange(s, dtype=torch.float64) + .5                                # pixel centres
+    m = ((c[None, :] >= x0[:, None]) & (c[None, :] < x1[:, None]))[:, None, :] & ((c[None, :] >= y0[:, None]) & (c[None, :] < y1[:, None]))[:, :, None]
+    pos = {n: j for j, n in enumerate(imgs)}
+    row = torch.tensor(b['image'].map(pos).values); lab = torch.tensor(b['finding'].map(CHESTXRAY14_LABELS.index).values)
+    out = torch.zeros(len(imgs), len(CHESTXRAY14_LABELS), s, s, dtype=torch.uint8)
+    out.index_put_((row, lab), m.to(torch.uint8), accumulate=True)           # two boxes of one finding on one image: their union
+    return torch.tensor([index[n] for n in imgs]), out > 0
 
 # %% ../nbs/01_data.ipynb #f3b65c21
 SHAPES = ['circle', 'square', 'triangle']

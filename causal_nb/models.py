@@ -23,9 +23,10 @@ from .core import (CacheError, Normalized, atomic_save, cache_dir, check_head, c
 from .data import ImageSet, load_data, default_data, plot_samples
 
 # %% auto #0
-__all__ = ['ARCHITECTURES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'SmallCNN', 'LeNet5', 'build_model', 'TrainResult', 'train',
-           'predict', 'Evaluation', 'evaluate', 'plot_training_curve', 'plot_confusion_matrix', 'trained_model',
-           'load_weights', 'vgg16', 'densenet121_chexnet', 'data_report_section', 'model_report_section']
+__all__ = ['ARCHITECTURES', 'CHEXNET_PAPER_AUROC', 'IMAGENET_MEAN', 'IMAGENET_STD', 'SmallCNN', 'LeNet5', 'build_model',
+           'TrainResult', 'train', 'class_weights', 'train_stream', 'predict', 'Evaluation', 'evaluate', 'label_auroc',
+           'multilabel_accuracy', 'plot_training_curve', 'plot_confusion_matrix', 'trained_model', 'load_weights',
+           'vgg16', 'densenet121_chexnet', 'estimate_training_time', 'data_report_section', 'model_report_section']
 
 # %% ../nbs/02_models.ipynb #558c3411
 def _check_arch(n_classes, in_channels, in_size, min_size):
@@ -112,10 +113,17 @@ def train(model: nn.Module,             # the classifier to train (in place)
           device: str | torch.device | None = None,
           cache: bool = True,           # load / store the result under cache_dir('models')
           progress_bar: bool | None = None,
+          **stream,                     # for a Dataset / DataLoader: `train_stream`'s val, weights, checkpoint, checkpoint_every, max_batch
          ) -> TrainResult:
-    "Train with Adam, keep the epoch with the lowest validation loss, and cache the result on disk."
+    "Train with Adam, keep the epoch with the lowest validation loss, and cache the result on disk (streamed data: `train_stream`)."
     if not isinstance(model, nn.Module): raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(data, ImageSet): raise TypeError(f"data must be an ImageSet (see causal_nb.data), got {type(data).__name__}")
+    if not isinstance(data, ImageSet):
+        from torch.utils.data import DataLoader, Dataset
+        if not isinstance(data, (Dataset, DataLoader)):
+            raise TypeError(f"data must be an ImageSet, a map-style Dataset or a DataLoader over one, got {type(data).__name__}")
+        return train_stream(model, data, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device,
+                            progress_bar=progress_bar, **stream)
+    if stream: raise TypeError(f"{sorted(stream)} apply to streamed data (a Dataset or DataLoader), not to an ImageSet")
     for name, v in (('epochs', epochs), ('batch_size', batch_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive integer, got {v!r}")
     if not lr > 0: raise ValueError(f"lr must be positive, got {lr}")
@@ -166,6 +174,125 @@ def _fit(model, data, dev, head, epochs, lr, batch_size, val_fraction, seed, pro
         bar.set_postfix(loss=f"{rows[-1]['train_loss']:.3f}", val_acc=f"{val_acc:.3f}")
     model.load_state_dict(best_state); model.eval()
     return TrainResult(model, pd.DataFrame(rows), best_epoch, time.perf_counter() - t0, False)
+
+# %% ../nbs/02_models.ipynb #cdb51a8c
+def _stream_parts(data):
+    "(map-style data set, its labels as a tensor or None, num_workers) from a Dataset or a DataLoader."
+    from torch.utils.data import DataLoader, Dataset, Subset
+    workers = 0
+    if isinstance(data, DataLoader): ds, workers = data.dataset, data.num_workers
+    else: ds = data
+    if not isinstance(ds, Dataset) or not hasattr(ds, '__len__') or not hasattr(ds, '__getitem__'):
+        raise TypeError(f"data must be an ImageSet, a map-style Dataset or a DataLoader over one, got {type(data).__name__}")
+    if len(ds) == 0: raise ValueError("data is empty")
+    def targets(d):
+        if isinstance(d, Subset):
+            t = targets(d.dataset); return None if t is None else t[torch.as_tensor(d.indices)]
+        t = getattr(d, 'targets', None)
+        return None if t is None else torch.as_tensor(t)
+    return ds, targets(ds), workers
+
+def class_weights(labels: torch.Tensor,   # (N,) class indices or (N, K) multi-hot
+                 ) -> torch.Tensor:       # softmax: (K,) weights; sigmoid: (2, K) weights of negatives and positives
+    "Class-balancing loss weights: CheXNet's w+ = |N|/(|P|+|N|), w− = |P|/(|P|+|N|) per label, or inverse class frequency."
+    labels = torch.as_tensor(labels)
+    if labels.ndim == 2:
+        pos = (labels > .5).float().mean(0)
+        return torch.stack([pos, 1 - pos])                                  # row 0 weighs negatives, row 1 positives
+    counts = torch.bincount(labels.long()).float()
+    return counts.sum() / (len(counts) * counts.clamp_min(1))
+
+def _weighted_loss(logits, y, head, w):
+    if head == 'softmax': return F.cross_entropy(logits, y, weight=w)
+    y = y.float()
+    return F.binary_cross_entropy_with_logits(logits, y, weight=None if w is None else w[0] * (1 - y) + w[1] * y)
+
+def _stream_val_loss(model, val, head, w, dev, batch_size, workers):
+    from torch.utils.data import DataLoader
+    total = n = 0
+    with torch.inference_mode():
+        for x, y in DataLoader(val, batch_size=batch_size, num_workers=workers):
+            total += float(_weighted_loss(model(x.to(dev)), y.to(dev), head, w)) * len(x); n += len(x)
+    return total / max(n, 1)
+
+def train_stream(model: nn.Module,                      # the classifier to train (in place)
+                 data,                                  # a map-style Dataset of (image, label) (e.g. ChestXray14) or a DataLoader over one
+                 epochs: int = 1,
+                 lr: float = 1e-3,                      # Adam, betas (0.9, 0.999): the seed's CheXNet setting
+                 batch_size: int = 16,                  # images per optimiser step
+                 val=None,                              # a Dataset to pick the best epoch by its loss; None: keep the last
+                 weights: str | torch.Tensor | None = 'balanced',  # 'balanced' (`class_weights` of data's `targets`), a tensor, or None
+                 checkpoint: str | os.PathLike | None = None,       # file to save progress to and resume from
+                 checkpoint_every: int = 50,            # optimiser steps between checkpoints
+                 max_batch: int | None = None,          # memory budget: at most this many images per forward/backward (gradients accumulate)
+                 seed: int = 0,                         # order of images and dropout: the same for a resumed run
+                 device: str | torch.device | None = None,
+                 progress_bar: bool | None = None,
+                ) -> TrainResult:
+    "Train from disk, one batch in memory at a time, with checkpoints that make an interrupted run resume to the same result."
+    from torch.utils.data import DataLoader
+    if not isinstance(model, nn.Module): raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    ds, targets, workers = _stream_parts(data)
+    for name, v in (('epochs', epochs), ('batch_size', batch_size), ('checkpoint_every', checkpoint_every)) + ((('max_batch', max_batch),) if max_batch is not None else ()):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if not lr > 0: raise ValueError(f"lr must be positive, got {lr}")
+    head = getattr(ds, 'head', None) or ('sigmoid' if targets is not None and targets.ndim == 2 else 'softmax')
+    dev = get_device(device)
+    if isinstance(weights, str):
+        if weights != 'balanced': raise ValueError(f"weights must be 'balanced', a tensor or None, got {weights!r}")
+        if targets is None: raise ValueError("weights='balanced' needs the data set's labels as a `targets` attribute; pass weights= a tensor or None")
+        weights = class_weights(targets)
+    w = None if weights is None else torch.as_tensor(weights, dtype=torch.float32).to(dev)
+    n = len(ds); max_batch = max_batch or batch_size
+    config = dict(n=n, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, head=head)
+    model.to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(.9, .999))
+    step, rows, best, best_state, best_epoch, seconds, total, count = 0, [], float('inf'), None, 0, 0., 0., 0
+    path = Path(checkpoint).expanduser() if checkpoint is not None else None
+    if path is not None and path.exists():
+        saved = safe_load(path)
+        if saved.get('config') != config:
+            raise ValueError(f"checkpoint {path} belongs to another run ({saved.get('config')}); this run is {config}. Delete it or pass another file")
+        model.load_state_dict(saved['model']); opt.load_state_dict(saved['optimizer'])
+        step, rows, best, best_epoch, seconds = saved['step'], saved['history'], saved['best'], saved['best_epoch'], saved['seconds']
+        best_state, total, count = saved['best_state'], saved['total'], saved['count']
+    def save():
+        if path is None: return
+        atomic_save({'config': config, 'model': {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                     'optimizer': opt.state_dict(), 'step': step, 'history': rows, 'best': best, 'best_epoch': best_epoch,
+                     'best_state': best_state, 'total': total, 'count': count, 'seconds': seconds + time.perf_counter() - t0}, path)
+    per_epoch = math.ceil(n / batch_size)
+    t0 = time.perf_counter()
+    bar = progress(total=epochs * per_epoch, initial=step, desc=f'training {type(model).__name__}', enabled=progress_bar)
+    try:
+        while step < epochs * per_epoch:
+            epoch, done = divmod(step, per_epoch)
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).split(batch_size)
+            if done == 0: total, count = 0., 0                                 # the epoch's running loss survives a resume
+            model.train()
+            loader = DataLoader(ds, batch_sampler=[b.tolist() for b in order[done:]], num_workers=workers)
+            for x, y in loader:
+                torch.manual_seed(seed * 1_000_003 + step)                            # dropout: the same draw on a resumed run
+                opt.zero_grad(set_to_none=True)
+                x, y = x.to(dev), y.to(dev); loss_sum = 0.
+                for s in range(0, len(x), max_batch):
+                    loss = _weighted_loss(model(x[s:s + max_batch]), y[s:s + max_batch], head, w) * (len(x[s:s + max_batch]) / len(x))
+                    loss.backward(); loss_sum += float(loss.detach())
+                opt.step(); step += 1; bar.update(1)
+                total += loss_sum * len(x); count += len(x)
+                if step % checkpoint_every == 0: save()
+            model.eval()
+            val_loss = _stream_val_loss(model, val, head, w, dev, batch_size, workers) if val is not None else float('nan')
+            rows.append(dict(epoch=epoch + 1, train_loss=total / max(count, 1), val_loss=val_loss, steps=step))
+            if val is None or val_loss < best:
+                best, best_epoch = (val_loss if val is not None else best), epoch + 1
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            save()
+    except KeyboardInterrupt:
+        save(); raise
+    finally: bar.close()
+    model.load_state_dict(best_state); model.eval()
+    return TrainResult(model, pd.DataFrame(rows), best_epoch, seconds + time.perf_counter() - t0, False, path)
 
 # %% ../nbs/02_models.ipynb #9a8af666
 def _model_device(model: nn.Module) -> torch.device:
@@ -226,6 +353,62 @@ def evaluate(model: nn.Module,                         # classifier returning lo
     auc = {c: (roc_auc_score(y[:, j], probs[:, j]) if 0 < float(y[:, j].sum()) < len(y) else float('nan')) for j, c in enumerate(classes)}
     return Evaluation(float(((probs > .5) == (y > .5)).float().mean()), loss, None, pd.Series(auc, name='AUROC'), probs)
 
+
+# %% ../nbs/02_models.ipynb #4af17280
+CHEXNET_PAPER_AUROC = 0.841   # Rajpurkar et al. (2017), CheXNet: mean AUROC over the 14 labels on their test split
+
+def _auroc_rows(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    "AUROC of each row of scores `p` (B, N) against booleans `y` (B, N) (Mann–Whitney, ties averaged); NaN without both classes."
+    from scipy.stats import rankdata
+    r = rankdata(p, axis=1); pos = y.sum(1); neg = y.shape[1] - pos
+    with np.errstate(invalid='ignore', divide='ignore'):
+        a = ((r * y).sum(1) - pos * (pos + 1) / 2) / (pos * neg)
+    return np.where((pos > 0) & (neg > 0), a, np.nan)
+
+def label_auroc(probs: torch.Tensor,                    # (N, K) predicted probabilities (or any scores)
+                labels: torch.Tensor,                   # (N, K) multi-hot ground truth
+                classes: Sequence[str] | None = None,   # K label names
+                n_boot: int = 1000,                     # bootstrap resamples of the images (0: no intervals)
+                level: float = .95,                     # interval coverage
+                seed: int = 0,
+                chunk: int = 50,                        # resamples ranked at once (memory: chunk × N doubles)
+               ) -> pd.DataFrame:                      # rows: labels, then 'mean'; columns AUROC, lo, hi, positives
+    "Per-label AUROC with percentile-bootstrap intervals, and the mean over labels with its own interval: CheXNet's table."
+    p, y = torch.as_tensor(probs).double().cpu().numpy(), (torch.as_tensor(labels) > .5).cpu().numpy()
+    if p.ndim != 2 or p.shape != y.shape: raise ValueError(f"probs and labels must both be (N, K), got {p.shape} and {y.shape}")
+    if not np.isfinite(p).all(): raise ValueError("probs contain NaN or Inf")
+    n, k = p.shape
+    classes = list(classes) if classes is not None else [str(j) for j in range(k)]
+    if len(classes) != k: raise ValueError(f"classes has {len(classes)} names for {k} labels")
+    if not 0 < level < 1: raise ValueError(f"level must be in (0, 1), got {level}")
+    point = _auroc_rows(p.T, y.T)
+    boot = np.full((n_boot, k), np.nan)
+    g = np.random.default_rng(seed)
+    for s in range(0, n_boot, chunk):
+        idx = g.integers(0, n, (min(chunk, n_boot - s), n))                 # the same resampled images for every label
+        for j in range(k): boot[s:s + len(idx), j] = _auroc_rows(p[idx, j], y[idx, j])
+    a = (1 - level) / 2
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)
+        lo, hi = (np.nanquantile(boot, a, 0), np.nanquantile(boot, 1 - a, 0)) if n_boot else (point * np.nan, point * np.nan)
+        mean_b = np.nanmean(boot, 1) if n_boot else np.array([np.nan])
+        mean = [np.nanmean(point), np.nanquantile(mean_b, a), np.nanquantile(mean_b, 1 - a)]
+    df = pd.DataFrame({'AUROC': point, 'lo': lo, 'hi': hi, 'positives': y.sum(0)}, index=pd.Index(classes, name='label'))
+    df.loc['mean'] = [*mean, int(y.sum())]
+    df['positives'] = df['positives'].astype(int)
+    df.attrs.update(n=n, n_boot=n_boot, level=level)
+    return df
+
+def multilabel_accuracy(probs: torch.Tensor,    # (N, K) predicted probabilities
+                        labels: torch.Tensor,   # (N, K) multi-hot ground truth
+                        threshold: float = .5,
+                       ) -> pd.Series:
+    "Label-wise accuracy at `threshold` (the seed's reading), exact-match accuracy, and what predicting 'no finding' scores."
+    p, y = torch.as_tensor(probs).float(), torch.as_tensor(labels) > .5
+    if p.ndim != 2 or p.shape != y.shape: raise ValueError(f"probs and labels must both be (N, K), got {tuple(p.shape)} and {tuple(y.shape)}")
+    right = (p > threshold) == y
+    return pd.Series({'label-wise accuracy': float(right.float().mean()), 'exact match': float(right.all(1).float().mean()),
+                      'all-negative label-wise accuracy': float((~y).float().mean())}, name=f'accuracy at {threshold}')
 
 # %% ../nbs/02_models.ipynb #90b95e9f
 def plot_training_curve(history: pd.DataFrame, best_epoch: int | None = None, title: str = ''):
@@ -324,10 +507,46 @@ def densenet121_chexnet(weights: str | os.PathLike | None = None,  # local CheXN
     import torchvision
     m = torchvision.models.densenet121(weights=None)
     m.classifier = nn.Linear(m.classifier.in_features, n_classes)
-    if weights: load_weights(m, weights)
+    if weights:
+        head = _clean_state_dict(safe_load(Path(weights).expanduser())).get('classifier.weight') if Path(weights).expanduser().is_file() else None
+        if head is not None and head.shape[0] != n_classes:
+            raise ValueError(f"weights file {weights} has a head for {head.shape[0]} labels, but n_classes is {n_classes} (CheXNet: 14). "
+                             "Pass n_classes to match, or load the backbone only with load_weights(model, path, strict=False) to fine-tune")
+        load_weights(m, weights)
     else: _no_weights('densenet121_chexnet', "Pass weights=PATH to a CheXNet checkpoint (e.g. model.pth.tar of the arnoweng/CheXNet "
                       "re-implementation) or an ImageNet DenseNet121 file with strict=False loading via load_weights.")
     return Normalized(m, IMAGENET_MEAN, IMAGENET_STD) if normalize else m
+
+# %% ../nbs/02_models.ipynb #6191e4d1
+def estimate_training_time(model: nn.Module,              # the network to train (a copy is timed; yours is not touched)
+                           n_images: int = 86_524,        # images per epoch (ChestX-ray14's train_val_list.txt)
+                           epochs: int = 1,
+                           image_size: int = 224,
+                           channels: int = 3,
+                           n_classes: int = 14,
+                           probe_batch: int = 4,          # images per timed step
+                           steps: int = 2,                # timed steps after one warm-up step
+                           device: str | torch.device | None = None,
+                          ) -> pd.Series:
+    "Seconds per image of a training step and an inference pass, measured on random images, and the run's projected hours."
+    dev = get_device(device)
+    net = copy.deepcopy(model).to(dev)
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    x = torch.rand(probe_batch, channels, image_size, image_size, device=dev)
+    y = (torch.rand(probe_batch, n_classes, device=dev) < .1).float()
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == 'cuda' else (lambda: None)
+    def one_step():
+        opt.zero_grad(); F.binary_cross_entropy_with_logits(net(x), y).backward(); opt.step()
+    net.train(); one_step(); sync()
+    t = time.perf_counter()
+    for _ in range(steps): one_step()
+    sync(); train_s = (time.perf_counter() - t) / (steps * probe_batch)
+    net.eval()
+    with torch.inference_mode():
+        net(x); sync(); t = time.perf_counter(); net(x); sync(); infer_s = (time.perf_counter() - t) / probe_batch
+    return pd.Series({'train s/image': train_s, 'inference s/image': infer_s,
+                      'hours': train_s * n_images * epochs / 3600, 'threads': torch.get_num_threads(), 'device': str(dev)},
+                     name=f'{type(model).__name__}, {epochs} epoch(s) of {n_images:,} images at {image_size}²')
 
 # %% ../nbs/02_models.ipynb #8200559f
 def data_report_section(ctx: ReportContext) -> ReportSection:
