@@ -5,7 +5,7 @@ and against nnsight (a dev extra) doing the same per-restoration patch, plus the
 All answers are asserted equal (max |difference| ≤ 1e-6 on P(target)). The floor is the suffix alone (the layers above
 the traced one) run once on (channels × images) rows with the prefix values already computed. Medians over repeats.
 
-    python bench/bench_patching.py [--repeats 3] [--images 8]
+    python bench/bench_patching.py [--repeats 5] [--images 8]
     python bench/bench_patching.py --device cuda
 
 Writes bench/results/patching.json (CPU) or patching-cuda.json.
@@ -21,12 +21,6 @@ NAME = 'patching'
 DEVICES = ('cpu', 'cuda')
 COMMAND = 'python bench/bench_patching.py [--device cuda]'
 TARGET = 5.0            # issue #21: causal tracing over all channels of a layer ≥ 5× faster than one forward per restoration
-
-
-def timed(fn, repeats, device='cpu', warm=True):
-    "Median seconds of `repeats` calls (after one untimed call unless `warm` is False: the caller already ran it)."
-    if warm: fn()
-    return statistics.median([C.timed(fn, device) for _ in range(repeats)])
 
 
 def capture(model, x, layer):
@@ -82,6 +76,14 @@ def floor(scm, xc, layer, m):
     return run
 
 
+def interleaved(fns: dict, repeats: int, device='cpu') -> dict:
+    "Median seconds of each function, the repeats interleaved (a, b, c, a, b, c, …) so that load on a shared machine hits all alike."
+    times = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items(): times[k].append(C.timed(fn, device))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def trace_layer(model, x, layer, repeats, with_nnsight):
     import copy, torch
     from causal_nb.core import get_module
@@ -90,32 +92,33 @@ def trace_layer(model, x, layer, repeats, with_nnsight):
     dev = x.device
     scm = NetworkSCM(model)
     corrupt = PixelMask(.3, seed=0)
-    xc = corrupt(model, x)
     target = scm.probs(x).argmax(1)
-    ours_fn = lambda: causal_trace(scm, x, corrupt, layers=[layer], target=target, progress_bar=False).restored[layer]
-    got, ref = ours_fn().to(dev), naive(model, x, xc, layer, target)
-    diff = float((got - ref).abs().max())
+    # every way pays for the corruption: it is part of a trace
+    fns = {'ours': lambda: causal_trace(scm, x, corrupt, layers=[layer], target=target, progress_bar=False).restored[layer],
+           'naive': lambda: naive(model, x, corrupt(model, x), layer, target)}
+    ref = fns['naive']()
+    diff = float((fns['ours']().to(dev) - ref).abs().max())
     row = {'layer': layer, 'module': type(get_module(model, layer)).__name__, 'channels': int(ref.shape[0]),
            'mode': scm.mode(layer)}
-    t_nn = None
     if with_nnsight:
         from nnsight import NNsight
         nm = NNsight(copy.deepcopy(model))      # nnsight wraps the module it is given: a copy keeps ours untouched
-        diff = max(diff, float((nnsight_trace(nm, x, xc, layer, target) - ref).abs().max()))
-        t_nn = timed(lambda: nnsight_trace(nm, x, xc, layer, target), repeats, dev, warm=False)
+        fns['nnsight'] = lambda: nnsight_trace(nm, x, corrupt(model, x), layer, target)
+        diff = max(diff, float((fns['nnsight']() - ref).abs().max()))
     assert diff <= 1e-6, (layer, diff)
-    t_ours = timed(ours_fn, repeats, dev)
-    t_naive = timed(lambda: naive(model, x, xc, layer, target), repeats, dev, warm=False)
-    t_floor = timed(floor(scm, xc, layer, row['channels']), repeats, dev)
-    return {**row, 'max_abs_diff': diff, 'ours_s': t_ours, 'naive_s': t_naive, 'nnsight_s': t_nn, 'floor_s': t_floor,
-            'speedup_vs_naive': t_naive / t_ours, 'speedup_vs_nnsight': None if t_nn is None else t_nn / t_ours,
-            'ours_over_floor': t_ours / t_floor}
+    fns['floor'] = floor(scm, corrupt(model, x), layer, row['channels'])
+    fns['floor']()
+    t = interleaved(fns, repeats, dev)
+    t_nn = t.get('nnsight')
+    return {**row, 'max_abs_diff': diff, 'ours_s': t['ours'], 'naive_s': t['naive'], 'nnsight_s': t_nn, 'floor_s': t['floor'],
+            'speedup_vs_naive': t['naive'] / t['ours'], 'speedup_vs_nnsight': None if t_nn is None else t_nn / t['ours'],
+            'ours_over_floor': t['ours'] / t['floor']}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     C.add_device_arg(ap, DEVICES)
-    ap.add_argument('--repeats', type=int, default=3)
+    ap.add_argument('--repeats', type=int, default=5)
     ap.add_argument('--images', type=int, default=8)
     ap.add_argument('--out', type=Path, default=None, help='results file (default: bench/results/patching[-cuda].json)')
     a = ap.parse_args(argv)
@@ -196,7 +199,7 @@ def markdown(results: Path) -> str:
              "records P(clean prediction): the clean run (one hooked forward) and the corrupted prefix run once, the "
              "restorations run as suffix passes stacked into batches. The obvious loop: a full forward of the corrupted "
              "images per channel with a hook writing the clean channel back. nnsight: the same patch written in its "
-             "tracing API, one trace per channel. Floor = the layers above the traced one alone, on (channels × images) "
+             "tracing API, one trace per channel. Every way pays for the corruption; the repeats are interleaved. Floor = the layers above the traced one alone, on (channels × images) "
              "rows. Random weights.")
     return C.section(head, intro, *(_run(f, r) for f, r in runs))
 
