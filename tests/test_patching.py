@@ -94,3 +94,16 @@ def test_a_failing_receiver_run_removes_its_hooks():
         path_patch(NetworkSCM(model), torch.rand(2, 1, 28, 28), torch.rand(2, 1, 28, 28), Node('conv1', 0), [Node('conv2', 1)])
     boom.remove()
     assert model_state(model) == before
+
+
+def test_report_section_runs_from_the_module():
+    "The report calls the module, not the notebook: its section must run on the module's own imports."
+    from causal_nb.core import ReportContext
+    from causal_nb.data import causal_shapes
+    from causal_nb.patching import report_section
+    data = causal_shapes(40, size=28, seed=0)
+    model = SmallCNN(len(data.classes)).eval(); before = model_state(model)
+    sec = report_section(ReportContext(train=None, test=data, model=model, quick=True))
+    assert sec.title == 'Patching and causal tracing' and sum(p.startswith('<figure') for p in sec.parts) == 2
+    assert sec.numbers['value'] in ('recovered', 'indirect_effect')
+    assert model_state(model) == before
