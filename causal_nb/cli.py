@@ -30,6 +30,7 @@ SECTIONS: list[tuple[str, str]] = [
     ('autoencoder', 'causal_nb.autoencoder:report_section'),
     ('attacks', 'causal_nb.attacks:report_section'),
     ('interventions', 'causal_nb.interventions:report_section'),
+    ('patching', 'causal_nb.patching:report_section'),
     ('cem', 'causal_nb.cem:report_section'),
     ('faithfulness', 'causal_nb.faithfulness:report_section'),
     ('counterfactuals', 'causal_nb.counterfactuals:report_section'),

@@ -15,10 +15,10 @@ from torch import nn
 
 # %% auto #0
 __all__ = ['Comparator', 'EXERCISES', 'INTRO', 'MEAN_00_2', 'STD_00_2', 'SPURIOUS_01_1', 'FASHION_SHIRT', 'EPS_05_2',
-           'TARGET_05_2', 'NODE_06', 'ROWS_07_2', 'COLS_07_2', 'CheckResult', 'WrongAnswer', 'as_number', 'number',
-           'values', 'choice', 'close', 'same_outputs', 'Mistake', 'Exercise', 'Text', 'register', 'exercise',
-           'exercises', 'setup', 'check', 'hint', 'solution', 'solve', 'exercise_cells', 'write_exercise_cells',
-           'fashion_test', 'quick_model']
+           'TARGET_05_2', 'NODE_06', 'NODE_06B', 'CENTRE_06B', 'ROWS_07_2', 'COLS_07_2', 'CheckResult', 'WrongAnswer',
+           'as_number', 'number', 'values', 'choice', 'close', 'same_outputs', 'Mistake', 'Exercise', 'Text',
+           'register', 'exercise', 'exercises', 'setup', 'check', 'hint', 'solution', 'solve', 'exercise_cells',
+           'write_exercise_cells', 'fashion_test', 'quick_model']
 
 # %% ../nbs/12_exercises.ipynb #d35df2f5
 _ICONS = {'right': '✅', 'wrong': '❌', 'unanswered': '✏️'}
@@ -153,7 +153,7 @@ class Mistake:
     value: Callable[[], Any]  # computes the mistaken answer with the package's functions
     message: str              # the explanation, addressed to the student
 
-_KEY = re.compile(r'^(\d{2}[a-z]?)\.(\d+)$')   # '07.1', or '07b.1' for a chapter inserted after 07
+_KEY = re.compile(r'^(\d{2}[a-z]?)\.(\d+)$')
 _UNSET = object()
 
 def _sentence(s: str) -> str:
@@ -179,7 +179,7 @@ class Exercise:
 
     def __post_init__(self):
         if not isinstance(self.key, str) or not _KEY.match(self.key):
-            raise ValueError(f"key must look like 'NN.k' (two-digit chapter, exercise number), e.g. '03.1' or '07b.1', got {self.key!r}")
+            raise ValueError(f"key must look like 'NN.k' (two-digit chapter, a letter for an inserted chapter such as '06b', exercise number), e.g. '03.1', got {self.key!r}")
         if not re.search(r'^\s*answer\s*=', self.solution_code, re.M):
             raise ValueError(f"solution_code of exercise {self.key} must set `answer = …` (the checks run it)")
         for name in ('reference', 'compare'):
@@ -187,7 +187,7 @@ class Exercise:
 
     @property
     def chapter(self) -> str:
-        "The chapter: its two-digit number, e.g. '03', with a letter for an inserted chapter ('07b')."
+        "The chapter: its two-digit number, e.g. '03' (with its letter for an inserted chapter, '06b')."
         return self.key.split('.')[0]
 
     def solve(self) -> Any:
@@ -269,6 +269,12 @@ def _norm_key(key: Any) -> str:
     m = re.match(r'^\s*(\d{1,2})([a-z]?)\.(\d+)\s*$', key)
     return f"{int(m.group(1)):02d}{m.group(2)}.{int(m.group(3))}" if m else key
 
+def _chapter_id(chapter: str | int) -> str:
+    "'03' for 3 or '3', '06b' for '06b' (an inserted chapter)."
+    m = re.match(r'^\s*(\d{1,2})([a-z]?)\s*$', str(chapter)) if not isinstance(chapter, bool) else None
+    if m is None: raise ValueError(f"chapter must be a chapter number such as 3, '03' or '06b', got {chapter!r}")
+    return f"{int(m.group(1)):02d}{m.group(2)}"
+
 def exercise(key: str) -> Exercise:
     "The exercise with this key ('03.1', or '3.1')."
     k = _norm_key(key)
@@ -277,19 +283,14 @@ def exercise(key: str) -> Exercise:
     hint_ = f"; did you mean {' or '.join(map(repr, close_))}?" if close_ else f"; the exercises are {sorted(EXERCISES, key=_order)}"
     raise ValueError(f"there is no exercise {key!r}{hint_}")
 
-def _chapter(chapter: str | int) -> str:
-    "'3', 3 or '03' -> '03'; '7b' -> '07b'."
-    m = re.match(r'^(\d{1,2})([a-z]?)$', str(chapter).strip())
-    return f"{int(m.group(1)):02d}{m.group(2)}" if m else str(chapter)
-
 def _order(key: str) -> tuple[int, str, int]:
     c, n = key.split('.'); return int(c[:2]), c[2:], int(n)
 
-def exercises(chapter: str | int | None = None,  # e.g. '03' or 3; None: all chapters
+def exercises(chapter: str | int | None = None,  # e.g. '03', 3 or '06b'; None: all chapters
              ) -> list[Exercise]:
     "The registered exercises, in chapter order (of one chapter if given)."
     keys = sorted(EXERCISES, key=_order)
-    if chapter is not None: keys = [k for k in keys if k.split('.')[0] == _chapter(chapter)]
+    if chapter is not None: keys = [k for k in keys if k.split('.')[0] == _chapter_id(chapter)]
     return [EXERCISES[k] for k in keys]
 
 def setup(key: str) -> Any:
@@ -336,8 +337,9 @@ def write_exercise_cells(chapter: str | int,          # the chapter, e.g. '08'
                         ) -> Path:                     # the notebook written
     "Write (or refresh) the Try-it section at the end of a chapter's notebook from the registry; run `nbdev_clean` after."
     import nbformat
-    found = sorted(Path(nbs).glob(f'{_chapter(chapter)}_*.ipynb'))
-    if len(found) != 1: raise FileNotFoundError(f"expected one notebook {_chapter(chapter)}_*.ipynb in {nbs}, found {[f.name for f in found]}")
+    cid = _chapter_id(chapter)
+    found = sorted(Path(nbs).glob(f'{cid}_*.ipynb'))
+    if len(found) != 1: raise FileNotFoundError(f"expected one notebook {cid}_*.ipynb in {nbs}, found {[f.name for f in found]}")
     nb = nbformat.read(found[0], as_version=4)
     start = next((i for i, c in enumerate(nb.cells) if c.cell_type == 'markdown' and c.source.startswith('## Try it')), len(nb.cells))
     old, nb.cells = nb.cells[start:], nb.cells[:start]
@@ -1017,6 +1019,90 @@ answer = expected_ce(NetworkSCM(model), Node('{NODE_06[0]}', {NODE_06[1]}), x, c
               Mistake(lambda: _ece_06('PWM', weights='none'), "the Effects of one image sum to 0 over the classes: weight each by P(k | x') of the masked image.")],
     setup=_setup_06,
     explain="The paper's tables compare exactly these columns: the same node intervention under different input contexts."))
+
+# %% ../nbs/12_exercises.ipynb #161fa233
+NODE_06B = ('conv2', 7)
+CENTRE_06B = (5, 6, 9, 10)       # the middle 2×2 cells of a 4×4 grid
+
+def _setup_06b_1():
+    return quick_model(), fashion_test(100, seed=0).images, _fashion(True).subset(200, seed=1).images
+
+@functools.lru_cache(maxsize=None)
+def _ece_06b(kind: str = 'mean', weights: str = 'observational') -> float:
+    "Expected-CE of NODE_06B under mean ablation ('mean'), zero ablation ('zero') or patching one reference image ('first')."
+    from causal_nb.core import Node
+    from causal_nb.interventions import NetworkSCM, ZeroOut
+    from causal_nb.patching import MeanAblate, Patch, patched_effects
+    model, x, ref = _setup_06b_1()
+    iv = {'mean': MeanAblate(ref), 'zero': ZeroOut(), 'first': Patch(ref[:1])}[kind]
+    eff, p = patched_effects(NetworkSCM(model), x, [Node(*NODE_06B)], iv)
+    w = p if weights == 'observational' else torch.ones_like(p)
+    return float((w * eff[0]).sum(-1).mean())
+
+register(Exercise(
+    '06b.1', 'mean ablation, not zero ablation',
+    f"`model, x, ref = setup('06b.1')` gives the quick classifier, 100 test images and 200 training images. Replace "
+    f"`Node('{NODE_06B[0]}', {NODE_06B[1]})` by its **mean over `ref`** (`MeanAblate(ref)`) and compute the data set's "
+    f"Expected-CE on `x`: for each image Σ_k P(k | x) · Effect_k, then the mean over images.",
+    'a number (small, and signed)',
+    reference=lambda: _ece_06b('mean'),
+    compare=number(rtol=2e-3, atol=1e-9, what='the Expected-CE of mean ablation'),
+    hint_text="`patched_effects(NetworkSCM(model), x, [node], MeanAblate(ref))` returns the Effects (1, N, K) and P(y | x) (N, K), "
+              "as `NetworkSCM.effects` does; `patching_ce_table(scm, [node], {'Z0': idle}, x, MeanAblate(ref))` checks your result.",
+    solution_code=f"""from causal_nb.core import Node
+from causal_nb.interventions import NetworkSCM
+from causal_nb.patching import MeanAblate, patched_effects
+from causal_nb.exercises import setup
+model, x, ref = setup('06b.1')
+eff, p = patched_effects(NetworkSCM(model), x, [Node('{NODE_06B[0]}', {NODE_06B[1]})], MeanAblate(ref))
+answer = float((p * eff[0]).sum(-1).mean())""",
+    mistakes=[Mistake(lambda: _ece_06b('zero'), "that is the Expected-CE of *zeroing* the node (chapter 06's Z0); set it to its mean over `ref` instead: `MeanAblate(ref)`."),
+              Mistake(lambda: _ece_06b('first'), "that patches the node's value on the *first* reference image into every image; mean ablation uses the mean over all of `ref`."),
+              Mistake(lambda: _ece_06b('mean', 'none'), "the Effects of one image sum to 0 over the classes: weight each class's Effect by P(k | x) before summing.")],
+    setup=_setup_06b_1,
+    explain="Mean ablation keeps the node at a value the network knows; what is left of the Effect is the information the node carries about each image."))
+
+def _setup_06b_2():
+    return quick_model(), fashion_test(64, seed=0).images
+
+@functools.lru_cache(maxsize=None)
+def _trace_06b() -> torch.Tensor:
+    "(indirect effect, recovered share, mean activation) of each conv2 channel, centre blanked."
+    from causal_nb.interventions import NetworkSCM, PatchMask
+    from causal_nb.patching import causal_trace
+    model, x = _setup_06b_2()
+    scm = NetworkSCM(model)
+    tr = causal_trace(scm, x, PatchMask(4, cells=CENTRE_06B), layers=[NODE_06B[0]], progress_bar=False)
+    ie = torch.tensor(tr.indirect_effect().loc[NODE_06B[0]].to_numpy())
+    return torch.stack([ie, ie / float((tr.p_clean - tr.p_corrupt).mean()), scm.activation(x, NODE_06B[0]).mean((0, 2, 3)).cpu().double()])
+
+def _compare_06b_2(answer, expected):
+    a = _channel(answer)
+    if a == expected: return None
+    r = _trace_06b()[1]
+    return f"restoring channel {a} brings back {float(r[a]):.1%} of the drop; the best channel brings back {float(r.max()):.1%}."
+
+register(Exercise(
+    '06b.2', 'the channel that brings the prediction back',
+    f"`model, x = setup('06b.2')` gives the quick classifier and 64 test images. Blank the centre of every image "
+    f"(`PatchMask(4, cells={CENTRE_06B})`, the middle 2×2 cells of a 4×4 grid) and trace the prediction through "
+    f"`{NODE_06B[0]}`: which channel, restored alone to its clean value, brings back the **largest share** of "
+    f"P(clean prediction)?",
+    'a channel index, 0 … 63',
+    reference=lambda: int(_trace_06b()[0].argmax()),
+    compare=_compare_06b_2,
+    hint_text="`causal_trace(NetworkSCM(model), x, PatchMask(4, cells=(5, 6, 9, 10)), layers=['conv2'])` restores every channel in "
+              "one call; `.recovered()` (or `.indirect_effect()`) is a layers × channels table.",
+    solution_code=f"""from causal_nb.interventions import NetworkSCM, PatchMask
+from causal_nb.patching import causal_trace
+from causal_nb.exercises import setup
+model, x = setup('06b.2')
+trace = causal_trace(NetworkSCM(model), x, PatchMask(4, cells={CENTRE_06B}), layers=['{NODE_06B[0]}'])
+answer = int(trace.recovered().loc['{NODE_06B[0]}'].to_numpy().argmax())""",
+    mistakes=[Mistake(lambda: int(_trace_06b()[0].argmin()), "restoring that channel brings back the *least* (it even lowers P): take the largest share."),
+              Mistake(lambda: int(_trace_06b()[2].argmax()), "that is the most *active* channel; being active is not carrying the information. Restore each channel and measure.")],
+    setup=_setup_06b_2,
+    explain="Clean and corrupted runs happened once; the 64 restorations were suffix passes stacked into one batch."))
 
 # %% ../nbs/12_exercises.ipynb #9741a4c1
 def _setup_07():

@@ -17,6 +17,7 @@ from .data import ImageSet
 from .attacks import Adversarial
 from .autoencoder import AE_SUFFIX, autoencoder_layers, concept_layer
 from .interventions import NetworkSCM, PixelMask, Scale, SetTo, ZeroOut
+from .patching import Patch, patched_effects
 from .cem import CEDetector, cam, causal_effect_map, grad_cam
 from .counterfactuals import ATTRIBUTE_GROUPS, attribute_counterfactual, counterfactual, trained_generator
 from .filters import ablate_filters, conv_layers, filter_importance
@@ -280,7 +281,7 @@ def _grid(v: torch.Tensor) -> tuple[torch.Tensor, int]:
     g = torch.full((rows * cols,), float('nan')); g[:c] = v.float().cpu()
     return g.view(rows, cols), cols
 
-INTERVENTIONS = ('zero-out', 'set value', 'scale')
+INTERVENTIONS = ('zero-out', 'set value', 'scale', 'patch')
 CONTEXTS = ('none', 'pixel mask', 'attack')
 ATTACK_NAMES = ('fgsm', 'bim', 'pgd', 'jsma')
 
@@ -317,6 +318,7 @@ class InterventionExplorer(Explorer):
         C['node'] = W.IntSlider(0, min=0, max=self.shapes[opts[0][1]][0] - 1, description='node')
         C['intervention'] = W.ToggleButtons(options=list(INTERVENTIONS), value='zero-out', description='do')
         C['value'] = W.FloatSlider(0., min=-5., max=5., step=.05, description='value', disabled=True)
+        C['source'] = W.IntSlider(1 % len(x), min=0, max=len(x) - 1, description='source', continuous_update=False)   # patch: the image whose node value is put in
         C['context'] = W.ToggleButtons(options=list(CONTEXTS), value='none', description='context')
         C['fraction'] = W.FloatSlider(.1, min=0., max=1., step=.01, description='fraction')
         C['attack'] = W.Dropdown(options=list(ATTACK_NAMES), value='fgsm', description='attack')
@@ -334,7 +336,7 @@ class InterventionExplorer(Explorer):
         pics = [W.VBox([self.views[k], self.captions[k]]) for k in self.views]
         self._pert_box = pics[1]
         controls = W.HBox([W.VBox([C['filter'], C['image'], C['layer'], C['node']]),
-                           W.VBox([C['intervention'], C['value'], C['context'], C['fraction'], C['attack'], C['eps']])])
+                           W.VBox([C['intervention'], C['value'], C['source'], C['context'], C['fraction'], C['attack'], C['eps']])])
         self.widget = self._frame(controls, W.VBox([W.HBox([*pics, self.probs]), self.summary]))
         self._on_context(); self.refresh()
 
@@ -361,6 +363,8 @@ class InterventionExplorer(Explorer):
         iv, s = self.controls['intervention'].value, self.controls['value']
         s.disabled = iv == 'zero-out'
         s.description = 'factor' if iv == 'scale' else 'value'
+        s.layout.display = 'none' if iv == 'patch' else None
+        self.controls['source'].layout.display = None if iv == 'patch' else 'none'
 
     def _on_context(self, change=None):
         ctx, jsma = self.controls['context'].value, self.controls['attack'].value == 'jsma'   # JSMA has no ε: no slider for it
@@ -371,6 +375,9 @@ class InterventionExplorer(Explorer):
     def intervention(self):
         "The node intervention the controls describe."
         v = self.controls['intervention'].value; val = float(self.controls['value'].value)
+        if v == 'patch':                      # the node's value on the source image (chapter 06b's interchange intervention)
+            s = int(self.controls['source'].value)
+            return Patch(self.x[s:s + 1].to(self.device))
         return ZeroOut() if v == 'zero-out' else SetTo(val) if v == 'set value' else Scale(val)
 
     def context(self, index: int):
@@ -417,13 +424,14 @@ class InterventionExplorer(Explorer):
                (c['attack'], c['eps']) if c['context'] == 'attack' else None)
         if key != self._key: self._key = None; self._set_image(i); self._key = key
         node, iv = Node(c['layer'], c['node']), self.intervention()
-        eff, p_obs = self.scm.effects(self._xc, [node], iv, progress_bar=False)
+        eff, p_obs = (patched_effects(self.scm, self._xc, [node], iv) if isinstance(iv, Patch)
+                      else self.scm.effects(self._xc, [node], iv, progress_bar=False))
         eff, p_obs = eff[0, 0].cpu(), p_obs[0].cpu()
         p_do = p_obs + eff
         ece = float((p_obs * eff).sum())
         a = self.scm.activation(self._xc, Node(c['layer']))[0]          # the whole layer for this image, from the cache
         before = a[c['node']]
-        after = iv(before.unsqueeze(0))[0]
+        after = iv.replacement(self.scm, c['layer'], self._xc)[0, c['node']] if isinstance(iv, Patch) else iv(before.unsqueeze(0))[0]
         if before.ndim == 0:                                               # a unit of a linear layer: the layer as a grid
             g, cols = _grid(a); g2 = g.clone().flatten(); g2[c['node']] = float(after); g2 = g2.view_as(g)
             mark = torch.zeros(g.shape, dtype=torch.bool); mark.view(-1)[c['node']] = True
@@ -448,7 +456,7 @@ class InterventionExplorer(Explorer):
             f"Effect on P({name(k_before)}) = <code>{float(eff[k_before]):+.4f}</code>, "
             f"Expected-CE Σ_k P(k|x)·Effect_k = <code>{ece:+.4f}</code>")
         self.state.update(index=i, label=None if self.y is None or self.y.ndim != 1 else int(self.y[i]), layer=c['layer'], node=c['node'],
-                          intervention=c['intervention'], value=c['value'], context=c['context'], fraction=c['fraction'],
+                          intervention=c['intervention'], value=c['value'], source=c['source'], context=c['context'], fraction=c['fraction'],
                           attack=c['attack'], eps=c['eps'], probs_clean=p_clean.tolist(), probs_before=p_obs.tolist(),
                           probs_after=p_do.tolist(), effect=eff.tolist(), expected_ce=ece, predicted_before=k_before,
                           predicted_after=k_after, node_mean_before=float(before.float().mean()), node_mean_after=float(after.float().mean()),

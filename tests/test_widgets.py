@@ -96,7 +96,7 @@ def test_explorers_refuse_bad_input_by_name(fm, sample):
     with pytest.raises(ValueError, match=r"unknown control\(s\) \['colour'\]"): ex.set(colour=1)
     with pytest.raises(ValueError, match=r'node must lie in \[0, 31\], got 32'): ex.set(node=32)
     with pytest.raises(TypeError, match='node must be an integer, got float'): ex.set(node=2.5)
-    with pytest.raises(ValueError, match=r"intervention must be one of \['zero-out', 'set value', 'scale'\]"): ex.set(intervention='clamp')
+    with pytest.raises(ValueError, match=r"intervention must be one of \['zero-out', 'set value', 'scale', 'patch'\]"): ex.set(intervention='clamp')
     with pytest.raises(ValueError, match='eps must lie in'): ex.set(eps=-1.)
     with pytest.raises(TypeError, match='data must be an ImageSet'): InterventionExplorer(fm, 'images')
     with pytest.raises(ValueError, match='data has 48 images but 3 labels'): InterventionExplorer(fm, (sample.images, sample.labels[:3]))
