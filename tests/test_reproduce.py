@@ -103,3 +103,18 @@ def test_claims_section_renders_the_committed_ledger():
     assert np.allclose(table['figure'].to_numpy(float), [c['figure'] for c in recorded['claims']], equal_nan=True)
     html = sec.html()
     assert f"the {recorded['setting']} setting" in html and path.name in html
+
+
+def test_ledger_expected_ce_claims_are_measured_when_attacks_leave_images_out(quick_model):
+    "Attack columns hold NaN for images the attack did not attack: the ledger pairs Z0 on the same images instead of failing."
+    from causal_nb.data import fashion_mnist
+    bc = _bench_claims()
+    s = dict(bc.SETTINGS['quick'], ece_images=64, attack_images=32, n_boot=200)
+    got = {c['key']: c for c in bc.expected_ce_claims(quick_model, fashion_mnist(train=False), s, 0)}
+    assert set(got) == {'ece_falls_pwm', 'ece_falls_fgsm', 'fgsm_most_negative_2_3', 'fgsm_most_negative_2_7'}
+    for c in got.values():
+        assert np.isfinite([c['figure'], c['low'], c['high']]).all() and c['verdict'] != 'not measured', c
+        assert c['low'] <= c['high']
+    fg = got['ece_falls_fgsm']['details']
+    assert fg['left_out'] > 0 and fg['n'] + fg['left_out'] == 64      # the quick model misclassifies some images
+    assert all(0 < n <= 32 for n in got['fgsm_most_negative_2_3']['details']['n_attacked'].values())
