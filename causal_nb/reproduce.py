@@ -311,8 +311,8 @@ def reproduce_table(key: str,                    # 'table1' … 'table4'
         verdict, why, numbers = judge_attacks(table)
         ours = pd.DataFrame({'Expected-CE': table.iloc[0]}).reindex(paper.index)
     else:
-        verdict, why, numbers = judge_falls(table, [c for c in paper.columns if c != 'Z0'], seed=seed)
-        ours = table.copy(); ours.index = paper.index
+        ours = table.copy(); ours.index = paper.index          # the paper's 'L, N' (a concept layer's own level counts the autoencoder's convs)
+        verdict, why, numbers = judge_falls(ours, [c for c in paper.columns if c != 'Z0'], seed=seed)
     ours.attrs.update(table.attrs)
     n = table.attrs['n']
     numbers.update(n_images=n, nodes=table.attrs['nodes'], node_mode=nodes)
@@ -565,7 +565,8 @@ def claims_report_section(ctx: ReportContext,              # the report's shared
     sec.text(f"Each row is a qualitative claim of a seed paper (000 Yang et al., 003 Liu et al., 004 Narendra et al.), the figure "
              f"that tests it on our models, a paired percentile bootstrap 95% CI, and a verdict computed from them: holds when the "
              f"whole CI lies on the claimed side, does not hold when the figure itself does not, not shown when the figure does "
-             f"but the CI reaches the threshold. Made by {source}: the {setting} setting"
+             f"but the CI reaches the threshold. These figures are the ledger's own measurements on its fixed models and data "
+             f"(the Fashion-MNIST small CNN, CausalShapes), not on this report's model or data. Made by {source}: the {setting} setting"
              + (" (quick-trained model, small image counts: a smoke test of the claims, not the final word)" if setting == 'quick' else '')
              + f", seed {res.get('seed', '?')}, on {env.get('device', '?')}" + (f" ({env['gpu']})" if env.get('gpu') else '')
              + f", torch {env.get('torch', '?')}, {res.get('seconds', float('nan')):.0f} s. Verdicts: "
