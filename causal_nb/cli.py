@@ -35,6 +35,7 @@ SECTIONS: list[tuple[str, str]] = [
     ('faithfulness', 'causal_nb.faithfulness:report_section'),
     ('counterfactuals', 'causal_nb.counterfactuals:report_section'),
     ('filters', 'causal_nb.filters:report_section'),
+    ('claims', 'causal_nb.reproduce:claims_report_section'),
     ('reproduce', 'causal_nb.reproduce:report_section'),
 ]
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_reproduce.ipynb #18d80ed1
 from __future__ import annotations
-import math, time, warnings
+import json, math, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -16,12 +16,16 @@ from torch import nn
 
 from .core import (Node, ReportContext, ReportSection, get_device, intervenable_layers, progress,
                             seed_everything)
+from .autoencoder import (AE_SUFFIX, autoencoder_layers, concept_layer, fidelity, fit_autoencoder,
+                                   insert_autoencoders)
 from .interventions import NetworkSCM, expected_ce_table, paper_contexts, plot_expected_ce
 
 # %% auto #0
-__all__ = ['PAPER_TABLES', 'paper_table', 'node_from_label', 'Reproduction', 'judge_falls', 'judge_attacks', 'relevance_mass',
-           'box_pairs', 'box_localisation', 'symptom_masking_effect', 'multitask_effect', 'ChestXrayStudy', 'plot_fig3',
-           'chestxray_study', 'reproduce_table', 'not_comparable', 'reproduce', 'verdicts', 'report_section']
+__all__ = ['PAPER_TABLES', 'NODE_MODES', 'CLAIMS_FILES', 'paper_table', 'node_from_label', 'concept_network', 'Reproduction',
+           'judge_falls', 'judge_attacks', 'comparability', 'relevance_mass', 'box_pairs', 'box_localisation',
+           'symptom_masking_effect', 'multitask_effect', 'ChestXrayStudy', 'plot_fig3', 'chestxray_study',
+           'reproduce_table', 'not_comparable', 'reproduce', 'verdicts', 'report_section', 'find_claims',
+           'claims_table', 'run_claims', 'claims_report_section']
 
 # %% ../nbs/11_reproduce.ipynb #080004ad
 _E = lambda m, e: m * 10.0 ** e
@@ -66,17 +70,35 @@ def paper_table(key: str) -> pd.DataFrame:
     return df
 
 # %% ../nbs/11_reproduce.ipynb #86077157
-def node_from_label(model: nn.Module,  # the network
+def _base_layers(model: nn.Module) -> list[str]:
+    "The levels the paper counts: `intervenable_layers(model)` outside any inserted concept autoencoder."
+    inside = tuple(f"{l}{AE_SUFFIX}." for l in autoencoder_layers(model))
+    return [n for n in intervenable_layers(model) if not (inside and n.startswith(inside))]
+
+NODE_MODES = ('channels', 'concepts')
+
+def node_from_label(model: nn.Module,  # the network (with concept autoencoders inserted for nodes='concepts')
                     label: str | tuple[int, int],  # the paper's 'L, N' (1-based level among intervenable layers, node index)
+                    nodes: str = 'channels',       # 'channels': channel N of level L; 'concepts': concept N of the autoencoder after level L
                    ) -> Node:
-    "The `Node` the paper's `L, N` names in `model` (the inverse of `paper_label`)."
+    "The `Node` the paper's `L, N` names in `model`: a raw channel, or a concept of the autoencoder inserted after level L."
+    if nodes not in NODE_MODES: raise ValueError(f"nodes must be one of {NODE_MODES}, got {nodes!r}")
     if isinstance(label, str):
         try: L, N = (int(p) for p in label.split(','))
         except ValueError: raise ValueError(f"label must look like 'L, N' (two integers), got {label!r}") from None
     else: L, N = label
-    layers = intervenable_layers(model)
+    layers = _base_layers(model)
     if not 1 <= L <= len(layers): raise ValueError(f"level L must lie in [1, {len(layers)}] for {type(model).__name__}, got {L}")
     node = Node(layers[L - 1], N)
+    if nodes == 'concepts':
+        aes = autoencoder_layers(model)
+        if not aes:
+            raise ValueError(f"nodes='concepts' needs a model with a concept autoencoder inserted (chapter 04's insert_autoencoders, "
+                             f"or concept_network); this {type(model).__name__} has none")
+        if node.layer not in aes:
+            raise ValueError(f"no concept autoencoder after level {L} ({node.layer!r}); this model has them after "
+                             f"{', '.join(f'level {layers.index(a) + 1} ({a!r})' for a in aes if a in layers)}")
+        node = Node(concept_layer(node.layer), N)
     from causal_nb.core import get_module
     m = get_module(model, node.layer)
     width = getattr(m, 'out_channels', None) or getattr(m, 'out_features', None)
@@ -84,19 +106,41 @@ def node_from_label(model: nn.Module,  # the network
         raise ValueError(f"node N must lie in [0, {width - 1}] for layer {node.layer!r} (level {L}), got {N}")
     return node
 
+# %% ../nbs/11_reproduce.ipynb #50c86eaa
+def concept_network(model: nn.Module,            # the classifier; left unchanged
+                    train: Any,                  # ImageSet of training images for the autoencoders' fit
+                    levels: Sequence[int],       # the paper's levels L: one autoencoder after each
+                    n_concepts: int = 16,        # concepts per autoencoder (a table's N must be below it)
+                    epochs: int = 10,
+                    seed: int = 0,
+                    device: str | torch.device | None = None,
+                    progress_bar: bool | None = None,
+                    **fit_kwargs,                # more of `fit_autoencoder`'s settings (hidden, lr, λs)
+                   ) -> nn.Module:
+    "A frozen copy of `model` with a fitted (cached) concept autoencoder after each of `levels`, for `nodes='concepts'`."
+    layers = _base_layers(model)
+    levels = sorted(set(levels))
+    bad = [L for L in levels if not (isinstance(L, int) and 1 <= L <= len(layers))]
+    if not levels or bad: raise ValueError(f"levels must be levels in [1, {len(layers)}] of {type(model).__name__}, got {bad or levels}")
+    fits = {layers[L - 1]: fit_autoencoder(model, layers[L - 1], train, n_concepts=n_concepts, epochs=epochs, seed=seed,
+                                           device=device, progress_bar=progress_bar, **fit_kwargs) for L in levels}
+    return insert_autoencoders(model, {l: f.ae for l, f in fits.items()}).eval()
+
 # %% ../nbs/11_reproduce.ipynb #c6b1682e
 @dataclass
 class Reproduction:
-    "One paper table beside ours, and whether the paper's claim holds for ours."
+    "One paper table beside ours: are the numbers comparable (`comparable`, `comparison`), and does the claim hold on ours (`verdict`)?"
     key: str                       # 'table1' … 'table4'
     title: str
     claim: str                     # what the paper concludes from the table
     paper: pd.DataFrame            # the paper's numbers
     ours: pd.DataFrame | None      # ours, same rows and columns (None when not computed)
-    verdict: str                   # 'holds', 'does not hold' or 'not comparable'
+    verdict: str                   # does the claim hold on ours: 'holds', 'does not hold'; 'not comparable' when not computed
     why: str                       # the reason, with the numbers that decide it
     setting: str = ''              # what we ran: data, model, images
     numbers: dict = field(default_factory=dict)
+    comparable: str = 'no'         # are the numbers the same quantity on the same model and data: 'yes', 'partly', 'no'
+    comparison: pd.DataFrame | None = None  # per aspect (quantity, data, model, nodes, sample, contexts, sign): paper, ours, same
 
     def side_by_side(self) -> pd.DataFrame:
         "Paper and ours in one table (columns `paper <c>` and `ours <c>`; only the paper's when ours is not computed)."
@@ -106,11 +150,22 @@ class Reproduction:
             if self.ours is not None: cols[f'ours {c}'] = self.ours[c]
         return pd.DataFrame(cols, index=self.paper.index)
 
+    def comparable_summary(self) -> str:
+        "One line: which aspects are the same, which differ, which the paper does not state."
+        if self.comparison is None: return "nothing of ours to compare: " + self.why
+        groups = {k: [a for a, s in self.comparison['same'].items() if s == k] for k in ('yes', 'partly', 'no', 'not stated')}
+        names = {'yes': 'same', 'partly': 'partly the same', 'no': 'different', 'not stated': 'not stated by the paper'}
+        return '; '.join(f"{names[k]}: {', '.join(v)}" for k, v in groups.items() if v)
+
     def __str__(self):
         body = self.side_by_side().to_string(float_format=lambda v: f'{v:.3e}')
+        comp = ''.join(f"  - {a} [{r['same']}] paper: {r['paper']} | ours: {r['ours']}\n" for a, r in self.comparison.iterrows()) \
+            if self.comparison is not None else ''
         return (f"{self.title}\n{'-' * len(self.title)}\n{body}\n"
                 + (f"ours: {self.setting}\n" if self.setting else '')
-                + f"claim: {self.claim}\nverdict: {self.verdict.upper()} — {self.why}\n")
+                + f"claim: {self.claim}\n"
+                + f"comparable: {self.comparable.upper()} — are these the same numbers? {self.comparable_summary()}\n{comp}"
+                + f"verdict: {self.verdict.upper()} — does the claim hold on ours? {self.why}\n")
 
 def _paired_abs_drop(table: pd.DataFrame, base: str, ctx: str, row: int, n_boot: int, level: float, seed: int):
     "Bootstrap CI of |mean under ctx| − |mean under base| for one row, resampling images (paired)."
@@ -153,6 +208,66 @@ def judge_attacks(table: pd.DataFrame, which: str = 'FGSM') -> tuple[str, str, d
            + (f"; {which} is the most negative" + ('' if sep else ", but its CI reaches another attack's mean, so the data do not separate them") if ok
               else f"; the most negative is {order.index[0]}, not {which}") + '.')
     return verdict, why, {'order': list(order.index), 'values': row.to_dict()}
+
+# %% ../nbs/11_reproduce.ipynb #4d95eee0
+_PAPER_SIDE = dict(
+    quantity="'Expected-CE', defined as Eq. 2 (an average over the values of the intervened node); its cells read as the "
+             "belief-weighted Effect Σ_k P(k | x)·Effect_k of do(node = 0), what the authors' code computes",
+    nodes="'L, N' of the authors' own trained network; CE is computed on 'features in a latent space', i.e. concepts of an "
+          "inserted autoencoder (§3.2), without saying which autoencoder",
+    sample="not stated: no number of images and no interval per cell (Eq. 1–2 are written for one image Z)",
+    contexts="PWM masks 10% of the image at random; attacks L∞ ε = 0.3, 10 steps",
+)
+
+def comparability(key: str,                   # 'table1' … 'table4'
+                  ours: pd.DataFrame,         # our table, reindexed like the paper's, with `reproduce_table`'s attrs
+                  model: str,                 # our model, in words (with its accuracy)
+                  data: str,                  # our data, in words
+                  same_data: bool,            # is it the paper's data set (the same release / split)?
+                  same_architecture: bool,    # is it the paper's architecture (the weights are ours in any case)?
+                  nodes: str = 'channels',    # 'channels' or 'concepts'
+                  head: str = 'softmax',
+                 ) -> tuple[str, pd.DataFrame]:
+    "Are our numbers for a paper table the same quantity on the same model and data? ('yes' | 'partly' | 'no', per-aspect table)"
+    if key not in PAPER_TABLES: raise ValueError(f"key must be one of {list(PAPER_TABLES)}, got {key!r}")
+    if nodes not in NODE_MODES: raise ValueError(f"nodes must be one of {NODE_MODES}, got {nodes!r}")
+    t, paper = PAPER_TABLES[key], paper_table(key)
+    rows = {}
+    q_ours = ours.attrs.get('quantity', 'belief-weighted Effect')
+    rows['quantity'] = (_PAPER_SIDE['quantity'], q_ours, 'yes' if head == 'softmax' else 'partly')
+    rows['data'] = (t['data'], data, 'yes' if same_data else 'no')
+    acc = f", accuracy {t['accuracy']:.1%}" if 'accuracy' in t else ''
+    rows['model'] = (t['model'] + acc, model + ('; the same architecture, weights of our own training' if same_architecture else ''),
+                     'partly' if same_architecture else 'no')
+    rows['nodes'] = (_PAPER_SIDE['nodes'],
+                     ("raw channel N of level L of our network: the same address, not a feature of a latent space, and "
+                      "channel N of another training is another feature") if nodes == 'channels' else
+                     ("concept N of our concept autoencoder inserted after level L (chapter 04): the same kind of node; "
+                      "concept N of another fit is another concept"),
+                     'no' if nodes == 'channels' else 'partly')
+    n_ctx = ours.attrs.get('n_per_context', {})
+    rows['sample'] = (_PAPER_SIDE['sample'],
+                      f"mean over {ours.attrs.get('n', '?')} images with a {ours.attrs.get('level', .95):.0%} bootstrap CI; "
+                      "attack columns over the images the model got right and the attack changed ("
+                      + ', '.join(f"{c} {k}" for c, k in n_ctx.items()) + ')', 'not stated')
+    cols = list(paper.index) if key == 'table2' else list(paper.columns)
+    jsma = 'JSMA' in cols
+    rows['contexts'] = (_PAPER_SIDE['contexts'] + ('; JSMA budget not stated' if jsma else ''),
+                        "PWM: 10% of the pixels, a fresh mask per image seeded by its index; FGSM/BIM/PGD L∞ ε = 0.3 in image "
+                        "space [0, 1], 10 steps" + ('; JSMA: chapter 05 defaults' if jsma else ''),
+                        'partly' if jsma else 'yes')
+    p, o = paper.to_numpy(float), ours[list(paper.columns)].to_numpy(float)
+    ok = np.isfinite(o)
+    agree = int((np.sign(p[ok]) == np.sign(o[ok])).sum())
+    rows['sign'] = (f"{int((p > 0).sum())} of {p.size} cells positive",
+                    f"{int((o[ok] > 0).sum())} of {int(ok.sum())} cells positive; Effect = P(· | do) − P(· | x) "
+                    f"(interventional minus observational, Eq. 1); {agree} of {int(ok.sum())} cells share the paper's sign",
+                    'yes' if agree == ok.sum() else 'no')
+    df = pd.DataFrame(rows, index=['paper', 'ours', 'same']).T
+    df.index.name = 'aspect'
+    s = set(df['same'])
+    answer = 'yes' if s == {'yes'} else 'no' if df.loc[['data', 'model'], 'same'].eq('no').any() else 'partly'
+    return answer, df
 
 # %% ../nbs/11_reproduce.ipynb #469f3813
 def relevance_mass(maps: torch.Tensor,    # (N, H, W), larger = more important
@@ -411,6 +526,11 @@ def _subset_loader(data, n: int | None, seed: int, batch_size: int):
     if n and n < len(data): data = Subset(data, torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n].sort().values.tolist())
     return DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0)
 
+def _levels(key: str) -> list[int]:
+    "The paper's levels L a table names."
+    t = PAPER_TABLES[key]
+    return sorted({int(r.split(',')[0]) for r in ([t['node']] if key == 'table2' else t['rows'])})
+
 def reproduce_table(key: str,                    # 'table1' … 'table4'
                     model: nn.Module,            # the network the table is about (CheXNet, the small CNN, VGG16)
                     data: Any,                   # ImageSet or a (streaming) Dataset of (image, label)
@@ -420,40 +540,49 @@ def reproduce_table(key: str,                    # 'table1' … 'table4'
                     batch_size: int = 64,
                     setting: str = '',           # what was run, for the printout
                     progress_bar: bool | None = None,
+                    nodes: str = 'channels',     # 'channels' or 'concepts' (model with autoencoders inserted: `concept_network`)
+                    same_data: bool = True,      # is `data` the paper's data set? (for the comparison)
+                    same_architecture: bool = True,  # is `model` the paper's architecture? (for the comparison)
                    ) -> Reproduction:
-    "Our version of one paper table on `model` and `data`, beside the paper's, with the verdict on its claim."
+    "Our version of one paper table on `model` and `data`, beside the paper's: how comparable, and the verdict on its claim."
     paper = paper_table(key); t = PAPER_TABLES[key]
     scm = NetworkSCM(model, head=head)
     attacks = [c.lower() for c in (paper.index if key == 'table2' else paper.columns) if c not in ('Z0', 'PWM')]
     contexts = paper_contexts(head=head, seed=seed, attacks=attacks)
     if key == 'table2':
-        nodes = [node_from_label(model, t['node'])]
+        node_list = [node_from_label(model, t['node'], nodes)]
         contexts = {c: contexts[c] for c in paper.index}
     else:
-        nodes = [node_from_label(model, r) for r in paper.index]
+        node_list = [node_from_label(model, r, nodes) for r in paper.index]
         contexts = {c: contexts[c] for c in paper.columns}
     sub = _subset_loader(data, n_images, seed, batch_size)
-    table = expected_ce_table(scm, nodes, contexts, sub, batch_size=batch_size, ci='bootstrap', seed=seed, progress_bar=progress_bar)
+    table = expected_ce_table(scm, node_list, contexts, sub, batch_size=batch_size, ci='bootstrap', seed=seed, progress_bar=progress_bar)
     if key == 'table2':
         verdict, why, numbers = judge_attacks(table)
         ours = pd.DataFrame({'Expected-CE': table.iloc[0]}).reindex(paper.index)
     else:
-        verdict, why, numbers = judge_falls(table, [c for c in paper.columns if c != 'Z0'], seed=seed)
-        ours = table.copy(); ours.index = paper.index
+        ours = table.copy(); ours.index = paper.index          # the paper's 'L, N' (a concept layer's own level counts the autoencoder's convs)
+        verdict, why, numbers = judge_falls(ours, [c for c in paper.columns if c != 'Z0'], seed=seed)
     ours.attrs.update(table.attrs)
     n = table.attrs['n']
-    numbers.update(n_images=n, nodes=table.attrs['nodes'])
-    setting = (setting + '; ' if setting else '') + f"{n} images; nodes {', '.join(f'{r} = {s}' for r, s in zip(paper.index if key != 'table2' else [t['node']], table.attrs['nodes']))}"
+    numbers.update(n_images=n, nodes=table.attrs['nodes'], node_mode=nodes)
+    desc = setting or type(model).__name__
+    setting = (setting + '; ' if setting else '') + f"{n} images; {nodes}: {', '.join(f'{r} = {s}' for r, s in zip(paper.index if key != 'table2' else [t['node']], table.attrs['nodes']))}"
     if (table.iloc[:, 0] < 0).all() and (paper.iloc[:, 0] > 0).all() and key != 'table2':
         why += (" (Signs: our Z0 values are negative — zeroing a node lowers the believed class's probability, which is "
                 "what Eq. 1's interventional-minus-observational difference gives — while the paper prints them positive; "
                 "the claim is judged on magnitudes.)")
-    return Reproduction(key, t['title'], t['claim'], paper, ours, verdict, why, setting, numbers)
+    dname = getattr(data, 'name', None) or type(data).__name__
+    comparable, comparison = comparability(key, ours, desc, f"{dname}: {n} of {len(data)} images (a seeded random subset)"
+                                           if n < len(data) else f"{dname}: all {n} images", same_data, same_architecture, nodes, head)
+    numbers.update(comparable=comparable, comparison=comparison.to_dict(orient='index'))
+    return Reproduction(key, t['title'], t['claim'], paper, ours, verdict, why, setting, numbers, comparable, comparison)
 
 def not_comparable(key: str, why: str) -> Reproduction:
-    "A paper table we cannot recompute here, with the reason."
+    "A paper table we cannot recompute here, with the reason (nothing to compare: `comparable` is 'no')."
     t = PAPER_TABLES[key]
-    return Reproduction(key, t['title'], t['claim'], paper_table(key), None, 'not comparable', why)
+    return Reproduction(key, t['title'], t['claim'], paper_table(key), None, 'not comparable', why,
+                        numbers={'comparable': 'no'}, comparable='no')
 
 # %% ../nbs/11_reproduce.ipynb #2031c8fd
 def _stream_accuracy(model, data, head, n_images, seed, batch_size, device) -> float:
@@ -479,6 +608,14 @@ def _weights_model(what, factory, n_classes=None):
         warnings.simplefilter('ignore')
         return factory(path)
 
+def _concepts_missing(key: str, model: nn.Module, nodes: str) -> str | None:
+    "Why `key` cannot run on concept nodes of `model` (no autoencoder after a level it names), or None."
+    if nodes != 'concepts': return None
+    have, layers = set(autoencoder_layers(model)), _base_layers(model)
+    miss = [L for L in _levels(key) if L > len(layers) or layers[L - 1] not in have]
+    return (f"nodes='concepts' needs a concept autoencoder after level(s) {miss} of the given network; insert them with "
+            f"chapter 04's fit_autoencoder / insert_autoencoders (or concept_network) and pass that module") if miss else None
+
 def reproduce(tables: Sequence[str] = ('table1', 'table2', 'table3', 'table4'),  # which of the paper's tables
               quick: bool = False,               # quick model and fewer images (a first look in a minute)
               n_images: int | None = None,       # images per table; None: 500 quick / 10,000 Fashion-MNIST, 1,000 folders
@@ -493,10 +630,13 @@ def reproduce(tables: Sequence[str] = ('table1', 'table2', 'table3', 'table4'), 
               seed: int = 0,
               progress_bar: bool | None = None,
               figures: str | Path | None = None,  # folder for Fig. 3 (fig3.png) and the ChestX-ray14 study's CSVs
+              nodes: str = 'channels',           # 'channels': raw channels; 'concepts': concepts of an inserted autoencoder
+              n_concepts: int = 16,              # nodes='concepts', Table 3: concepts of the autoencoder fitted after level 2
              ) -> list[Reproduction]:
-    "The paper's Tables 1–4 beside ours where the data exists here, each with a verdict on the paper's claim."
+    "The paper's Tables 1–4 beside ours where the data exists here: how comparable each is, and the verdict on its claim."
     unknown = [t for t in tables if t not in PAPER_TABLES]
     if unknown: raise ValueError(f"tables must name some of {list(PAPER_TABLES)}, got {unknown}")
+    if nodes not in NODE_MODES: raise ValueError(f"nodes must be one of {NODE_MODES}, got {nodes!r}")
     dev = get_device(device); seed_everything(seed)
     out = []
     need_chest = [t for t in tables if t in ('table1', 'table2')]
@@ -514,7 +654,8 @@ def reproduce(tables: Sequence[str] = ('table1', 'table2', 'table3', 'table4'), 
             n = n_images or (32 if quick else 1000)
             study = _chestxray_part(model, data, n, quick, seed, batch_size, dev, figures)
             for t in need_chest:
-                r = reproduce_table(t, model, data, 'sigmoid', n, seed, batch_size, study['setting'], progress_bar)
+                if (why := _concepts_missing(t, model, nodes)): out.append(not_comparable(t, why)); continue
+                r = reproduce_table(t, model, data, 'sigmoid', n, seed, batch_size, study['setting'], progress_bar, nodes)
                 r.numbers.update(study['numbers']); out.append(r)
     if 'table3' in tables:
         try:
@@ -526,12 +667,25 @@ def reproduce(tables: Sequence[str] = ('table1', 'table2', 'table3', 'table4'), 
             from causal_nb.models import evaluate, trained_model
             model = fashion_model if fashion_model is not None else trained_model('small-cnn', 'fashion-mnist', quick=quick, seed=seed, device=dev, progress_bar=progress_bar).model
             model = model.to(dev).eval()
-            acc = evaluate(model, test, device=dev).accuracy
+            what = f"small CNN ({'quick: 2 epochs on 10,000 images' if quick else 'the paper setting: 10 epochs'})" if fashion_model is None else type(model).__name__
             n = n_images or (500 if quick else len(test))
+            extra = {}
+            if nodes == 'concepts' and _concepts_missing('table3', model, nodes):
+                train = fashion_mnist(train=True)
+                train = train.subset(2000, seed=seed) if quick else train
+                epochs = 2 if quick else 10
+                plain = model
+                model = concept_network(plain, train, _levels('table3'), n_concepts=n_concepts, epochs=epochs, seed=seed,
+                                        device=dev, progress_bar=progress_bar)
+                fid = fidelity(plain, model, test.subset(n, seed=seed), device=dev)
+                what += (f" with a {n_concepts}-concept autoencoder after level 2 (chapter 04; {len(train)} training images, "
+                         f"{epochs} epochs; agrees with the original on {fid.agreement:.1%} of the images)")
+                extra = dict(autoencoder_agreement=fid.agreement, autoencoder_accuracy_drop=fid.accuracy_drop)
+            acc = evaluate(model, test, device=dev).accuracy
             r = reproduce_table('table3', model, test, 'softmax', n, seed, max(batch_size, 256),
-                                f"small CNN ({'quick: 2 epochs on 10,000 images' if quick else 'the paper setting: 10 epochs'}), "
-                                f"test accuracy {acc:.2%} (paper {PAPER_TABLES['table3']['accuracy']:.1%})", progress_bar)
-            r.numbers['accuracy'] = acc; out.append(r)
+                                f"{what}, test accuracy {acc:.2%} (paper {PAPER_TABLES['table3']['accuracy']:.1%})", progress_bar, nodes,
+                                same_architecture=fashion_model is None or len(_base_layers(model)) == 4)
+            r.numbers.update(accuracy=acc, **extra); out.append(r)
     if 'table4' in tables:
         if imagenet is None or vgg16 is None:
             miss = ' and '.join(m for m, v in (('an ImageNet validation folder (--imagenet DIR)', imagenet), ('VGG16 weights (--vgg16 FILE)', vgg16)) if v is None)
@@ -540,27 +694,33 @@ def reproduce(tables: Sequence[str] = ('table1', 'table2', 'table3', 'table4'), 
             from causal_nb.data import image_folder
             from causal_nb.models import vgg16 as make_vgg16
             model = _weights_model(vgg16, lambda p: make_vgg16(1000, p)).to(dev).eval()
-            data = image_folder(imagenet, image_size=image_size)
-            n = n_images or (32 if quick else 1000)
-            acc = _stream_accuracy(model, data, 'softmax', n, seed, batch_size, dev)
-            r = reproduce_table('table4', model, data, 'softmax', n, seed, batch_size,
-                                f"VGG16 on {imagenet} at {image_size}², top-1 accuracy {acc:.2%} (paper 86%; class folders must be in ImageNet's index order)",
-                                progress_bar)
-            r.numbers['accuracy'] = acc; out.append(r)
+            if (why := _concepts_missing('table4', model, nodes)): out.append(not_comparable('table4', why))
+            else:
+                data = image_folder(imagenet, image_size=image_size)
+                n = n_images or (32 if quick else 1000)
+                acc = _stream_accuracy(model, data, 'softmax', n, seed, batch_size, dev)
+                r = reproduce_table('table4', model, data, 'softmax', n, seed, batch_size,
+                                    f"VGG16 on {imagenet} at {image_size}², top-1 accuracy {acc:.2%} (paper 86%; class folders must be in ImageNet's index order)",
+                                    progress_bar, nodes)
+                r.numbers['accuracy'] = acc; out.append(r)
     order = {k: i for i, k in enumerate(PAPER_TABLES)}
     return sorted(out, key=lambda r: order[r.key])
 
 def verdicts(results: Sequence[Reproduction]) -> pd.DataFrame:
-    "One row per table: its claim, our verdict and why."
-    return pd.DataFrame([{'table': r.title.split('.')[0], 'claim': r.claim, 'verdict': r.verdict, 'why': r.why} for r in results]).set_index('table')
+    "One row per table: its claim, whether our numbers are comparable, our verdict on the claim, and why."
+    return pd.DataFrame([{'table': r.title.split('.')[0], 'claim': r.claim, 'comparable': r.comparable, 'verdict': r.verdict,
+                          'why': r.why} for r in results]).set_index('table')
 
 # %% ../nbs/11_reproduce.ipynb #ca597193
 def report_section(ctx: ReportContext) -> ReportSection:
-    "This chapter's part of the report: the paper's Tables 1–4 beside ours, with a verdict per claim."
+    "This chapter's part of the report: the paper's Tables 1–4 beside ours, how comparable each is, and a verdict per claim."
     sec = ReportSection("The paper's tables")
     sec.text("Yang et al.'s Tables 1–4 beside ours. Tables 1–2 (ChestX-ray14, CheXNet) and 4 (ImageNet, VGG16) need data "
              "and weights that are not part of this report; `causal-nb reproduce --chestxray DIR --chexnet FILE "
-             "--imagenet DIR --vgg16 FILE` recomputes them.")
+             "--imagenet DIR --vgg16 FILE` recomputes them. Each table answers two questions apart: are the numbers "
+             "comparable (the same quantity on the same model and data: the comparison table says, aspect by aspect, what "
+             "is the same, what differs and what the paper does not state), and does the paper's qualitative claim hold on "
+             "ours (the verdict, judged on our numbers and their intervals only).")
     fashion = ctx.model is not None and ctx.head == 'softmax' and str(getattr(ctx.test, 'name', '')).startswith('Fashion-MNIST')
     rows = []
     for key in PAPER_TABLES:
@@ -568,14 +728,101 @@ def report_section(ctx: ReportContext) -> ReportSection:
             from causal_nb.models import evaluate
             acc = ctx.extras['evaluation'].accuracy if 'evaluation' in ctx.extras else evaluate(ctx.model, ctx.test, device=ctx.device).accuracy
             r = reproduce_table('table3', ctx.model, ctx.test, 'softmax', 500 if ctx.quick else None, ctx.seed, 256,
-                                f"the report's model, test accuracy {acc:.2%} (paper 89.6%)", progress_bar=False)
+                                f"the report's model ({type(ctx.model).__name__}), test accuracy {acc:.2%} (paper 89.6%)", progress_bar=False,
+                                same_architecture=len(_base_layers(ctx.model)) == 4 and sum(isinstance(m, nn.Conv2d) for m in ctx.model.modules()) == 2)
         elif key == 'table3':
             r = not_comparable(key, "this report is not on Fashion-MNIST with a softmax classifier.")
         else: r = not_comparable(key, "ChestX-ray14 / ImageNet and their weights are not part of this report (see above).")
         sec.table(f'paper_{key}', r.side_by_side(), r.title, float_format='{:.3e}')
-        sec.text(f"Claim: {r.claim} Verdict: {r.verdict.upper()} — {r.why}" + (f" Ours: {r.setting}." if r.setting else ''))
+        sec.text(f"Claim: {r.claim} Comparable: {r.comparable.upper()} — {r.comparable_summary()}. "
+                 f"Verdict on ours: {r.verdict.upper()} — {r.why}" + (f" Ours: {r.setting}." if r.setting else ''))
+        if r.comparison is not None: sec.table(f'paper_{key}_comparison', r.comparison, f"{r.title.split('.')[0]}: are the numbers comparable?")
         rows.append(r)
-    sec.table('paper_verdicts', verdicts(rows), 'Verdicts')
+    sec.table('paper_verdicts', verdicts(rows), 'Comparability and verdicts')
     sec.numbers['verdicts'] = {r.key: r.verdict for r in rows}
+    sec.numbers['comparable'] = {r.key: r.comparable for r in rows}
     sec.numbers['table3'] = rows[2].numbers
+    return sec
+
+# %% ../nbs/11_reproduce.ipynb #0d51a05d
+CLAIMS_FILES = ('claims.json', 'claims-cuda.json', 'claims-quick.json', 'claims-quick-cuda.json')   # full setting first
+
+def _checkout(start: str | Path | None = None) -> Path | None:
+    "The causal_nb checkout (the folder with bench/bench_claims.py) holding `start`; None: the current folder's, then this package's."
+    import causal_nb
+    starts = [Path(start).expanduser()] if start is not None else [Path.cwd(), Path(causal_nb.__file__).resolve().parent]
+    for s in starts:
+        for d in [s.resolve(), *s.resolve().parents]:
+            if (d / 'bench' / 'bench_claims.py').is_file(): return d
+    return None
+
+def find_claims(start: str | Path | None = None,  # a folder inside the checkout; None: the current folder, then this package's
+               ) -> Path | None:
+    "The claims ledger's results file of the checkout holding `start` (`bench/results/claims*.json`, full setting first), or None."
+    repo = _checkout(start)
+    if repo is None: return None
+    return next((p for f in CLAIMS_FILES if (p := repo / 'bench' / 'results' / f).is_file()), None)
+
+def claims_table(result: dict,  # a claims ledger run: the JSON `bench/bench_claims.py` writes
+                ) -> pd.DataFrame:
+    "One row per claim: seed, claim, what our figure is, the claimed side, figure, CI and verdict."
+    if not isinstance(result, dict) or not isinstance(result.get('claims'), list) or not result['claims']:
+        raise ValueError(f"result must be a claims ledger run (a dict with a non-empty 'claims' list), got {type(result).__name__}")
+    side = lambda c: f"≥ −{c['margin']:.3g}" if c['side'] == '>=' else f"{c['side']} {c['threshold']:.3g}"
+    return pd.DataFrame([{'claim': c['claim'], 'seed': c['source'], 'our figure is': c['measure'], 'claimed': side(c),
+                          'figure': c['figure'], 'CI low': c['low'], 'CI high': c['high'], 'verdict': c['verdict']}
+                         for c in result['claims']]).set_index('claim')
+
+def run_claims(repo: str | Path,             # the checkout (the folder holding bench/bench_claims.py)
+               setting: str = 'quick',       # 'quick' or 'full'
+               device: str | None = None,
+               seed: int = 0,
+              ) -> dict:
+    "Run the checkout's claims ledger now and return its result (nothing is written)."
+    import importlib.util, sys
+    bench = Path(repo).expanduser() / 'bench'
+    if not (bench / 'bench_claims.py').is_file():
+        raise FileNotFoundError(f"no bench/bench_claims.py under {repo}: the claims ledger runs in a clone of the causal_nb repository")
+    sys.path.insert(0, str(bench))
+    try:
+        spec = importlib.util.spec_from_file_location('causal_nb_bench_claims', bench / 'bench_claims.py')
+        mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+        if setting not in mod.SETTINGS: raise ValueError(f"setting must be one of {list(mod.SETTINGS)}, got {setting!r}")
+        return mod.run(setting, str(get_device(device)), seed)
+    finally: sys.path.remove(str(bench))
+
+def claims_report_section(ctx: ReportContext,              # the report's shared context
+                          results: str | Path | None = None,  # a claims JSON file; None: `find_claims()`
+                          run: bool = False,                # run the quick ledger now instead of reading a file
+                         ) -> ReportSection:
+    "The claims ledger as a report section: every seed claim's figure, CI and verdict, with the setting that made them."
+    sec = ReportSection('Claims of the seed papers, measured')
+    if run:
+        repo = _checkout()
+        if repo is None: raise FileNotFoundError("no bench/bench_claims.py in the current folder, its parents or this package's: "
+                                                 "run the ledger in a clone of the causal_nb repository")
+        res, source = run_claims(repo, 'quick', ctx.device, ctx.seed), 'a run now (quick setting)'
+    else:
+        path = Path(results).expanduser() if results is not None else find_claims()
+        if path is None or not path.is_file():
+            return sec.text("No claims ledger results here: the ledger lives in the repository's bench/ folder. In a clone, run "
+                            "`python bench/bench_claims.py --quick` (minutes) or `python bench/bench_claims.py` (the full setting) "
+                            "and build the report again, or call `claims_report_section(ctx, run=True)`.")
+        res, source = json.loads(path.read_text(encoding='utf-8')), f"`{path.name}`"
+    table = claims_table(res)
+    env = res.get('env', {})
+    setting = res.get('setting', '?')
+    counts = table['verdict'].value_counts()
+    sec.text(f"Each row is a qualitative claim of a seed paper (000 Yang et al., 003 Liu et al., 004 Narendra et al.), the figure "
+             f"that tests it on our models, a paired percentile bootstrap 95% CI, and a verdict computed from them: holds when the "
+             f"whole CI lies on the claimed side, does not hold when the figure itself does not, not shown when the figure does "
+             f"but the CI reaches the threshold. These figures are the ledger's own measurements on its fixed models and data "
+             f"(the Fashion-MNIST small CNN, CausalShapes), not on this report's model or data. Made by {source}: the {setting} setting"
+             + (" (quick-trained model, small image counts: a smoke test of the claims, not the final word)" if setting == 'quick' else '')
+             + f", seed {res.get('seed', '?')}, on {env.get('device', '?')}" + (f" ({env['gpu']})" if env.get('gpu') else '')
+             + f", torch {env.get('torch', '?')}, {res.get('seconds', float('nan')):.0f} s. Verdicts: "
+             + ', '.join(f"{k} {v}" for k, v in counts.items()) + '.')
+    sec.table('claims', table, 'The claims ledger', float_format='{:.3g}')
+    sec.numbers.update(setting=setting, source=source, verdicts=table['verdict'].to_dict(),
+                       figures={k: (c['figure'], c['low'], c['high']) for k, c in zip(table.index, res['claims'])})
     return sec
