@@ -205,7 +205,9 @@ def write_report(sections: Sequence[ReportSection], out: str | Path, title: str 
     with staged_folder(out) as stage:
         (stage / 'tables').mkdir()
         for s in sections:
-            for name, df in s.tables.items(): df.to_csv(stage / 'tables' / f"{name}.csv")
+            for name, df in s.tables.items():      # a DataFrame, or its CSV text when the section came from the cache
+                if isinstance(df, str): (stage / 'tables' / f"{name}.csv").write_text(df)
+                else: df.to_csv(stage / 'tables' / f"{name}.csv")
             results['sections'][s.title] = s.numbers
         (stage / 'results.json').write_text(json.dumps(results, indent=1, default=str))
         (stage / 'index.html').write_text(page, encoding='utf-8')

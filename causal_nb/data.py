@@ -310,7 +310,8 @@ def image_folder(root: str | os.PathLike,  # a folder with one sub-folder of ima
                                 + (f" ({len(skipped)} files were not readable images)" if skipped else '')) from e
     if skipped:
         listed = ', '.join(f"{p} ({why})" for p, why in list(skipped.items())[:4]) + (f" and {len(skipped) - 4} more" if len(skipped) > 4 else '')
-        if strict: raise ValueError(f"root {root} holds {len(skipped)} files that are not readable images: {listed}; remove them, "
+        n = f"{len(skipped)} file{'s' if len(skipped) != 1 else ''}"
+        if strict: raise ValueError(f"root {root} holds {n} that {'are' if len(skipped) != 1 else 'is'} not a readable image: {listed}; remove them, "
                                     f"or skip them (strict=False, the command line's default)")
         warnings.warn(f"skipped {len(skipped)} of {len(skipped) + len(ds)} files in {root} that are not readable images: {listed}")
     return ds

@@ -273,7 +273,7 @@ def test_folder_with_unreadable_files_is_skipped_with_a_warning_or_refused(tmp_p
     assert any('skipped 1 of 13 files' in l and 'light/notes.txt (not an image)' in l for l in warned), r.stderr
     assert json.loads((tmp_path / 'out' / 'results.json').read_text())['sections']['Data']['n_test'] == 12
     one_line_error(run('report', *args, '--strict', '--out', tmp_path / 'strict', CAUSAL_NB_CACHE=str(tmp_path / 'cache')),
-                   '--data:', 'files that are not readable images', 'cut.png')
+                   '--data:', 'holds 1 file that is not a readable image', 'notes.txt', 'train')
     assert not (tmp_path / 'strict').exists() and leftovers(tmp_path) == []
 
 
