@@ -181,12 +181,12 @@ def test_report_and_reproduce_refuse_bad_input(tmp_path):
 
 
 def test_default_data_falls_back_to_digits_with_a_message(monkeypatch):
-    import causal_nb.cli as cli
-    real = cli.load_data
+    import causal_nb.cli as cli, causal_nb.data as data
+    real = data.load_data
     def no_fashion(name, *a, **k):
         if name == 'fashion-mnist': raise FileNotFoundError('Fashion-MNIST not found. Looked at: …')
         return real(name, *a, **k)
-    monkeypatch.setattr(cli, 'load_data', no_fashion)
+    monkeypatch.setattr(data, 'load_data', no_fashion)     # the command imports it when it runs
     said = []
     train, test, stream = cli.report_data(None, quick=True, log=said.append)
     assert train.images.shape[-1] == 8 and stream is None
