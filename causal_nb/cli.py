@@ -120,9 +120,13 @@ def section_estimates(setting: str,     # 'quick' or 'full'
 def record_timings(setting: str, data: str, device: str, seconds: dict[str, float]) -> Path:
     "Keep the seconds each section took (atomically), for the next run's estimates."
     f = _timings_file(setting, data, device)
-    fd, tmp = tempfile.mkstemp(dir=f.parent, suffix='.tmp')
-    with os.fdopen(fd, 'w') as h: json.dump({k: round(v, 2) for k, v in seconds.items()}, h)
-    os.replace(tmp, f)
+    fd, tmp = tempfile.mkstemp(dir=f.parent, prefix=f.name + '.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'w') as h: json.dump({k: round(v, 2) for k, v in seconds.items()}, h)
+        os.replace(tmp, f)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
+        raise
     return f
 
 def _left(est: dict[str, float], names: Sequence[str], i: int, elapsed: float) -> float:
@@ -510,8 +514,8 @@ def _setting(a) -> str:
 def _plan(a, setting: str, names: Sequence[str], train_set, n_test: int, streamed: bool, device, est: dict, source: str) -> str:
     "The line `causal-nb report` says before it starts: what it will do, where, and roughly how long."
     total = sum(est.get(n, 0.) for n in names)
-    model = (f"{a.model} from --weights" if a.weights else f"{a.model} from {a.model}" if a.model.endswith('.py') or ':' in a.model
-             else f"{a.model} trained (or taken from the cache)")
+    model = (f"{a.model} with the weights in {a.weights}" if a.weights else f"{a.model} trained (or taken from the cache)"
+             if a.model in ARCH_NAMES else f"the network from {a.model} as it is built")
     other = "; --full runs the paper's setting" if setting == 'quick' else ''
     return (f"[causal-nb] report: {len(names)} sections on {train_set.name} ({len(train_set):,} training images, {n_test:,} test "
             f"images{', streamed' if streamed else ''}), {model}, in the {setting} setting, on {device}; about {_duration(total)} "
