@@ -720,8 +720,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"causal-nb {a.command}: error: {e}", file=sys.stderr); return 2
     except KeyboardInterrupt as e:
         if a.debug: traceback.print_exc()
-        where = str(e.args[0]) if e.args else {'report': f"before the sections started; no report was written ({Path(a.out).expanduser()} "
-                                                         f"is as it was)", 'reproduce': 'before anything was written'}.get(a.command, '')
+        where = (str(e.args[0]) if e.args else f"before the sections started; no report was written ({Path(a.out).expanduser()} is as it was)"
+                 if a.command == 'report' else 'before anything was written' if a.command == 'reproduce' else '')
         print(f"\ncausal-nb {a.command}: interrupted{' ' + where if where else ''}. {_kept(started)}", file=sys.stderr, flush=True)
         return 130
     finally: warnings.showwarning = shown
