@@ -120,13 +120,7 @@ def section_estimates(setting: str,     # 'quick' or 'full'
 def record_timings(setting: str, data: str, device: str, seconds: dict[str, float]) -> Path:
     "Keep the seconds each section took (atomically), for the next run's estimates."
     f = _timings_file(setting, data, device)
-    fd, tmp = tempfile.mkstemp(dir=f.parent, prefix=f.name + '.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as h: json.dump({k: round(v, 2) for k, v in seconds.items()}, h)
-        os.replace(tmp, f)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
-        raise
+    classroom._write_atomic(f, json.dumps({k: round(v, 2) for k, v in seconds.items()}).encode())   # temp file + rename (chapter 13)
     return f
 
 def _left(est: dict[str, float], names: Sequence[str], i: int, elapsed: float) -> float:
@@ -484,13 +478,7 @@ def save_sections(key: str, sections: Sequence[ReportSection]) -> Path:
     rows = [{'title': s.title, 'parts': s.parts, 'numbers': s.numbers,
              'tables': {n: df if isinstance(df, str) else df.to_csv() for n, df in s.tables.items()}} for s in sections]
     path = cache_dir('reports') / f"{key}.json"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f: json.dump(rows, f, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
-        raise
+    classroom._write_atomic(path, json.dumps(rows, default=str).encode())
     return path
 
 def load_sections(key: str | None) -> list[ReportSection] | None:
