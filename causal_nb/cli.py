@@ -4,23 +4,24 @@
 
 # %% ../nbs/14_cli.ipynb #c7f797d6
 from __future__ import annotations
-import argparse, html, importlib, importlib.util, inspect, json, os, subprocess, sys, time, traceback, warnings
+import argparse, base64, contextlib, html, importlib, importlib.util, inspect, io, json, os, re, shutil, signal, subprocess, sys
+import tempfile, threading, time, traceback, warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import torch
-from torch import nn
-
 import causal_nb
 from . import classroom
-from .core import ReportContext, ReportSection, get_device, seed_everything
-from .core import progress
-from .data import ChestXray14, DATASETS, ImageSet, image_folder, load_data, to_imageset
-from .models import ARCHITECTURES, build_model, load_weights, vgg16, densenet121_chexnet
+
+# Names the parser shows in --help. They are spelled here, not imported, because `causal-nb … --help` must not import
+# torch (seconds on a busy machine); the test below checks them against chapter 1's DATASETS and chapter 2's ARCHITECTURES.
+DATA_NAMES = ('fashion-mnist', 'mnist', 'digits', 'causal-shapes')
+ARCH_NAMES = ('small-cnn', 'lenet5')
 
 # %% auto #0
-__all__ = ['SECTIONS', 'available_sections', 'build_report', 'write_report', 'report_data', 'load_model_file', 'parser', 'report',
-           'reproduce_command', 'find_repo', 'bench', 'main']
+__all__ = ['DATA_NAMES', 'ARCH_NAMES', 'SECTIONS', 'SETTINGS', 'FIRST_RUN_SECONDS', 'available_sections', 'setting_of',
+           'stamp_figures', 'section_estimates', 'record_timings', 'build_report', 'staged_folder', 'write_report',
+           'report_data', 'load_model_file', 'UsageError', 'weights_mismatch', 'parser', 'report_key', 'save_sections',
+           'load_sections', 'report', 'reproduce_command', 'find_repo', 'bench', 'main']
 
 # %% ../nbs/14_cli.ipynb #b76dbea1
 SECTIONS: list[tuple[str, str]] = [
@@ -56,20 +57,101 @@ h1{font-size:1.8em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-to
 img{max-width:100%}figcaption{color:#555;font-size:.9em}table.table{border-collapse:collapse;font-size:.9em;margin:.5em 0}
 table.table td,table.table th{border:1px solid #ddd;padding:.25em .6em;text-align:right}
 .error{background:#fdecea;border-left:4px solid #d93025;padding:.5em 1em;white-space:pre-wrap;font-family:monospace;font-size:.85em}
-nav ul{columns:2}.meta{color:#666;font-size:.9em}"""
+nav ul{columns:2}.meta{color:#666;font-size:.9em}.setting{background:#eef3fb;border-left:4px solid #4a78c2;padding:.4em 1em}
+figcaption .setting{background:none;border:0;padding:0;font-weight:600}"""
 
+SETTINGS = {
+    'quick': "the quick setting: the classifier trained for 2 epochs on 10,000 images (20,000 image presentations on "
+             "smaller sets), each section on small subsets (`causal-nb report --full` runs the paper's setting)",
+    'full': "the paper's full setting: the classifier trained for 10 epochs on every training image, each section at full size",
+}
+
+def setting_of(ctx: ReportContext) -> str:
+    "'quick' or 'full': which setting a report context asks for."
+    return 'quick' if ctx.quick else 'full'
+
+def _restamp_png(b64: str, label: str) -> str:
+    "The PNG `b64` with `label` written in a strip under it."
+    from PIL import Image, ImageDraw
+    with Image.open(io.BytesIO(base64.b64decode(b64))) as im: im = im.convert('RGB')
+    out = Image.new('RGB', (im.width, im.height + 16), 'white'); out.paste(im, (0, 0))
+    ImageDraw.Draw(out).text((4, im.height + 2), label, fill=(80, 80, 80))
+    buf = io.BytesIO(); out.save(buf, format='PNG', optimize=True)
+    return base64.b64encode(buf.getvalue()).decode()
+
+def stamp_figures(sec: ReportSection,  # a finished section
+                  label: str,          # e.g. 'causal-nb report, quick setting'
+                 ) -> ReportSection:
+    "Write `label` under every figure of `sec`, in the image itself and in its caption, so a figure says which setting made it."
+    def one(part: str) -> str:
+        if '<figure>' not in part: return part
+        part = re.sub(r'src="data:image/png;base64,([^"]+)"', lambda m: f'src="data:image/png;base64,{_restamp_png(m.group(1), label)}"', part)
+        return part.replace('<figcaption>', f'<figcaption><span class="setting">[{html.escape(label)}]</span> ', 1)
+    sec.parts = [one(p) for p in sec.parts]
+    return sec
+
+# %% ../nbs/14_cli.ipynb #0dcac329
+def _duration(s: float) -> str:
+    "Seconds as a person says them: '40 s', '3 min', '1 h 5 min'."
+    if s < 90: return f"{max(1, round(s / 5) * 5 if s > 15 else round(s))} s"
+    if s < 3600: return f"{round(s / 60)} min"
+    return f"{int(s // 3600)} h {round(s % 3600 / 60)} min"
+
+# Seconds each section took on a first run (cold cache) on Fashion-MNIST, on this project's 2-core CPU with one torch
+# thread (bench/bench_cli.py measures the quick setting; the full setting's model and autoencoder figures are the
+# README's measured 5 and 14 min, the rest scaled from the quick run by the sizes each section uses).
+FIRST_RUN_SECONDS = {
+    'quick': {'data': 1, 'model': 17, 'docalculus': 1, 'autoencoder': 22, 'attacks': 3, 'interventions': 3, 'cem': 6,
+              'counterfactuals': 19, 'filters': 7, 'reproduce': 2},
+    'full': {'data': 1, 'model': 300, 'docalculus': 1, 'autoencoder': 840, 'attacks': 25, 'interventions': 60, 'cem': 40,
+             'counterfactuals': 60, 'filters': 40, 'reproduce': 30},
+}
+
+def _timings_file(setting: str, data: str, device: str) -> Path:
+    from causal_nb.core import cache_dir
+    return cache_dir('timings') / f"report-{setting}-{re.sub(r'[^A-Za-z0-9]+', '-', data).strip('-').lower()}-{device}.json"
+
+def section_estimates(setting: str,     # 'quick' or 'full'
+                      data: str,        # the data set's name, as the report names it
+                      device: str,      # 'cpu' or 'cuda'
+                     ) -> tuple[dict[str, float], str]:
+    "Seconds each section is expected to take, and where the figures come from: this machine's last run, else a 2-core CPU's first run."
+    f = _timings_file(setting, data, device)
+    try: return {k: float(v) for k, v in json.loads(f.read_text()).items()}, "this machine's last run"
+    except (OSError, ValueError, AttributeError): return dict(FIRST_RUN_SECONDS[setting]), 'a first run on a 2-core CPU'
+
+def record_timings(setting: str, data: str, device: str, seconds: dict[str, float]) -> Path:
+    "Keep the seconds each section took (atomically), for the next run's estimates."
+    f = _timings_file(setting, data, device)
+    classroom._write_atomic(f, json.dumps({k: round(v, 2) for k, v in seconds.items()}).encode())   # temp file + rename (chapter 13)
+    return f
+
+def _left(est: dict[str, float], names: Sequence[str], i: int, elapsed: float) -> float:
+    "Seconds left before section `i` of `names` starts: the estimates of the rest, scaled by how the finished ones compared."
+    done = sum(est.get(n, 0.) for n in names[:i])
+    pace = min(20., max(.05, elapsed / done)) if done > 1 and elapsed > 0 else 1.
+    return pace * sum(est.get(n, 0.) for n in names[i:])
+
+# %% ../nbs/14_cli.ipynb #674b44ed
 def build_report(ctx: ReportContext,                      # data, device, settings; the model may be None
                  sections: Sequence[tuple[str, Callable]] | None = None,  # default: `available_sections()`
                  log: Callable[[str], None] = print,
-                 progress_bar: bool | None = None,         # a bar over the sections (None: on outside tests)
+                 progress_bar: bool = False,               # a tqdm bar over the sections besides the log lines
+                 estimates: dict[str, float] | None = None,  # expected seconds per section, for 'about … left'
                 ) -> list[ReportSection]:
     "Run each section on `ctx` in order; a failing section becomes an error section instead of stopping the report."
+    from causal_nb.core import ReportSection, progress
     out = []
     todo = list(available_sections() if sections is None else sections)
-    bar = progress(todo, desc='report', position=0, leave=True) if progress_bar else todo
-    for name, fn in bar:
+    names = [n for n, _ in todo]
+    label = f"causal-nb report, {setting_of(ctx)} setting"
+    bar = progress(todo, desc='report', position=0, leave=True, enabled=True) if progress_bar else todo
+    t_start = time.perf_counter()
+    for i, (name, fn) in enumerate(bar):
         if progress_bar: bar.set_description(f"report: {name}")
-        t0 = time.perf_counter(); log(f"[causal-nb] {name} …")
+        left = _left(estimates, names, i, time.perf_counter() - t_start) if estimates else 0
+        ctx.extras['running_section'] = name
+        t0 = time.perf_counter(); log(f"[causal-nb] {i + 1}/{len(todo)} {name} …" + (f" (about {_duration(left)} left)" if left else ''))
         try: sec = fn(ctx)
         except Exception as e:
             sec = ReportSection(name.title())
@@ -78,43 +160,80 @@ def build_report(ctx: ReportContext,                      # data, device, settin
             sec.numbers['error'] = f"{type(e).__name__}: {e}"
             log(f"[causal-nb] {name} FAILED: {type(e).__name__}: {e}")
         sec.numbers['seconds'] = round(time.perf_counter() - t0, 2)
-        out.append(sec)
+        sec.numbers['section'] = name
+        out.append(stamp_figures(sec, label))
+    ctx.extras.pop('running_section', None)
     return out
 
+@contextlib.contextmanager
+def _interrupts_held():
+    "Ctrl-C waits until the block has finished (main thread only), so a few renames complete together."
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    caught = []
+    old = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    try: yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if caught: raise KeyboardInterrupt('while the files were being moved into place (they all were)')
+
+@contextlib.contextmanager
+def staged_folder(out: str | Path,  # the folder the files are for (created if missing)
+                 ):
+    "A scratch folder beside `out`; when the block succeeds its files move into `out` together, else it is removed, so `out` never holds a half-written set."
+    out = Path(out).expanduser(); out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f'.{out.name}.partial-', dir=out.parent))
+    try:
+        yield stage
+        files = sorted((p for p in stage.rglob('*') if p.is_file()), key=lambda p: (p.name == 'index.html', str(p)))  # the page last
+        with _interrupts_held():
+            for p in files:
+                dst = out / p.relative_to(stage); dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(p, dst)
+    finally: shutil.rmtree(stage, ignore_errors=True)
+
 def write_report(sections: Sequence[ReportSection], out: str | Path, title: str = 'causal_nb report',
-                 meta: dict | None = None) -> Path:
-    "Write `index.html` (self-contained), `tables/*.csv` and `results.json` into `out`; return the HTML path."
-    out = Path(out).expanduser(); (out / 'tables').mkdir(parents=True, exist_ok=True)
+                 meta: dict | None = None,
+                 note: str = '',   # a sentence shown under the title (e.g. which setting made the report)
+                ) -> Path:
+    "Write `index.html` (self-contained), `tables/*.csv` and `results.json` into `out`, all or nothing; return the HTML path."
+    out = Path(out).expanduser()
     nav = ''.join(f'<li><a href="#{"".join(c if c.isalnum() else "-" for c in s.title.lower())}">{html.escape(s.title)}</a></li>' for s in sections)
     metas = ' · '.join(f"{html.escape(str(k))}: {html.escape(str(v))}" for k, v in (meta or {}).items())
     page = (f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style></head><body>'
-            f'<h1>{html.escape(title)}</h1><p class="meta">{metas}</p><nav><ul>{nav}</ul></nav>'
-            + '\n'.join(s.html() for s in sections) + '</body></html>')
+            f'<h1>{html.escape(title)}</h1><p class="meta">{metas}</p>' + (f'<p class="setting">{html.escape(note)}</p>' if note else '')
+            + f'<nav><ul>{nav}</ul></nav>' + '\n'.join(s.html() for s in sections) + '</body></html>')
     results = {'meta': meta or {}, 'sections': {}}
-    for s in sections:
-        for name, df in s.tables.items(): df.to_csv(out / 'tables' / f"{name}.csv")
-        results['sections'][s.title] = s.numbers
-    (out / 'results.json').write_text(json.dumps(results, indent=1, default=str))
-    path = out / 'index.html'; path.write_text(page, encoding='utf-8')
-    return path
+    with staged_folder(out) as stage:
+        (stage / 'tables').mkdir()
+        for s in sections:
+            for name, df in s.tables.items():      # a DataFrame, or its CSV text when the section came from the cache
+                if isinstance(df, str): (stage / 'tables' / f"{name}.csv").write_text(df)
+                else: df.to_csv(stage / 'tables' / f"{name}.csv")
+            results['sections'][s.title] = s.numbers
+        (stage / 'results.json').write_text(json.dumps(results, indent=1, default=str))
+        (stage / 'index.html').write_text(page, encoding='utf-8')
+    return out / 'index.html'
 
 # %% ../nbs/14_cli.ipynb #c3fe9778
 def _sample(ds, n: int, seed: int, classes, name: str, max_bytes: int) -> ImageSet:
     "A seeded random sample of a streaming data set, in memory, at most `n` images and `max_bytes` bytes."
+    import torch
     from torch.utils.data import Subset
+    from causal_nb.data import to_imageset
     x0 = ds[0][0]
     n = max(1, min(n, len(ds), max_bytes // (x0.numel() * 4)))
     idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n].sort().values.tolist()
     return to_imageset(Subset(ds, idx), classes=classes, name=name)
 
-def _folder_splits(root: Path, image_size: int):
+def _folder_splits(root: Path, image_size: int, strict: bool = False):
     "The (train, test) streaming data sets of a ChestX-ray14 release or an image folder, and a note."
+    from causal_nb.data import ChestXray14, image_folder
     if (root / 'Data_Entry_2017.csv').is_file():
         return ChestXray14(root, 'train', image_size=image_size), ChestXray14(root, 'test', image_size=image_size), ''
     test_dir = next((root / d for d in ('test', 'val') if (root / d).is_dir()), None)
     if (root / 'train').is_dir() and test_dir is not None:
-        return image_folder(root / 'train', image_size), image_folder(test_dir, image_size), ''
-    ds = image_folder(root, image_size)
+        return image_folder(root / 'train', image_size, strict=strict), image_folder(test_dir, image_size, strict=strict), ''
+    ds = image_folder(root, image_size, strict=strict)
     return ds, ds, f"{root} has no train/ and val/ (or test/) sub-folders, so its images serve for both"
 
 def report_data(data: str | None,          # a data set name, a folder, or None for the default chain
@@ -126,8 +245,11 @@ def report_data(data: str | None,          # a data set name, a folder, or None 
                 batch_size: int = 64,
                 workers: int = 0,           # DataLoader worker processes for folders
                 log: Callable[[str], None] = print,
+                strict: bool = False,       # folders: refuse unreadable or non-image files instead of skipping them
                ) -> tuple[ImageSet, ImageSet, Any]:
     "The report's (train, test, stream): in-memory sets, plus a DataLoader over all test images for folders (else None)."
+    import torch
+    from causal_nb.data import DATASETS, load_data
     if data is None:
         try: train, test = load_data('fashion-mnist', True), load_data('fashion-mnist', False)
         except FileNotFoundError as e:
@@ -137,7 +259,7 @@ def report_data(data: str | None,          # a data set name, a folder, or None 
     elif Path(data).expanduser().is_dir():
         from torch.utils.data import DataLoader, Subset
         root = Path(data).expanduser()
-        tr, te, note = _folder_splits(root, image_size)
+        tr, te, note = _folder_splits(root, image_size, strict)
         if note: log(f"[causal-nb] {note}")
         classes = list(te.classes)
         train = _sample(tr, 2000 if quick else 10_000, seed, classes, f"{root} (train sample)", max_bytes)
@@ -154,6 +276,7 @@ def load_model_file(spec: str,                 # 'path/to/model.py' or 'path/to/
                     n_classes: int | None = None,  # passed to the factory if it takes `n_classes`
                    ) -> nn.Module:
     "A network from a Python file: a factory function (default `build_model`) or a module-level `nn.Module` named `model`."
+    from torch import nn
     path, _, name = str(spec).partition(':')
     path = Path(path).expanduser()
     if path.suffix != '.py' or not path.is_file():
@@ -170,9 +293,11 @@ def load_model_file(spec: str,                 # 'path/to/model.py' or 'path/to/
     return net
 
 # %% ../nbs/14_cli.ipynb #52cc8e7f
-def _distributed(device: str | None) -> tuple[int, int, torch.device]:
+def _distributed(device: str | None) -> tuple[int, int, Any]:
     "(rank, world size, device): joins the torchrun process group when WORLD_SIZE > 1."
+    import torch
     import torch.distributed as dist
+    from causal_nb.core import get_device
     dev = get_device(device)
     world = int(os.environ.get('WORLD_SIZE', '1'))
     if world <= 1 or not dist.is_available(): return 0, 1, dev
@@ -181,52 +306,136 @@ def _distributed(device: str | None) -> tuple[int, int, torch.device]:
     if not dist.is_initialized(): dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo')
     return dist.get_rank(), dist.get_world_size(), dev
 
+# %% ../nbs/14_cli.ipynb #200e725f
+class UsageError(Exception):
+    "A mistake in what the user asked for: `causal-nb` prints it as one line naming the flag and exits with status 2."
+    def __init__(self, flag: str,     # the flag at fault, e.g. '--weights' ('' when none)
+                 message: str):       # what came and what is expected
+        super().__init__(f"{flag}: {message}" if flag else message); self.flag = flag
+
+class _Parser(argparse.ArgumentParser):
+    "argparse, with each error on one line (the usage is one `--help` away)."
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+def _whole(low: int):
+    "An argparse type: a whole number of at least `low`."
+    def parse(s: str) -> int:
+        try: v = int(s)
+        except ValueError: v = None
+        if v is None or v < low: raise argparse.ArgumentTypeError(f"expected a whole number of at least {low}, got {s!r}")
+        return v
+    parse.__name__ = f'whole number >= {low}'
+    return parse
+
 # %% ../nbs/14_cli.ipynb #c59a66ec
-def _model_from_args(a, train_set) -> torch.nn.Module | None:
-    if a.model in ARCHITECTURES:
+def weights_mismatch(model: nn.Module,  # the network the weights are for
+                     state: dict,       # a state dict (names -> tensors), e.g. from a weights file
+                    ) -> str:
+    "What keeps `state` from loading into `model` (missing and unexpected names, expected vs found shapes); '' when it fits."
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]; unexpected = [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and tuple(own[k].shape) != tuple(getattr(state[k], 'shape', ()))]
+    more = lambda ks, n=3: ', '.join(ks[:n]) + (f" and {len(ks) - n} more" if len(ks) > n else '')
+    parts = []
+    if wrong: parts.append('shapes differ: ' + '; '.join(f"{k} expects {tuple(own[k].shape)}, the file has "
+                                                         f"{tuple(state[k].shape)}" for k in wrong[:3]) + (f" and {len(wrong) - 3} more" if len(wrong) > 3 else ''))
+    if missing: parts.append(f"{len(missing)} weights the model needs are not in the file ({more(missing)})")
+    if unexpected: parts.append(f"{len(unexpected)} in the file fit no layer of the model ({more(unexpected)})")
+    return '; '.join(parts)
+
+def _user_weights(model: nn.Module, path: str, a: argparse.Namespace, train_set) -> nn.Module:
+    "Load the `--weights` file into `model`, or a UsageError that says what does not fit and which flag selects the right model."
+    import torch
+    from causal_nb.core import CacheError, safe_load
+    from causal_nb.models import _clean_state_dict, build_model
+    p = Path(path).expanduser()
+    if not p.is_file(): raise UsageError('--weights', f"no file at {p}" + (' (that is a folder)' if p.is_dir() else '') + '; expected a torch.save file of a state dict')
+    try: state = _clean_state_dict(safe_load(p))
+    except CacheError as e:
+        raise UsageError('--weights', f"{p} is not a weights file torch can read ({str(e.__cause__ or e)[:120]}); expected a "
+                         f"torch.save file of a state dict") from None
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UsageError('--weights', f"{p} holds {type(state).__name__}, not a state dict (layer names -> tensors); save one with torch.save(model.state_dict(), PATH)")
+    problem = weights_mismatch(model, state)
+    if not problem:
+        model.load_state_dict(state); return model
+    def fits(name):
+        try: return not weights_mismatch(build_model(name, train_set), state)
+        except ValueError: return False              # that architecture cannot take these images (e.g. LeNet5 needs 12+ pixels)
+    fits = [n for n in ARCH_NAMES if n != a.model and fits(n)]
+    own = model.state_dict(); last = list(own)[-2:]       # the output layer's weight and bias
+    differ = {k for k in own if k in state and own[k].shape != state[k].shape}
+    if fits: hint = f"the file fits --model {fits[0]}"
+    elif set(own) == set(state) and differ and differ <= set(last):
+        hint = (f"only the output layer differs: the file has {state[last[-1]].shape[0]} outputs, --data {a.data or 'fashion-mnist'} "
+                f"has {train_set.n_classes} classes ({'multi-label, sigmoid head' if train_set.head == 'sigmoid' else 'one label, softmax head'}): "
+                f"weights for another data set or head; --data selects the data they were trained on")
+    else: hint = f"--model selects the architecture: {', '.join(ARCH_NAMES)}, vgg16, densenet121 or a file model.py[:factory]"
+    raise UsageError('--weights', f"{p} does not fit --model {a.model}: {problem}. {hint}")
+
+def _model_from_args(a, train_set) -> nn.Module | None:
+    "The classifier `--model` / `--weights` ask for (None: the model section trains `--model`), or a UsageError."
+    if a.model in ARCH_NAMES:
         if not a.weights: return None                 # the model section trains it (cached)
-        return load_weights(build_model(a.model, train_set), a.weights).eval()
-    c, h = train_set.images.shape[1], train_set.images.shape[2]
+        from causal_nb.models import build_model
+        return _user_weights(build_model(a.model, train_set), a.weights, a, train_set).eval()
+    c = train_set.images.shape[1]
     if a.model in ('vgg16', 'densenet121'):
-        if c != 3: raise SystemExit(f"causal-nb: --model {a.model} expects RGB images; --data {a.data} has {c} channel(s)")
+        if c != 3: raise UsageError('--model', f"{a.model} expects RGB images; --data {a.data} has {c} channel(s)")
+        if not a.weights: raise UsageError('--weights', f"--model {a.model} needs a weights file (large backbones are not trained here)")
+        from causal_nb.models import vgg16, densenet121_chexnet
         with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            m = vgg16(train_set.n_classes, a.weights) if a.model == 'vgg16' else densenet121_chexnet(a.weights, train_set.n_classes)
-        if not a.weights: raise SystemExit(f"causal-nb: --model {a.model} needs --weights FILE (no training of large backbones here)")
+            warnings.simplefilter('ignore')          # 'no weights file given': they are loaded just below
+            m = vgg16(train_set.n_classes) if a.model == 'vgg16' else densenet121_chexnet(None, train_set.n_classes)
+        _user_weights(m.model, a.weights, a, train_set)
         return m.eval()
     try: m = load_model_file(a.model, train_set.n_classes)
     except (ValueError, TypeError) as e:
-        raise SystemExit(f"causal-nb: --model must be one of {list(ARCHITECTURES) + ['vgg16', 'densenet121']} or a Python file "
+        raise UsageError('--model', f"expected one of {', '.join(ARCH_NAMES)}, vgg16, densenet121 or a Python file "
                          f"'model.py[:factory]', got {a.model!r} ({e})") from None
-    return (load_weights(m, a.weights) if a.weights else m).eval()
+    except Exception as e:
+        raise UsageError('--model', f"running {a.model} failed: {type(e).__name__}: {e}") from None
+    return (_user_weights(m, a.weights, a, train_set) if a.weights else m).eval()
+
+# %% ../nbs/14_cli.ipynb #50531059
+def _add_setting(r, what: str):
+    r.add_argument('--full', action='store_true', help=f"the paper's full setting ({what}); uses the GPU when there is one")
+    r.add_argument('--quick', action='store_true', help='the quick setting (the default; kept for older scripts)')
 
 def _add_report(sub):
-    r = sub.add_parser('report', help='train or load a model and write an HTML report of every chapter')
-    r.add_argument('--data', default=None, help=f"one of {', '.join(DATASETS)} or a folder (default: fashion-mnist, else digits)")
-    r.add_argument('--model', default='small-cnn', help=f"{', '.join(ARCHITECTURES)}, vgg16, densenet121 or a file model.py[:factory]")
+    r = sub.add_parser('report', help='train or load a model and write an HTML report of every chapter',
+                       description='Train (or load) a classifier and write every chapter\'s findings as one HTML report. '
+                                   'The default quick setting takes a minute or two on a 2-core CPU; --full runs the paper\'s '
+                                   'setting (about 25 min on one CPU core, minutes on a GPU). Everything trained is cached.')
+    r.add_argument('--data', default=None, help=f"one of {', '.join(DATA_NAMES)} or a folder (default: fashion-mnist, else digits)")
+    r.add_argument('--model', default='small-cnn', help=f"{', '.join(ARCH_NAMES)}, vgg16, densenet121 or a file model.py[:factory]")
     r.add_argument('--weights', default=None, help='a local weights file: load instead of training')
     r.add_argument('--out', default='report', help='output folder (default: ./report)')
     r.add_argument('--device', default=None, help='cpu, cuda, cuda:N (default: cuda when present)')
-    r.add_argument('--quick', action='store_true', help='small subsets and 2 training epochs')
-    r.add_argument('--seed', type=int, default=0)
-    r.add_argument('--limit', type=int, default=None, help='use at most this many test images')
-    r.add_argument('--image-size', type=int, default=224, help='folders: resize images to this (default 224)')
-    r.add_argument('--workers', type=int, default=0, help='folders: DataLoader worker processes')
-    r.add_argument('--batch-size', type=int, default=64, help='folders: images per streamed batch')
+    _add_setting(r, '10 training epochs on every image, every section at full size')
+    r.add_argument('--seed', type=_whole(0), default=0)
+    r.add_argument('--limit', type=_whole(1), default=None, help='use at most this many test images')
+    r.add_argument('--image-size', type=_whole(1), default=224, help='folders: resize images to this (default 224)')
+    r.add_argument('--workers', type=_whole(0), default=0, help='folders: DataLoader worker processes')
+    r.add_argument('--batch-size', type=_whole(1), default=64, help='folders: images per streamed batch')
+    r.add_argument('--strict', action='store_true', help='folders: refuse a folder with unreadable or non-image files (default: skip them with a warning)')
     r.add_argument('--sections', default=None, help='comma-separated subset of: ' + ', '.join(n for n, _ in SECTIONS))
+    r.add_argument('--recompute', action='store_true', help='run every section again even when an identical earlier run is cached '
+                   '(trained models, autoencoders and generators still come from the cache)')
 
 def _add_reproduce(sub):
     r = sub.add_parser('reproduce', help="the paper's Tables 1-4 beside ours, with a verdict on each claim")
     r.add_argument('--tables', default='table1,table2,table3,table4', help='comma-separated subset of table1 … table4')
-    r.add_argument('--quick', action='store_true', help='the quick model and 500 test images')
-    r.add_argument('--limit', type=int, default=None, help='images per table')
+    _add_setting(r, 'the paper-setting model and 10,000 Fashion-MNIST test images per table')
+    r.add_argument('--limit', type=_whole(1), default=None, help='images per table')
     r.add_argument('--chestxray', default=None, help='ChestX-ray14 release folder (Tables 1-2)')
     r.add_argument('--chexnet', default=None, help='CheXNet weights file (Tables 1-2)')
     r.add_argument('--imagenet', default=None, help='ImageNet validation folder, one sub-folder per class (Table 4)')
     r.add_argument('--vgg16', default=None, help='VGG16 ImageNet weights file (Table 4)')
-    r.add_argument('--image-size', type=int, default=224)
+    r.add_argument('--image-size', type=_whole(1), default=224)
     r.add_argument('--device', default=None)
-    r.add_argument('--seed', type=int, default=0)
+    r.add_argument('--seed', type=_whole(0), default=0)
     r.add_argument('--out', default=None, help='also write reproduce.md, reproduce.json and one CSV per table here')
 
 def _add_bench(sub):
@@ -237,45 +446,129 @@ def _add_bench(sub):
     r.add_argument('--repo', default=None, help='the checkout (default: this folder or the nearest parent with bench/render.py)')
 
 def parser() -> argparse.ArgumentParser:
-    "The `causal-nb` argument parser."
-    p = argparse.ArgumentParser(prog='causal-nb', description='Causal questions of image classifiers, from the command line.')
+    "The `causal-nb` argument parser (building it imports no torch, so `--help` is instant)."
+    p = _Parser(prog='causal-nb', description='Causal questions of image classifiers, from the command line.')
     p.add_argument('--version', action='version', version=f'causal_nb {causal_nb.__version__}')
+    p.add_argument('--debug', action='store_true', help='show the full traceback of an error')
     sub = p.add_subparsers(dest='command', required=True)
     _add_report(sub); _add_reproduce(sub); _add_bench(sub)
     classroom.add_subcommands(sub)          # notebooks, lab, app (chapter 13)
+    for s in sub.choices.values():
+        s.add_argument('--debug', action='store_true', default=argparse.SUPPRESS, help='show the full traceback of an error')
     return p
 
+# %% ../nbs/14_cli.ipynb #df1f1a00
+def _source_hash() -> str:
+    "A hash of this installation's causal_nb source files: any change to the code changes it."
+    import hashlib
+    h = hashlib.sha256()
+    for p in sorted(Path(causal_nb.__file__).parent.glob('*.py')): h.update(p.name.encode()); h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+def report_key(ctx: ReportContext,         # the report's data, device and settings (before any section ran)
+               names: Sequence[str],        # the sections, in order
+               model_id: str = '',          # what the model is when it is not trained by the model section (e.g. a weights file's hash)
+              ) -> str | None:
+    "The key of a report run: its code, data, model, sections, setting, seed and device kind; None when it cannot be cached (streamed folders)."
+    from causal_nb.core import fingerprint
+    if ctx.stream is not None: return None
+    return fingerprint(_source_hash(), list(names), setting_of(ctx), ctx.seed, ctx.device.type, ctx.arch, model_id,
+                       ctx.train.fingerprint(), ctx.test.fingerprint())
+
+def save_sections(key: str, sections: Sequence[ReportSection]) -> Path:
+    "Keep a finished report's sections (HTML parts, tables as CSV text, numbers) under `cache_dir('reports')`, atomically."
+    from causal_nb.core import cache_dir
+    rows = [{'title': s.title, 'parts': s.parts, 'numbers': s.numbers,
+             'tables': {n: df if isinstance(df, str) else df.to_csv() for n, df in s.tables.items()}} for s in sections]
+    path = cache_dir('reports') / f"{key}.json"
+    classroom._write_atomic(path, json.dumps(rows, default=str).encode())
+    return path
+
+def load_sections(key: str | None) -> list[ReportSection] | None:
+    "The sections of an identical earlier run (see `report_key`), or None."
+    from causal_nb.core import ReportSection, cache_dir
+    if key is None: return None
+    path = cache_dir('reports') / f"{key}.json"
+    try: rows = json.loads(path.read_text())
+    except (OSError, ValueError): return None
+    out = []
+    for r in rows:
+        s = ReportSection(r['title'], list(r['parts']), dict(r['tables']), dict(r['numbers'])); s.numbers['from_cache'] = True
+        out.append(s)
+    return out
+
 # %% ../nbs/14_cli.ipynb #c386200b
+def _setting(a) -> str:
+    if a.full and a.quick: raise UsageError('--full', "--full and --quick ask for different settings; give one (quick is the default)")
+    return 'full' if a.full else 'quick'
+
+def _plan(a, setting: str, names: Sequence[str], train_set, n_test: int, streamed: bool, device, est: dict, source: str) -> str:
+    "The line `causal-nb report` says before it starts: what it will do, where, and roughly how long."
+    total = sum(est.get(n, 0.) for n in names)
+    model = (f"{a.model} with the weights in {a.weights}" if a.weights else f"{a.model} trained (or taken from the cache)"
+             if a.model in ARCH_NAMES else f"the network from {a.model} as it is built")
+    other = "; --full runs the paper's setting" if setting == 'quick' else ''
+    return (f"[causal-nb] report: {len(names)} sections on {train_set.name} ({len(train_set):,} training images, {n_test:,} test "
+            f"images{', streamed' if streamed else ''}), {model}, in the {setting} setting, on {device}; about {_duration(total)} "
+            f"from a cold cache by {source}, much less once trained models are cached{other}. Writing to {Path(a.out).expanduser()}/")
+
+def _model_id(a) -> str:
+    "What identifies a model that the model section does not train: the hashes of its weights file and model file."
+    import hashlib
+    files = [p for p in (a.weights, a.model.partition(':')[0] if a.model.endswith('.py') or '.py:' in a.model else None) if p]
+    return ' '.join(f"{f}:{hashlib.sha256(Path(f).expanduser().read_bytes()).hexdigest()[:16]}" for f in files) + f" {a.model}"
+
 def report(a: argparse.Namespace) -> int:
     "Run `causal-nb report` with parsed arguments; returns the exit status."
     t0 = time.perf_counter()
-    rank, world, device = _distributed(a.device)
+    setting = _setting(a)
+    out = Path(a.out).expanduser()
+    if out.exists() and not out.is_dir(): raise UsageError('--out', f"{out} is a file; expected a folder (created if missing)")
+    wanted = None
+    if a.sections:
+        wanted = [s.strip() for s in a.sections.split(',') if s.strip()]
+        unknown = sorted(set(wanted) - {n for n, _ in SECTIONS})
+        if unknown or not wanted: raise UsageError('--sections', f"unknown section(s) {unknown}; choose from {[n for n, _ in SECTIONS]}")
+    import torch
+    from causal_nb.core import ReportContext, seed_everything
+    try: rank, world, device = _distributed(a.device)
+    except (ValueError, TypeError) as e: raise UsageError('--device', str(e)) from None
     log = (lambda s: print(s, flush=True)) if rank == 0 else (lambda s: None)
     seed_everything(a.seed)
-    try: train_set, test_set, stream = report_data(a.data, a.quick, a.limit, a.seed, a.image_size, batch_size=a.batch_size,
-                                                   workers=a.workers, log=log)
-    except (ValueError, FileNotFoundError) as e: raise SystemExit(f"causal-nb: --data: {e}") from None
-    ctx = ReportContext(train=train_set, test=test_set, device=device, quick=a.quick, seed=a.seed, out=Path(a.out), stream=stream)
+    try: train_set, test_set, stream = report_data(a.data, setting == 'quick', a.limit, a.seed, a.image_size, batch_size=a.batch_size,
+                                                   workers=a.workers, log=log, strict=a.strict)
+    except (ValueError, FileNotFoundError) as e: raise UsageError('--data', str(e)) from None
+    ctx = ReportContext(train=train_set, test=test_set, device=device, quick=setting == 'quick', seed=a.seed, out=out, stream=stream)
     ctx.model = _model_from_args(a, train_set)
     if ctx.model is None: ctx.arch = a.model
     else: ctx.model.to(device)
     ctx.head = train_set.head
     sections = available_sections()
-    if a.sections:
-        wanted = [s.strip() for s in a.sections.split(',') if s.strip()]
-        unknown = sorted(set(wanted) - {n for n, _ in SECTIONS})
-        if unknown: raise SystemExit(f"causal-nb: unknown section(s) {unknown}; choose from {[n for n, _ in SECTIONS]}")
-        sections = [(n, f) for n, f in sections if n in wanted or n in ('data', 'model')]
+    if wanted: sections = [(n, f) for n, f in sections if n in wanted or n in ('data', 'model')]
+    names = [n for n, _ in sections]
     n_test = len(stream.dataset) if stream is not None else len(test_set)
-    log(f"[causal-nb] data: {train_set.name} / {test_set.name} ({n_test} test images{', streamed' if stream is not None else ''}); "
-        f"device: {device}; quick: {a.quick}" + (f"; {world} processes" if world > 1 else ''))
-    secs = build_report(ctx, sections, log=log, progress_bar=None if rank == 0 else False)
-    meta = {'data': train_set.name, 'model': a.model, 'device': str(device), 'quick': a.quick, 'seed': a.seed,
-            'causal_nb': causal_nb.__version__, 'torch': torch.__version__, 'seconds': round(time.perf_counter() - t0, 1)}
+    data_key = a.data or train_set.name.split(' ')[0]
+    est, source = section_estimates(setting, data_key, device.type)
+    key = None if a.recompute or world > 1 else report_key(ctx, names, _model_id(a))
+    secs = load_sections(key)
+    if secs is not None:
+        log(f"[causal-nb] report: the {len(secs)} sections of an identical earlier run (same code, data, model, {setting} setting, "
+            f"seed and device kind) are in the cache; writing them to {out}/ (--recompute runs them again)")
+    else:
+        log(_plan(a, setting, names, train_set, n_test, stream is not None, device, est, source) + (f"; {world} processes" if world > 1 else ''))
+        try: secs = build_report(ctx, sections, log=log, estimates=est)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(f"during the {ctx.extras.get('running_section', 'first')} section; no report was written "
+                                    f"({out} is as it was)") from None
+    meta = {'data': train_set.name, 'model': a.model, 'setting': setting, 'device': str(device), 'quick': setting == 'quick',
+            'seed': a.seed, 'causal_nb': causal_nb.__version__, 'torch': torch.__version__, 'seconds': round(time.perf_counter() - t0, 1)}
     if world > 1: meta['processes'] = world
     failed = [s.title for s in secs if 'error' in s.numbers]
     if rank == 0:
-        path = write_report(secs, a.out, meta=meta)
+        path = write_report(secs, out, meta=meta, note=f"Made in {SETTINGS[setting]}; every figure is marked with its setting.")
+        if not failed and not any(s.numbers.get('from_cache') for s in secs):
+            record_timings(setting, data_key, device.type, {s.numbers['section']: s.numbers['seconds'] for s in secs})
+            if key is not None: save_sections(key, secs)
         log(f"[causal-nb] report written to {path.resolve()} ({meta['seconds']} s)" + (f"; FAILED sections: {failed}" if failed else ''))
     if world > 1:
         import torch.distributed as dist
@@ -289,24 +582,47 @@ def _markdown_table(df) -> str:
     rows = [[str(i)] + [fmt(v) for v in r] for i, r in zip(df.index, df.itertuples(index=False))]
     return '\n'.join('| ' + ' | '.join(r) + ' |' for r in [head, ['---'] * len(head)] + rows)
 
+def _reproduce_plan(a, tables: Sequence[str], setting: str) -> str:
+    "What `causal-nb reproduce` will do, and roughly how long, said before it starts."
+    n = a.limit or (500 if setting == 'quick' else 10_000)
+    train = FIRST_RUN_SECONDS[setting]['model']
+    # Table 3 on a 2-core CPU: about 1.5 s per 500 images (the quick report's measure), so 30 s per 10,000
+    t3 = 1.5 * n / 500
+    parts = []
+    if 'table3' in tables: parts.append(f"Table 3 on {n:,} Fashion-MNIST test images with the {setting}-setting small CNN "
+                                        f"(trained in about {_duration(train)} the first time, then from the cache)")
+    if {'table1', 'table2'} & set(tables):
+        parts.append('Tables 1-2 on ChestX-ray14 with CheXNet' if a.chestxray and a.chexnet else
+                     'Tables 1-2 marked not comparable (they need --chestxray DIR and --chexnet FILE)')
+    if 'table4' in tables:
+        parts.append('Table 4 on ImageNet with VGG16' if a.imagenet and a.vgg16 else 'Table 4 marked not comparable (it needs --imagenet DIR and --vgg16 FILE)')
+    slow = any(x.startswith('Tables 1-2 on') or x.startswith('Table 4 on') for x in parts)
+    return (f"[causal-nb] reproduce, {setting} setting: " + '; '.join(parts) +
+            (f"; about {_duration(train + t3)} on a 2-core CPU from a cold cache, {_duration(t3)} once the model is cached"
+             if 'table3' in tables else '') + ('; the 224-pixel folders take longer (minutes per 1,000 images on a CPU)' if slow else ''))
+
 def reproduce_command(a: argparse.Namespace) -> int:
     "Run `causal-nb reproduce`: print each paper table beside ours with its verdict; returns the exit status."
-    from causal_nb.reproduce import reproduce, verdicts
+    setting = _setting(a)
     tables = [t.strip() for t in a.tables.split(',') if t.strip()]
+    print(_reproduce_plan(a, tables, setting), flush=True)
+    from causal_nb.reproduce import reproduce, verdicts
     try:
-        res = reproduce(tables, quick=a.quick, n_images=a.limit, chestxray=a.chestxray, chexnet=a.chexnet, imagenet=a.imagenet,
+        res = reproduce(tables, quick=setting == 'quick', n_images=a.limit, chestxray=a.chestxray, chexnet=a.chexnet, imagenet=a.imagenet,
                         vgg16=a.vgg16, image_size=a.image_size, device=a.device, seed=a.seed, figures=a.out)
-    except (ValueError, FileNotFoundError) as e: raise SystemExit(f"causal-nb reproduce: {e}") from None
+    except (ValueError, FileNotFoundError) as e: raise UsageError('', str(e)) from None
     for r in res: print(r, flush=True)
     v = verdicts(res)
     print('Summary: ' + '; '.join(f"{t}: {x}" for t, x in v['verdict'].items()))
     if a.out:
-        out = Path(a.out).expanduser(); out.mkdir(parents=True, exist_ok=True)
-        for r in res: r.side_by_side().to_csv(out / f"{r.key}.csv")
-        (out / 'reproduce.md').write_text('\n'.join(f"## {r.title}\n\n{_markdown_table(r.side_by_side())}\n\n"
-                                                   f"**Claim:** {r.claim}\n\n**Verdict: {r.verdict}** — {r.why}\n" for r in res))
-        (out / 'reproduce.json').write_text(json.dumps({r.key: {'verdict': r.verdict, 'why': r.why, 'setting': r.setting,
-                                                                'numbers': r.numbers} for r in res}, indent=1, default=str))
+        out = Path(a.out).expanduser()
+        if out.exists() and not out.is_dir(): raise UsageError('--out', f"{out} is a file; expected a folder (created if missing)")
+        with staged_folder(out) as stage:
+            for r in res: r.side_by_side().to_csv(stage / f"{r.key}.csv")
+            (stage / 'reproduce.md').write_text('\n'.join(f"## {r.title}\n\n{_markdown_table(r.side_by_side())}\n\n"
+                                                         f"**Claim:** {r.claim}\n\n**Verdict: {r.verdict}** — {r.why}\n" for r in res))
+            (stage / 'reproduce.json').write_text(json.dumps({r.key: {'verdict': r.verdict, 'why': r.why, 'setting': r.setting,
+                                                                      'numbers': r.numbers} for r in res}, indent=1, default=str))
         print(f"[causal-nb] written to {out.resolve()}")
     return 0
 
@@ -327,16 +643,17 @@ def _load_render(repo: Path):
 def bench(a: argparse.Namespace) -> int:
     "Run `causal-nb bench`: each selected bench/bench_*.py on each device it supports here, then rewrite BENCHMARKS.md."
     try: repo = find_repo(a.repo)
-    except FileNotFoundError as e: raise SystemExit(f"causal-nb bench: {e}") from None
+    except FileNotFoundError as e: raise UsageError('--repo' if a.repo else '', str(e)) from None
     render = _load_render(repo)
     scripts = render.scripts(repo / 'bench')
     if a.only:
         wanted = {s.strip() for s in a.only.split(',') if s.strip()}
         unknown = sorted(wanted - {render.name_of(p) for p in scripts})
-        if unknown: raise SystemExit(f"causal-nb bench: unknown benchmark(s) {unknown}; choose from {[render.name_of(p) for p in scripts]}")
+        if unknown: raise UsageError('--only', f"unknown benchmark(s) {unknown}; choose from {[render.name_of(p) for p in scripts]}")
         scripts = [p for p in scripts if render.name_of(p) in wanted]
     failed = []
     if not a.render_only:
+        import torch
         for p in scripts:
             can = render.devices(p)
             if a.device: devs = [a.device] if a.device.split(':')[0] in can else []
@@ -352,11 +669,53 @@ def bench(a: argparse.Namespace) -> int:
     print(f"[causal-nb] {repo / 'BENCHMARKS.md'} rewritten" + (f"; FAILED: {failed}" if failed else ''))
     return 1 if failed else 0
 
+def _app_plan(a) -> str:
+    "What `causal-nb app` will do, and roughly how long, said before it starts."
+    model = FIRST_RUN_SECONDS['full' if a.full else 'quick']['model']
+    dev = a.device or 'the GPU when there is one, else the CPU'
+    return (f"[causal-nb] app: the intervention, CEM, counterfactual and filter explorers on {a.data}, with the "
+            f"{'full' if a.full else 'quick'}-setting small CNN and a small VAE on {dev}; the first start trains them (about "
+            f"{_duration(model + 20)} on a 2-core CPU), later starts take them from the cache (seconds); then Voilà serves the page "
+            f"on http://127.0.0.1:{a.port or 8866}/ until Ctrl-C")
+
+def _new_cache_files(since: float) -> list[Path]:
+    "Files written into the cache since `since` (a time.time()), complete ones only (caches are written atomically)."
+    if 'causal_nb.core' not in sys.modules: return []        # interrupted before anything could be cached
+    root = sys.modules['causal_nb.core'].cache_dir()
+    return sorted(p for p in root.rglob('*') if p.is_file() and p.suffix not in ('.lock', '.tmp') and p.stat().st_mtime >= since)
+
+def _kept(since: float) -> str:
+    "What an interrupted command leaves behind, in a sentence."
+    files = _new_cache_files(since)
+    if not files: return 'Nothing new was cached.'
+    root = sys.modules['causal_nb.core'].cache_dir()
+    names = [str(p.relative_to(root)) for p in files]
+    return (f"Kept in the cache {root} (complete files only; the next run reuses them): " + ', '.join(names[:4]) +
+            (f" and {len(names) - 4} more" if len(names) > 4 else '') + '.')
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"causal-nb: warning: {message}", file=sys.stderr if file is None else file, flush=True)
+
 def main(argv: Sequence[str] | None = None) -> int:
-    "Entry point of the `causal-nb` console script."
+    "Entry point of the `causal-nb` console script: a user error is one line and exit status 2 (a traceback with --debug)."
     a = parser().parse_args(argv)
-    if a.command in classroom.COMMANDS: return classroom.run_subcommand(a)
-    return {'report': report, 'reproduce': reproduce_command, 'bench': bench}[a.command](a)
+    started = time.time()
+    shown, warnings.showwarning = warnings.showwarning, _one_line_warning
+    try:
+        if a.command in classroom.COMMANDS:
+            if a.command == 'app': print(_app_plan(a), flush=True)
+            return classroom.run_subcommand(a)
+        return {'report': report, 'reproduce': reproduce_command, 'bench': bench}[a.command](a)
+    except UsageError as e:
+        if a.debug: raise
+        print(f"causal-nb {a.command}: error: {e}", file=sys.stderr); return 2
+    except KeyboardInterrupt as e:
+        if a.debug: traceback.print_exc()
+        where = (str(e.args[0]) if e.args else f"before the sections started; no report was written ({Path(a.out).expanduser()} is as it was)"
+                 if a.command == 'report' else 'before anything was written' if a.command == 'reproduce' else '')
+        print(f"\ncausal-nb {a.command}: interrupted{' ' + where if where else ''}. {_kept(started)}", file=sys.stderr, flush=True)
+        return 130
+    finally: warnings.showwarning = shown
 
 # %% ../nbs/14_cli.ipynb #71ce46dc
 #| eval: false

@@ -277,17 +277,45 @@ class ChestXray14(Dataset):
     def __getitem__(self, i): return _image_to_tensor(self.paths[i], self.image_size, self.channels), self.targets[i]
     def __repr__(self): return f"ChestXray14({self.root}, {len(self)} images, {self.channels}×{self.image_size}²)"
 
+def _why_unreadable(path: str | os.PathLike) -> str:
+    "'' when the file at `path` decodes as an image, else why it does not."
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as im: im.load()
+        return ''
+    except UnidentifiedImageError: return 'not an image'
+    except (OSError, SyntaxError, ValueError) as e: return f"unreadable: {str(e)[:60]}"
+
 def image_folder(root: str | os.PathLike,  # a folder with one sub-folder of images per class
                  image_size: int = 224,    # resize + centre-crop size
-                 channels: int = 3):
-    "torchvision `ImageFolder` yielding (image in [0, 1], class index), resized and cropped, not normalised."
+                 channels: int = 3,
+                 strict: bool = False,     # refuse a folder holding unreadable or non-image files (default: skip them with a warning)
+                 check: bool = True,       # decode every file once up front; False trusts image file names (large, known-clean folders)
+                ):
+    "torchvision `ImageFolder` yielding (image in [0, 1], class index), resized and cropped, not normalised; bad files are skipped with a warning."
     import torchvision
     from torchvision import transforms as T
+    from torchvision.datasets.folder import IMG_EXTENSIONS
     root = Path(root).expanduser()
     if not root.is_dir(): raise FileNotFoundError(f"root {root} is not a folder of class sub-folders")
     tf = [T.Resize(image_size), T.CenterCrop(image_size)] + ([T.Grayscale()] if channels == 1 else []) + [T.ToTensor()]
-    try: return torchvision.datasets.ImageFolder(str(root), transform=T.Compose(tf))
-    except FileNotFoundError as e: raise FileNotFoundError(f"root {root} holds no class folders with images: {e}") from e
+    skipped = {}
+    def valid(p: str) -> bool:
+        if Path(p).name.startswith('.'): return False                # .DS_Store and friends: not data
+        why = _why_unreadable(p) if check else '' if p.lower().endswith(IMG_EXTENSIONS) else 'not an image file name'
+        if why: skipped[str(Path(p).relative_to(root))] = why
+        return not why
+    try: ds = torchvision.datasets.ImageFolder(str(root), transform=T.Compose(tf), is_valid_file=valid)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"root {root} holds no class folders with readable images: {e}"
+                                + (f" ({len(skipped)} files were not readable images)" if skipped else '')) from e
+    if skipped:
+        listed = ', '.join(f"{p} ({why})" for p, why in list(skipped.items())[:4]) + (f" and {len(skipped) - 4} more" if len(skipped) > 4 else '')
+        n = f"{len(skipped)} file{'s' if len(skipped) != 1 else ''}"
+        if strict: raise ValueError(f"root {root} holds {n} that {'are' if len(skipped) != 1 else 'is'} not a readable image: {listed}; remove them, "
+                                    f"or skip them (strict=False, the command line's default)")
+        warnings.warn(f"skipped {len(skipped)} of {len(skipped) + len(ds)} files in {root} that are not readable images: {listed}")
+    return ds
 
 def to_imageset(ds: Dataset, n: int | None = None, classes: Sequence[str] | None = None, name: str = '') -> ImageSet:
     "Load (the first `n` items of) a streaming data set into memory as an `ImageSet`."
