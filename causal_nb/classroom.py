@@ -163,22 +163,30 @@ def default_max_kernels(gib_per_kernel: float = 2.0,  # memory set aside per pag
     except (ValueError, OSError, AttributeError): return 4
     return max(1, int(total // gib_per_kernel))
 
-try:  # Voilà's server imports this class by name; jupyter_server comes with the classroom extra
-    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager as _KernelManager
-    from tornado.web import HTTPError as _HTTPError
-    from traitlets import Integer as _Integer
-except ImportError: _KernelManager = None
-
-if _KernelManager is not None:
-    class CappedKernelManager(_KernelManager):
+def _capped_kernel_manager() -> type:
+    "Build `CappedKernelManager` (jupyter_server, from the classroom extra, is imported only when Voilà asks for it)."
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+    from tornado.web import HTTPError
+    from traitlets import Integer
+    class CappedKernelManager(AsyncMappingKernelManager):
         "Jupyter's kernel manager with a ceiling: the page that would start kernel `max_kernels + 1` gets a 503 saying why."
-        max_kernels = _Integer(8, config=True, help='the most kernels (pages) running at once')
+        max_kernels = Integer(8, config=True, help='the most kernels (pages) running at once')
         async def start_kernel(self, *args, **kwargs):
             n = len(self.list_kernel_ids())
             if kwargs.get('kernel_id') is None and n >= self.max_kernels:
-                raise _HTTPError(503, reason=f"the causal-nb app already serves {n} pages, its limit (--max-kernels); "
-                                             "close a tab you no longer use, or try again in a few minutes")
+                raise HTTPError(503, reason=f"the causal-nb app already serves {n} pages, its limit (--max-kernels); "
+                                            "close a tab you no longer use, or try again in a few minutes")
             return await super().start_kernel(*args, **kwargs)
+    CappedKernelManager.__module__ = __name__
+    return CappedKernelManager
+
+def __getattr__(name: str):
+    # `causal_nb.classroom.CappedKernelManager`, the name Voilà is given, is built on first use: importing jupyter_server
+    # takes about a second, which `causal-nb --help` should not pay
+    if name == 'CappedKernelManager':
+        cls = globals()[name] = _capped_kernel_manager()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # %% ../nbs/13_classroom.ipynb #362c1c12
 APP_NOTEBOOK = 'causal_nb_app.ipynb'
