@@ -16,15 +16,15 @@ from .core import Node, check_images, evaluating, get_device, iter_chunks, model
 from .data import ImageSet
 from .attacks import Adversarial
 from .autoencoder import AE_SUFFIX, autoencoder_layers, concept_layer
-from .interventions import NetworkSCM, PixelMask, Scale, SetTo, ZeroOut
+from .interventions import NetworkSCM, PixelMask, Scale, SetTo, ZeroOut, expected_ce
 from .cem import CEDetector, cam, causal_effect_map, grad_cam
 from .counterfactuals import ATTRIBUTE_GROUPS, attribute_counterfactual, counterfactual, trained_generator
 from .filters import ablate_filters, conv_layers, filter_importance
 
 # %% auto #0
-__all__ = ['BAR_COLOURS', 'INTERVENTIONS', 'CONTEXTS', 'ATTACK_NAMES', 'MAP_METHODS', 'RANKINGS', 'TABS', 'image_png',
-           'probability_bars', 'colour_legend', 'Explorer', 'InterventionExplorer', 'CEMExplorer',
-           'CounterfactualExplorer', 'FilterExplorer', 'dashboard']
+__all__ = ['BAR_COLOURS', 'INTERVENTIONS', 'CONTEXTS', 'ATTACK_NAMES', 'MAP_METHODS', 'RANKINGS', 'SAMPLE_TARGETS', 'TABS',
+           'image_png', 'probability_bars', 'colour_legend', 'Explorer', 'InterventionExplorer', 'CEMExplorer',
+           'CounterfactualExplorer', 'FilterExplorer', 'plot_dose_response', 'DoseResponseExplorer', 'dashboard']
 
 # %% ../nbs/10_widgets.ipynb #225ef082
 def _as_numpy(a) -> np.ndarray:
@@ -901,8 +901,193 @@ class FilterExplorer(Explorer):
                           ranking=self._order(), accuracy=ab.accuracy, baseline=ab.baseline, changed=float(ab.changed.float().mean()),
                           predictions=pred[:n].tolist(), n_images=len(self.x))
 
+# %% ../nbs/10_widgets.ipynb #1f68feea
+def _tidy(v: float, digits: int = 4) -> str:
+    "A signed number for a table or caption, with values below the last digit shown as 0 (no 1.110223e-16)."
+    return f"{0. if abs(v) < .5 * 10 ** -digits else v:+.{digits}f}"
+
+def plot_dose_response(values: torch.Tensor,       # (M,) the values v set
+                       mean: torch.Tensor,         # (M,) mean over images of P(class | do(node := v), x)
+                       low: torch.Tensor,          # (M,) its 10th percentile over images
+                       high: torch.Tensor,         # (M,) its 90th percentile
+                       expected: torch.Tensor,     # (M,) mean Expected-CE over images at each v
+                       observed: torch.Tensor,     # (n,) each image's own value of the node (its map's mean)
+                       value: float,               # the v marked
+                       p_value: float,             # mean P(class) at `value`
+                       ci: tuple[float, float, float],  # Expected-CE at `value`: mean, low, high
+                       what: str = 'class',        # the class whose probability is drawn
+                       node: str = 'node',
+                       n: int | None = None,       # images in the sample
+                       size: tuple[int, int] = (720, 270),  # width, height in screen pixels
+                      ):                           # a matplotlib Figure (two panels)
+    "Dose–response of a node over a sample: P(class) (mean, 10–90% band) and Expected-CE as do(node := v) moves."
+    from matplotlib.figure import Figure
+    dpi = 100
+    fig = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi, layout='constrained')
+    a1, a2 = fig.subplots(1, 2)
+    v = _as_numpy(values)
+    a1.fill_between(v, _as_numpy(low), _as_numpy(high), color='#1f77b4', alpha=.2, label='10–90% of images')
+    a1.plot(v, _as_numpy(mean), color='#1f77b4', lw=2, label='mean')
+    a1.plot([value], [p_value], 'o', color='#d62728', label=f'v = {value:g}')
+    o = _as_numpy(observed)
+    a1.plot(o, np.full_like(o, -.03), '|', color='#555', ms=8, label='observed values')
+    a1.set(ylim=(-.06, 1.02), xlabel=f'v in do({node} := v)', ylabel=f'P({what})')
+    a1.legend(fontsize=10.5, loc='best')
+    a2.axhline(0, color='#999', lw=1)
+    a2.plot(v, _as_numpy(expected), color='#2ca02c', lw=2)
+    m, lo, hi = ci
+    a2.errorbar([value], [m], yerr=[[m - lo], [hi - m]], fmt='o', color='#d62728', capsize=4, label='bootstrap CI at v')
+    a2.set(xlabel=f'v in do({node} := v)', ylabel='Expected-CE')
+    a2.legend(fontsize=10.5, loc='best')
+    fig.suptitle(f"do({node} := v) on {'a sample' if n is None else f'{n} images'}", fontsize=12)
+    for a in (a1, a2):
+        a.tick_params(labelsize=11); a.xaxis.label.set_size(11); a.yaxis.label.set_size(11)
+    return fig
+
+# %% ../nbs/10_widgets.ipynb #4cc67a72
+SAMPLE_TARGETS = "each image's prediction"
+
+def _figure_png(fig) -> bytes:
+    "PNG bytes of a matplotlib figure, which is closed after."
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO()
+    try: fig.savefig(buf, format='png', dpi=fig.dpi)
+    finally: plt.close(fig)
+    return buf.getvalue()
+
+class DoseResponseExplorer(Explorer):
+    "A data set's answer: P(class) over `do(node := v)` as v moves (mean and spread over a sample) and Expected-CE with its CI, live."
+    title = 'A data set: dose–response of do(node := v)'
+
+    def __init__(self, model: nn.Module,                  # classifier returning logits (N, K); never changed
+                 data: Any,                               # an ImageSet, images (N, C, H, W), or (images, labels)
+                 classes: Sequence[str] | None = None,    # class names; None: the ImageSet's, else 0 … K-1
+                 head: str = 'softmax',                   # 'softmax' or 'sigmoid'
+                 layers: Sequence[str] | None = None,     # node layers offered; None: every intervenable layer (concepts included)
+                 n_images: int = 200,                     # the sample: the first `n_images` images of `data`
+                 points: int = 21,                        # values v on the curve
+                 device: str | torch.device | None = None,# None: CUDA when present
+                 bounds: Sequence[float] = (0., 1.),      # valid pixel range
+                 size: tuple[int, int] = (720, 270),      # the figure's width and height in screen pixels
+                ):
+        super().__init__(device)
+        for n, v, lo in (('n_images', n_images, 2), ('points', points, 3)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo: raise ValueError(f"{n} must be an integer ≥ {lo}, got {v!r}")
+        x, y, names = _dataset(data, classes, bounds)
+        self.model = _model_on(model, self.device)
+        self.scm = NetworkSCM(self.model, head=head, layers=layers, bounds=bounds)
+        self.head, self.size, self.points = self.scm.head, tuple(size), points
+        self.x = x[:n_images].to(self.device)                 # kept on the device: the SCM's prefix cache keys on this tensor
+        self.y = None if y is None else y[:n_images]
+        self.p_data = _probs_all(self.scm, self.x)
+        self.classes = _class_names(names, self.p_data.shape[1])
+        opts = _node_layers(self.model, self.scm.layers)
+        if not opts: raise ValueError(f"model has no layer to intervene on (conv, linear or concept layers); layers given: {layers}")
+        self.shapes = _layer_shapes(self.model, self.x[:1], [n for _, n in opts])
+        self._sweeps: dict = {}; self._samples: dict = {}
+        groups = [('all images', 'all')] + [(f"{'label' if y is not None and y.ndim == 1 else 'predicted'} {c}", k) for k, c in enumerate(self.classes)]
+        C = self.controls
+        C['images'] = W.Dropdown(options=groups, value='all', description='images')
+        C['layer'] = W.Dropdown(options=[(f"{lab} ({self.shapes[n][0]} nodes)", n) for lab, n in opts], value=opts[0][1], description='layer')
+        C['node'] = W.IntSlider(0, min=0, max=self.shapes[opts[0][1]][0] - 1, description='node', continuous_update=False)
+        C['target'] = W.Dropdown(options=[(SAMPLE_TARGETS, -1)] + [(c, k) for k, c in enumerate(self.classes)], value=-1, description='P of')
+        C['span'] = W.FloatRangeSlider(value=(-1., 1.), min=-20., max=20., step=.1, description='v from, to', continuous_update=False)
+        C['value'] = W.FloatSlider(0., min=-20., max=20., step=.05, description='v', continuous_update=False)
+        C['layer'].observe(self._on_layer, names='value'); C['node'].observe(self._on_node, names='value')
+        self._watch()
+        self.plot = _class(W.Image(format='png', width=str(self.size[0])), 'causal-nb-image', 'causal-nb-dose')
+        self.summary = _class(W.HTML(), 'causal-nb-summary')
+        controls = W.HBox([W.VBox([C['images'], C['layer'], C['node']]), W.VBox([C['target'], C['span'], C['value']])])
+        self.widget = self._frame(controls, W.VBox([self.summary, self.plot]))
+        with self.hold(): self._on_layer()
+        self.refresh()
+
+    def _on_layer(self, change=None):
+        n = self.shapes[self.controls['layer'].value][0]
+        with self.hold():
+            s = self.controls['node']; s.value = min(s.value, n - 1); s.max = n - 1
+            self._on_node()
+
+    def _on_node(self, change=None):
+        "A new node: the span of v covers the values it takes on the sample, and v starts at their mean."
+        a = self.observed().float()
+        q = torch.quantile(a.flatten()[:1_000_000].cpu(), torch.tensor([.01, .99]))
+        lo = min(0., math.floor(float(q[0]) * 10) / 10); hi = max(math.ceil(float(q[1]) * 15) / 10, lo + 1.)
+        C = self.controls
+        with self.hold():
+            C['span'].value = (max(lo, C['span'].min), min(hi, C['span'].max))
+            C['value'].value = _on_step(float(np.clip(float(a.mean()), C['span'].value[0], C['span'].value[1])), C['value'])
+
+    def observed(self) -> torch.Tensor:
+        "The chosen node's values on the sample as observed (N, …): what do(node := v) replaces."
+        return self.scm.activation(self.x, Node(self.controls['layer'].value, self.controls['node'].value))
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        "Indices and images of the chosen group (the same tensor each time, so the SCM's prefix cache is reused)."
+        g = self.controls['images'].value
+        if g not in self._samples:
+            if g == 'all': ids = torch.arange(len(self.x))
+            elif self.y is not None and self.y.ndim == 1: ids = (self.y == g).nonzero().flatten()
+            elif self.y is not None: ids = (self.y[:, g] > .5).nonzero().flatten()
+            else: ids = (self.p_data.argmax(1) == g).nonzero().flatten()
+            self._samples[g] = (ids, self.x if g == 'all' else self.x[ids.to(self.x.device)])
+        ids, xs = self._samples[g]
+        if not len(ids): raise ValueError(f"no image of the sample is in {self.controls['images'].label!r}; pick another group")
+        return self._samples[g]
+
+    def sweep(self) -> tuple[torch.Tensor, torch.Tensor]:
+        "The values v (M,) and P(y | do(node := v), x) (M, n, K) of the chosen group, by chapter 6's `NetworkSCM.do_many` (cached)."
+        c = self.controls
+        key = (c['images'].value, c['layer'].value, c['node'].value, tuple(c['span'].value), self.points)
+        if key not in self._sweeps:
+            _, xs = self.sample()
+            node = Node(c['layer'].value, c['node'].value)
+            values = torch.linspace(*c['span'].value, self.points)
+            self._step(f"do({node} := v) for {self.points} values × {len(xs)} images", 0, 1)
+            p = self.scm.do_many(xs, [{node: SetTo(float(v))} for v in values]).cpu()
+            if len(self._sweeps) > 16: self._sweeps.pop(next(iter(self._sweeps)))
+            self._sweeps[key] = (values, p)
+        return self._sweeps[key]
+
+    def _update(self):
+        c = {k: w.value for k, w in self.controls.items()}
+        lo, hi = c['span']
+        if not hi > lo: raise ValueError(f"v from, to must span an interval, got ({lo:g}, {hi:g})")
+        ids, xs = self.sample()
+        node, v = Node(c['layer'], c['node']), float(c['value'])
+        values, p = self.sweep()                                              # (M,), (M, n, K)
+        p0 = self.p_data[ids]                                                 # P(y | x) of the group
+        t = p0.argmax(1) if c['target'] == -1 else torch.full((len(ids),), c['target'])
+        pt = p.gather(2, t.view(1, -1, 1).expand(len(values), -1, 1))[..., 0] # (M, n) P(target | do(node := v_m), x)
+        band = torch.quantile(pt, torch.tensor([.1, .9]), dim=1)
+        curve_ce = ((p - p0) * p0).sum(-1).mean(1)                             # chapter 6's Σ_k P(k|x)·Effect_k, averaged over images
+        e = expected_ce(self.scm, node, xs, intervention=SetTo(v), progress_bar=False)   # the CI at v, by chapter 6
+        pv = self.scm.do(xs, {node: SetTo(v)}).cpu()
+        pv_t = pv.gather(1, t.view(-1, 1))[:, 0]
+        changed = float((pv.argmax(1) != p0.argmax(1)).float().mean())
+        a = self.observed()[ids.to(self.x.device)].float()
+        obs = a.reshape(len(a), -1).mean(1).cpu()   # each image's own value (map mean)
+        p_obs_t = float(p0.gather(1, t.view(-1, 1)).mean())
+        what = "each image's predicted class" if c['target'] == -1 else self.classes[c['target']]
+        group = self.controls['images'].label
+        fig = plot_dose_response(values, pt.mean(1), band[0], band[1], curve_ce, obs, v, float(pv_t.mean()), (e.mean, e.low, e.high),
+                                 what='own prediction' if c['target'] == -1 else what, node=str(node), n=len(ids), size=self.size)
+        self.plot.value = _figure_png(fig)
+        self.summary.value = (
+            f"do({html.escape(str(node))} := <b>{v:g}</b>) on {len(ids)} images ({html.escape(group)}): "
+            f"mean P({html.escape(what)}) <code>{p_obs_t:.3f}</code> → "
+            f"<code>{float(pv_t.mean()):.3f}</code>; <code>{changed:.0%}</code> of predictions change<br>"
+            f"Expected-CE (mean over images of Σ_k P(k|x)·Effect_k) <code>{_tidy(e.mean)}</code>, "
+            f"{e.level:.0%} bootstrap CI <code>[{_tidy(e.low)}, {_tidy(e.high)}]</code>"
+            + ('' if e.low <= 0 <= e.high else ' (excludes 0)'))
+        self.state.update(images=c['images'], n_images=len(ids), layer=c['layer'], node=c['node'], target=c['target'], value=v,
+                          values=values.tolist(), mean=pt.mean(1).tolist(), low=band[0].tolist(), high=band[1].tolist(),
+                          expected_ce_curve=curve_ce.tolist(), expected_ce=e.mean, expected_ce_ci=(e.low, e.high),
+                          p_observed=p_obs_t, p_at_value=float(pv_t.mean()), changed=changed,
+                          observed_mean=float(obs.mean()), cache=self.scm.mode(c['layer']))
+
 # %% ../nbs/10_widgets.ipynb #3b52b390
-TABS = ('Interventions', 'Causal effect maps', 'Counterfactuals', 'Filters')
+TABS = ('Interventions', 'Causal effect maps', 'Counterfactuals', 'Filters', 'Data set')
 
 def dashboard(model: nn.Module | None = None,        # classifier; None: the cached small CNN trained on the default data
               data: Any = None,                      # images to explore, or a data set name ('fashion-mnist', 'digits', …); None: the default data
@@ -911,7 +1096,7 @@ def dashboard(model: nn.Module | None = None,        # classifier; None: the cac
               n_images: int = 200,                   # test images when `data` is None
               generator: nn.Module | None = None,    # the counterfactual tab's generator; None: chapter 8's VAE for 28×28 data
              ) -> W.Tab:                             # with `.explorers` {tab title: explorer}, filled as tabs open
-    "The four explorers in one tab set; each is built the first time its tab is selected."
+    "The five explorers in one tab set; each is built the first time its tab is selected."
     from causal_nb.data import default_data, load_data
     train = None                                     # the training images behind `data`, when known
     if data is None or isinstance(data, str):
@@ -936,7 +1121,8 @@ def dashboard(model: nn.Module | None = None,        # classifier; None: the cac
     builders = {TABS[0]: lambda: InterventionExplorer(model, data, device=device),
                 TABS[1]: lambda: CEMExplorer(model, data, device=device),
                 TABS[2]: counterfactuals,
-                TABS[3]: lambda: FilterExplorer(model, data, device=device)}
+                TABS[3]: lambda: FilterExplorer(model, data, device=device),
+                TABS[4]: lambda: DoseResponseExplorer(model, data, device=device)}
     boxes = [W.VBox([W.HTML(f"<i>{t}: building…</i>")]) for t in TABS]
     tab = _class(W.Tab(children=boxes, titles=TABS), 'causal-nb-dashboard')
     tab.explorers = {}

@@ -18,8 +18,9 @@ from causal_nb.data import ImageSet, causal_shapes, load_data
 from causal_nb.filters import ablate_filters, filter_importance
 from causal_nb.interventions import NetworkSCM, PixelMask, Scale, SetTo, ZeroOut, effect
 from causal_nb.models import SmallCNN, trained_model
-from causal_nb.widgets import (CEMExplorer, CounterfactualExplorer, Explorer, FilterExplorer, InterventionExplorer, _model_on,
-                               dashboard, image_png, probability_bars)
+from causal_nb.interventions import expected_ce
+from causal_nb.widgets import (CEMExplorer, CounterfactualExplorer, DoseResponseExplorer, Explorer, FilterExplorer, InterventionExplorer,
+                               _model_on, _tidy, dashboard, image_png, probability_bars)
 
 
 @pytest.fixture(scope='module')
@@ -260,6 +261,44 @@ def test_filter_explorer(fm, sample):
     with pytest.raises(TypeError, match='off must be a list of filter indices'): fx.set(off=3)
     with pytest.raises(ValueError, match=r"off must hold filter indices in \[0, 31\]"): fx.set(off=[1, 99])
     assert unchanged(fm, snap)
+
+
+def test_dose_response_explorer_is_chapter_6_over_a_sample(fm, sample):
+    snap = snapshot(fm)
+    dx = DoseResponseExplorer(fm, sample, n_images=40, points=5, device='cpu')
+    assert dx.state['error'] is None and dx.state['n_images'] == 40 and png_size(dx.plot.value)[0] >= 600
+    s = dx.set(layer='fc1', node=7, span=(-2., 2.), value=1., target=3)
+    assert s['error'] is None and s['values'] == pytest.approx([-2., -1., 0., 1., 2.])
+    scm, x, n = NetworkSCM(fm), sample.images[:40], Node('fc1', 7)
+    p0 = scm.probs(x)
+    ps = torch.stack([scm.do(x, {n: SetTo(v)}) for v in (-2., -1., 0., 1., 2.)])        # one value at a time, directly
+    assert s['mean'] == pytest.approx(ps[..., 3].mean(1).tolist(), abs=1e-5)
+    assert s['low'] == pytest.approx(torch.quantile(ps[..., 3], .1, dim=1).tolist(), abs=1e-5)
+    assert s['expected_ce_curve'] == pytest.approx(((ps - p0) * p0).sum(-1).mean(1).tolist(), abs=1e-5)
+    e = expected_ce(scm, n, x, intervention=SetTo(1.), progress_bar=False)
+    assert s['expected_ce'] == pytest.approx(e.mean, abs=1e-7) and s['expected_ce_ci'] == pytest.approx((e.low, e.high), abs=1e-7)
+    assert s['changed'] == pytest.approx(float((ps[3].argmax(1) != p0.argmax(1)).float().mean()))
+    calls = []
+    dx.scm.do_many, real = (lambda *a, **k: calls.append(1) or real(*a, **k)), dx.scm.do_many
+    dx.set(target=-1); dx.set(value=-1.)                 # class and v redraw from the cached sweep
+    assert calls == [] and dx.state['value'] == -1. and dx.state['error'] is None
+    dx.set(node=8)                                       # a new node: a new sweep, its span and v from its observed values
+    assert calls == [1] and dx.state['node'] == 8
+    assert dx.state['values'][0] <= 0 <= dx.state['values'][-1]
+    s = dx.set(images=9)                                 # one label's images
+    assert s['n_images'] == int((sample.labels[:40] == 9).sum()) > 0
+    s = dx.reset()
+    assert (s['layer'], s['node'], s['images'], s['target'], s['error']) == ('conv1', 0, 'all', -1, None)
+    with pytest.raises(ValueError, match='n_images must be an integer'): DoseResponseExplorer(fm, sample, n_images=1)
+    with pytest.raises(ValueError, match=r'node must lie in \[0, 31\]'): dx.set(node=32)
+    empty = DoseResponseExplorer(fm, (sample.images[:6], torch.zeros(6, dtype=torch.long)), device='cpu', points=3)
+    s = empty.set(images=4)                              # no image with label 4: a message, and the explorer stays usable
+    assert 'no image of the sample' in s['error'] and empty.set(images='all')['error'] is None
+    assert unchanged(fm, snap)
+
+
+def test_tidy_numbers():
+    assert _tidy(1.110223e-16) == '+0.0000' and _tidy(-0.01234) == '-0.0123' and _tidy(2e-5) == '+0.0000'
 
 
 def rank_magnitude(m):
