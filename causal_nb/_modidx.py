@@ -976,4 +976,5 @@ d = { 'settings': { 'branch': 'main',
                                    'causal_nb.widgets.dashboard': ('widgets.html#dashboard', 'causal_nb/widgets.py'),
                                    'causal_nb.widgets.image_png': ('widgets.html#image_png', 'causal_nb/widgets.py'),
                                    'causal_nb.widgets.plot_dose_response': ('widgets.html#plot_dose_response', 'causal_nb/widgets.py'),
-                                   'causal_nb.widgets.probability_bars': ('widgets.html#probability_bars', 'causal_nb/widgets.py')}}}
+                                   'causal_nb.widgets.probability_bars': ('widgets.html#probability_bars', 'causal_nb/widgets.py'),
+                                   'causal_nb.widgets.torch_threads': ('widgets.html#torch_threads', 'causal_nb/widgets.py')}}}

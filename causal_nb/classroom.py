@@ -204,7 +204,7 @@ def app_notebook(folder: str | os.PathLike,       # where to write it (created i
     code = ("import torch\n"
             f"torch.set_num_threads({threads})  # one kernel per visitor: several kernels each on every core would oversubscribe them\n"
             "from causal_nb.widgets import dashboard\n"
-            f"dashboard(data={data!r}, quick={quick!r}, device={device!r})")
+            f"dashboard(data={data!r}, quick={quick!r}, device={device!r}, show=True);")  # shown at once: the first tab builds in view, saying what it does
     nb = {'cells': [{'cell_type': 'markdown', 'id': 'title', 'metadata': {}, 'source': title},
                     {'cell_type': 'code', 'id': 'dashboard', 'metadata': {}, 'execution_count': None, 'outputs': [], 'source': code}],
           'metadata': {'kernelspec': {'display_name': 'Python 3', 'language': 'python', 'name': 'python3'},

@@ -23,8 +23,9 @@ from .filters import ablate_filters, conv_layers, filter_importance
 
 # %% auto #0
 __all__ = ['BAR_COLOURS', 'INTERVENTIONS', 'CONTEXTS', 'ATTACK_NAMES', 'MAP_METHODS', 'RANKINGS', 'SAMPLE_TARGETS', 'TABS',
-           'image_png', 'probability_bars', 'colour_legend', 'Explorer', 'InterventionExplorer', 'CEMExplorer',
-           'CounterfactualExplorer', 'FilterExplorer', 'plot_dose_response', 'DoseResponseExplorer', 'dashboard']
+           'BUILDING', 'image_png', 'probability_bars', 'colour_legend', 'torch_threads', 'Explorer',
+           'InterventionExplorer', 'CEMExplorer', 'CounterfactualExplorer', 'FilterExplorer', 'plot_dose_response',
+           'DoseResponseExplorer', 'dashboard']
 
 # %% ../nbs/10_widgets.ipynb #225ef082
 def _as_numpy(a) -> np.ndarray:
@@ -163,9 +164,21 @@ def _on_step(v: float, slider: W.FloatSlider) -> float:
     "`v` rounded to the slider's step: a value between steps is rounded by the browser and sent back, a second redraw per slider."
     return round(round((v - slider.min) / slider.step) * slider.step + slider.min, 10)
 
+@contextlib.contextmanager
+def torch_threads(n: int | None):  # torch's intra-op threads within the block; None: leave them as they are
+    "Run the block with `torch.set_num_threads(n)` and put the previous count back after, exceptions included."
+    if n is None: yield; return
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1: raise ValueError(f"threads must be a positive integer or None, got {n!r}")
+    old = torch.get_num_threads()
+    if n != old: torch.set_num_threads(n)
+    try: yield
+    finally:
+        if torch.get_num_threads() != old: torch.set_num_threads(old)
+
 class Explorer:
     "The base of the explorers: named controls, a message line for errors, a progress bar, `.state`, `set()` and `.widget`."
     title = 'Explorer'
+    threads: int | None = 1     # torch threads while the explorer computes (None: torch's own setting); see "Threads" below
 
     def __init__(self, device: str | torch.device | None = None):  # None: `core.get_device()` (CUDA when present)
         self.device = get_device(device)
@@ -195,7 +208,7 @@ class Explorer:
         "Recompute and redraw from the controls; an error is shown in the widget and kept in `state['error']`."
         t0 = time.perf_counter()
         try:
-            self._update()
+            with torch_threads(self.threads): self._update()
             self.state['error'] = None; self.message.value = ''
         except Exception as e:
             self.state['error'] = f"{type(e).__name__}: {e}"
@@ -508,7 +521,7 @@ class CEMExplorer(Explorer):
         controls = W.HBox([W.VBox([C['image'], C['target'], C['method']]), W.VBox([C['window'], C['stride'], C['attack'], C['eps']])])
         self.widget = self._frame(controls, W.VBox([W.HBox([*boxes.values(), self.probs]), self.summary]))
         self._key = None
-        self.detector = self._detector(detector, n_fit)
+        with torch_threads(self.threads): self.detector = self._detector(detector, n_fit)
         self.refresh()
 
     def _detector(self, detector, n_fit):
@@ -831,8 +844,9 @@ class FilterExplorer(Explorer):
         layer = layer or self.controls['layer'].value; method = method or self.controls['method'].value
         if (layer, method) not in self._rankings:
             self._step(f"ranking {layer}", 0, 1)
-            self._rankings[layer, method] = filter_importance(self.model, layer, (self.x, self.y), method=method, head=self.head,
-                                                              n_images=None, progress_bar=False)
+            with torch_threads(self.threads):
+                self._rankings[layer, method] = filter_importance(self.model, layer, (self.x, self.y), method=method, head=self.head,
+                                                                  n_images=None, progress_bar=False)
         return self._rankings[layer, method]
 
     def _order(self) -> list[int]:
@@ -1088,6 +1102,13 @@ class DoseResponseExplorer(Explorer):
 
 # %% ../nbs/10_widgets.ipynb #3b52b390
 TABS = ('Interventions', 'Causal effect maps', 'Counterfactuals', 'Filters', 'Data set')
+BUILDING = {TABS[0]: 'building the explorer: the sample\'s probabilities and the layers\' shapes (seconds)',
+            TABS[1]: 'fitting the adversarial detector on 32 images and their FGSM and PGD copies, then judging it on 32 others '
+                     '(about half a minute on a CPU)',
+            TABS[2]: 'loading the VAE from the cache, or training it once (a few minutes on a CPU), then the first '
+                     'counterfactual search (seconds)',
+            TABS[3]: 'ranking the last conv layer\'s filters by counterfactual importance on 128 images (seconds)',
+            TABS[4]: 'the first dose–response sweep: 21 values × 200 images (seconds)'}
 
 def dashboard(model: nn.Module | None = None,        # classifier; None: the cached small CNN trained on the default data
               data: Any = None,                      # images to explore, or a data set name ('fashion-mnist', 'digits', …); None: the default data
@@ -1095,21 +1116,30 @@ def dashboard(model: nn.Module | None = None,        # classifier; None: the cac
               quick: bool = True,                    # the quick training setting for the default model
               n_images: int = 200,                   # test images when `data` is None
               generator: nn.Module | None = None,    # the counterfactual tab's generator; None: chapter 8's VAE for 28×28 data
+              show: bool = False,                    # display the tab set at once and build the first tab in view, with its progress
              ) -> W.Tab:                             # with `.explorers` {tab title: explorer}, filled as tabs open
-    "The five explorers in one tab set; each is built the first time its tab is selected."
+    "The five explorers in one tab set; each is built the first time its tab is selected, saying what it is doing meanwhile."
     from causal_nb.data import default_data, load_data
-    train = None                                     # the training images behind `data`, when known
-    if data is None or isinstance(data, str):
-        if data is None: train, data = default_data(train=True), default_data(train=False, limit=n_images)
-        else: train, data = load_data(data, train=True), load_data(data, train=False, limit=n_images)
-    if model is None:
-        from causal_nb.models import trained_model
-        if train is None: raise ValueError("model is None but data is given as images: pass the model that classifies them "
-                                           "(or data=None / a data set name to use the cached small CNN)")
-        model = trained_model('small-cnn', train, quick=quick, device=device, progress_bar=False).model
-    gen = generator
+    if model is None and not (data is None or isinstance(data, str)):
+        raise ValueError("model is None but data is given as images: pass the model that classifies them "
+                         "(or data=None / a data set name to use the cached small CNN)")
+    if not isinstance(show, bool): raise TypeError(f"show must be True or False, got {type(show).__name__}")
+    got: dict[str, Any] = {'model': model, 'data': data, 'train': None}   # filled on the first build (loading and training)
+    def prepare(say):
+        if got.get('ready'): return
+        d = got['data']
+        if d is None or isinstance(d, str):
+            say(f"loading {'the default data' if d is None else d} (test and training images)")
+            if d is None: got['train'], got['data'] = default_data(train=True), default_data(train=False, limit=n_images)
+            else: got['train'], got['data'] = load_data(d, train=True), load_data(d, train=False, limit=n_images)
+        if got['model'] is None:
+            from causal_nb.models import trained_model
+            say(f"loading the small CNN from the cache, or training it once ({'quick' if quick else 'the paper'}'s setting: "
+                f"{'a minute or two' if quick else 'several minutes'} on a CPU; the bar below shows the epochs)")
+            got['model'] = trained_model('small-cnn', got['train'], quick=quick, device=device).model
+        got['ready'] = True
     def counterfactuals():
-        g = gen
+        g, train, data = generator, got['train'], got['data']
         if g is None:
             if train is not None: g = trained_generator('vae', data=train.subset(10_000, seed=0))
             else:
@@ -1117,24 +1147,35 @@ def dashboard(model: nn.Module | None = None,        # classifier; None: the cac
                 if shape != (1, 28, 28): raise ValueError(f"no generator for images of shape {shape}: pass generator= (e.g. "
                                                           f"trained_generator('vae', data=your_training_images))")
                 g = trained_generator('vae')       # chapter 8's VAE on Fashion-MNIST
-        return CounterfactualExplorer(model, data, g, device=device)
-    builders = {TABS[0]: lambda: InterventionExplorer(model, data, device=device),
-                TABS[1]: lambda: CEMExplorer(model, data, device=device),
+        return CounterfactualExplorer(got['model'], data, g, device=device)
+    builders = {TABS[0]: lambda: InterventionExplorer(got['model'], got['data'], device=device),
+                TABS[1]: lambda: CEMExplorer(got['model'], got['data'], device=device),
                 TABS[2]: counterfactuals,
-                TABS[3]: lambda: FilterExplorer(model, data, device=device),
-                TABS[4]: lambda: DoseResponseExplorer(model, data, device=device)}
-    boxes = [W.VBox([W.HTML(f"<i>{t}: building…</i>")]) for t in TABS]
+                TABS[3]: lambda: FilterExplorer(got['model'], got['data'], device=device),
+                TABS[4]: lambda: DoseResponseExplorer(got['model'], got['data'], device=device)}
+    boxes = [W.VBox([W.HTML(f"<i>{t}: opens when selected</i>")]) for t in TABS]
     tab = _class(W.Tab(children=boxes, titles=TABS), 'causal-nb-dashboard')
     tab.explorers = {}
     def build(index):
         if index is None: return
         title = TABS[index]
         if title in tab.explorers: return
+        status = _class(W.HTML(), 'causal-nb-building'); out = W.Output()     # tqdm bars of training show in `out`
+        t0 = time.perf_counter()
+        def say(text): status.value = f"<i>{html.escape(title)}: {html.escape(text)}… ({time.perf_counter() - t0:.0f} s so far)</i>"
+        boxes[index].children = [status, out]
         try:
-            ex = builders[title]()
+            with out:
+                prepare(say)
+                say(BUILDING[title]); ex = builders[title]()
             tab.explorers[title] = ex; boxes[index].children = [ex.widget]
         except Exception as e:
             boxes[index].children = [W.HTML(_error_html(f"{title} could not be built: {type(e).__name__}: {e}"))]
+        finally:
+            out.clear_output(); out.close(); status.close()   # no left-over widget for a reloaded page to miss
     tab.observe(lambda change: build(change['new']), names='selected_index')
+    if show:
+        from IPython.display import display
+        display(tab)
     tab.selected_index = 0; build(0)
     return tab

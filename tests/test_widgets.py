@@ -318,6 +318,22 @@ def test_dashboard_builds_tabs_lazily(fm, sample):
     assert 'Counterfactuals' not in bad.explorers and 'could not be built' in bad.children[2].children[0].value
 
 
+def test_dashboard_says_what_it_builds_and_leaves_no_widget(fm, sample, monkeypatch):
+    import causal_nb.widgets as wmod
+    tab = dashboard(fm, sample, device='cpu', show=True)     # show: displayed first (here, outside a notebook, as text)
+    assert 'opens when selected' in tab.children[1].children[0].value
+    seen, real = {}, wmod.CEMExplorer
+    def spy(*a, **k):                                        # what the tab shows while its explorer is being built
+        seen['text'], seen['widgets'] = tab.children[1].children[0].value, list(tab.children[1].children)
+        return real(*a, **{**k, 'detector': None})
+    monkeypatch.setattr(wmod, 'CEMExplorer', spy)
+    tab.selected_index = 1
+    assert 'fitting the adversarial detector' in seen['text'] and 's so far' in seen['text']
+    assert tab.children[1].children[0] is tab.explorers['Causal effect maps'].widget
+    assert all(w.comm is None for w in seen['widgets'])        # the status line and the progress output are closed
+    with pytest.raises(TypeError, match='show must be True or False'): dashboard(fm, sample, show='yes')
+
+
 def test_dashboard_defaults():
     tab = dashboard()
     ex = tab.explorers['Interventions']
