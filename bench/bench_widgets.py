@@ -16,6 +16,11 @@ keeping every core busy (as the other kernels of a class do), the same small CNN
 counterfactual search are timed with `Explorer.threads = 1` and `= 2`; the busy process is torch matrix products on
 all cores, started and stopped by this script.
 
+In the browser (issue #26): `--browser` runs tests/test_app.py's app test (Voilà, headless Chromium at 1280×720),
+which presses the node slider's handle with the keyboard and times, from Python through Playwright, until the node's
+picture in the page is a new one: the whole round trip (browser → kernel → update → new PNG → browser), with
+Playwright's own polling on top, so an upper bound.
+
 The floor of each case is plain forward passes of as many images as its update runs through the classifier (two for
 a node intervention, every masked image for a CEM, the sample twice for a filter toggle), at the throughput of one
 batch of up to 64 images; updates that reuse the prefix cache can beat it. Models have
@@ -24,6 +29,7 @@ ResNet18 at 224×224.
 
     OMP_NUM_THREADS=1 python bench/bench_widgets.py                 # CPU, the small CNN (about a minute on 2 cores)
     OMP_NUM_THREADS=1 python bench/bench_widgets.py --threads-only  # only the 1 vs 2 threads comparison, beside a busy process
+    OMP_NUM_THREADS=1 python bench/bench_widgets.py --browser       # only in the browser: `causal-nb app` in Chromium (a few minutes)
     python bench/bench_widgets.py --device cuda                     # the small CNN and ResNet18 at 224×224 on the GPU
 
 Writes bench/results/widgets.json (CPU) or widgets-cuda.json. Heavy imports live inside the functions: importing this
@@ -180,10 +186,27 @@ def main(argv=None):
     ap.add_argument('--note', action='append', default=[], help='a line for the results\' notes (how the run was made)')
     ap.add_argument('--out', type=Path, default=None, help='results file (default: bench/results/widgets[-cuda].json)')
     ap.add_argument('--threads-only', action='store_true', help='only the threads comparison, merged into the existing results file')
+    ap.add_argument('--browser', action='store_true', help='only the latency in Chromium (the app test), merged into the existing results file')
     a = ap.parse_args(argv)
     device = C.check_device(ap, a.device, DEVICES)
     import os, torch
     os.environ['CAUSAL_NB_PROGRESS'] = '0'           # no progress bars between the timings
+    if a.browser:
+        import subprocess, sys, tempfile, json
+        out = a.out or C.result_file(NAME, 'cpu')
+        res = C.read_result(out)
+        if res is None: ap.error(f"--browser merges into {out}, which does not exist yet: run without it first")
+        with tempfile.TemporaryDirectory() as d:
+            f = Path(d) / 'latency.json'
+            env = {**os.environ, 'CAUSAL_NB_BROWSER_LATENCY': str(f)}
+            r = subprocess.run([sys.executable, '-m', 'pytest', str(C.BENCH.parent / 'tests' / 'test_app.py'), '-q', '-p', 'no:cacheprovider',
+                                '-k', 'serves_the_explorers'], env=env)
+            if r.returncode != 0 or not f.exists(): raise SystemExit(f"the browser test failed (exit {r.returncode}); nothing recorded")
+            got = json.loads(f.read_text())
+        res['browser'] = {'env': C.environment('cpu'), 'node_slider_s': got['node_slider_s'], 'viewport': '1280×720',
+                          'browser': 'Debian chromium, headless, through Playwright'}
+        C.write_result(out, res); print(f'\nwritten to {out}')
+        return
     if a.threads_only:
         out = a.out or C.result_file(NAME, C.environment(device)['device'])
         res = C.read_result(out)
@@ -245,6 +268,14 @@ def _run(file: str, r: dict) -> str:
         search = (f"The counterfactual search ({m['search_steps']} gradient steps, λ bisection) is long work behind a progress bar, "
                   f"not a live control: {C.seconds(m['counterfactual_search_s'])}.")
         parts += [head, tab, verdict, search]
+    br = r.get('browser')
+    if br:
+        v = sorted(br['node_slider_s']); med = statistics.median(v)
+        parts += [f"**In the browser** ({br['browser']}, {br['viewport']}; load average {br['env']['load_average']} at its start): "
+                  f"the node slider of the app's intervention explorer, one keyboard step until the new picture is in the page, "
+                  f"{len(v)} steps: median {C.seconds(med)}, slowest {C.seconds(v[-1])} "
+                  f"(target < {C.seconds(TARGETS['small-cnn'])}: {C.verdict(med < TARGETS['small-cnn'])}). "
+                  "Includes the widget messages both ways and Playwright's polling of the page."]
     th = r.get('threads')
     if th:
         rows = [[str(x['threads']), C.seconds(x['slider_median_s']), C.seconds(x['slider_p90_s']),

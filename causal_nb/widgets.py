@@ -22,16 +22,16 @@ from .counterfactuals import ATTRIBUTE_GROUPS, attribute_counterfactual, counter
 from .filters import ablate_filters, conv_layers, filter_importance
 
 # %% auto #0
-__all__ = ['BAR_COLOURS', 'INTERVENTIONS', 'CONTEXTS', 'ATTACK_NAMES', 'MAP_METHODS', 'RANKINGS', 'SAMPLE_TARGETS', 'TABS',
-           'BUILDING', 'image_png', 'probability_bars', 'colour_legend', 'torch_threads', 'Explorer',
-           'InterventionExplorer', 'CEMExplorer', 'CounterfactualExplorer', 'FilterExplorer', 'plot_dose_response',
-           'DoseResponseExplorer', 'dashboard']
+__all__ = ['BAR_COLOURS', 'EXPLORER_CSS', 'INTERVENTIONS', 'CONTEXTS', 'ATTACK_NAMES', 'MAP_METHODS', 'RANKINGS',
+           'SAMPLE_TARGETS', 'TABS', 'BUILDING', 'image_png', 'probability_bars', 'colour_legend', 'torch_threads',
+           'Explorer', 'InterventionExplorer', 'CEMExplorer', 'CounterfactualExplorer', 'FilterExplorer',
+           'plot_dose_response', 'DoseResponseExplorer', 'dashboard']
 
 # %% ../nbs/10_widgets.ipynb #225ef082
 def _as_numpy(a) -> np.ndarray:
     return a.detach().float().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a, dtype=np.float32)
 
-def image_png(img: torch.Tensor | np.ndarray,       # an image (C, H, W) / (H, W) in [0, 1], or a map (H, W) when `cmap` is given
+def image_png(img: torch.Tensor | np.ndarray,       # an image (C, H, W) / (H, W) in [0, 1], or a map (H, W) when `cmap` is given (NaN: drawn light grey)
               cmap: str | None = None,              # matplotlib colormap for a map; None: grey or RGB image
               vmin: float | None = None,            # the colour scale (a map: its min and max when None; an image: 0)
               vmax: float | None = None,            # an image: 1 when None
@@ -57,6 +57,7 @@ def image_png(img: torch.Tensor | np.ndarray,       # an image (C, H, W) / (H, W
         import matplotlib
         rgb = matplotlib.colormaps[cmap](t)[..., :3]
     rgb = (rgb * 255).round().astype(np.uint8)
+    if cmap is not None: rgb[~finite] = 235                # no value (a grid's padding): light grey, not the scale's low end
     if mask is not None:
         m = _as_numpy(mask).astype(bool)
         if m.shape != rgb.shape[:2]: raise ValueError(f"mask must have the image's shape {rgb.shape[:2]}, got {m.shape}")
@@ -86,7 +87,7 @@ def probability_bars(columns: Mapping[str, Sequence[float]],  # column title -> 
             f"<span style='display:block;height:9px;width:{100 * min(max(v[i], 0.), 1.):.1f}%;background:{BAR_COLOURS[j % len(BAR_COLOURS)]}'></span>"
             f"</span> <code>{v[i]:.3f}</code></td>" for j, v in enumerate(cols.values()))
         rows.append(f"<tr><td style='padding:0 6px;white-space:nowrap'>{name}</td>{cells}</tr>")
-    return f"<table style='font-size:12px;border-collapse:collapse'><tr><th></th>{head}</tr>{''.join(rows)}</table>"
+    return f"<table style='font-size:14px;border-collapse:collapse'><tr><th></th>{head}</tr>{''.join(rows)}</table>"
 
 # %% ../nbs/10_widgets.ipynb #b3a937e8
 def colour_legend(cmap: str,          # the matplotlib colormap the map was drawn with
@@ -101,8 +102,8 @@ def colour_legend(cmap: str,          # the matplotlib colormap the map was draw
     if hi <= lo: raise ValueError(f"hi must exceed lo, got lo={lo!r} and hi={hi!r}")
     stops = ', '.join('#%02x%02x%02x' % tuple(int(round(255 * v)) for v in matplotlib.colormaps[cmap](t)[:3]) for t in np.linspace(0, 1, 9))
     tick = lambda v: html.escape(f"{v:.3g}")
-    label = lambda s: f'<div style="font-size:11px;color:#444">{html.escape(s)}</div>' if s else ''
-    return (f'<div class="causal-nb-legend" style="width:{int(width)}px;font-size:12px;line-height:1.2">'
+    label = lambda s: f'<div style="font-size:14px;color:#444">{html.escape(s)}</div>' if s else ''
+    return (f'<div class="causal-nb-legend" style="width:{int(width)}px;font-size:14px;line-height:1.2">'
             f'<div style="height:10px;background:linear-gradient(to right, {stops});border:1px solid #bbb"></div>'
             f'<div style="display:flex;justify-content:space-between"><span>{tick(lo)}</span><span>{tick((lo + hi) / 2)}</span>'
             f'<span>{tick(hi)}</span></div>'
@@ -151,7 +152,14 @@ def _error_html(text: str) -> str:
             f"⚠ {html.escape(text)}</div>")
 
 def _titled(title: str, *children) -> W.VBox:
-    return W.VBox([W.HTML(f"<div style='font-size:11px;color:#555'>{html.escape(title)}</div>"), *children])
+    return W.VBox([W.HTML(f"<div style='font-size:14px;color:#555'>{html.escape(title)}</div>"), *children])
+
+EXPLORER_CSS = '''<style>
+.causal-nb-explorer { --jp-widgets-font-size: 14px; font-size: 14px; }
+.causal-nb-explorer .widget-label, .causal-nb-explorer .widget-readout, .causal-nb-explorer button,
+.causal-nb-explorer select, .causal-nb-explorer .widget-html-content { font-size: 14px; }
+.causal-nb-explorer .causal-nb-image { flex: 0 0 auto; max-width: none; }
+</style>'''   # projector-readable text; pictures keep their size (a long caption beside one must not shrink it)
 
 def _class(w: W.Widget, *names: str) -> W.Widget:
     for n in names: w.add_class(n)
@@ -269,7 +277,7 @@ class Explorer:
     def _done(self) -> None: self.progress.layout.visibility = 'hidden'
 
     def _frame(self, controls: W.Widget, view: W.Widget) -> W.VBox:
-        head = W.HTML(f"<b>{html.escape(self.title)}</b>")
+        head = W.HTML(f"{EXPLORER_CSS}<b>{html.escape(self.title)}</b>")
         return _class(W.VBox([head, controls, self.progress, self.message, view]), 'causal-nb-explorer', f"causal-nb-{type(self).__name__.lower()}")
 
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
@@ -348,7 +356,7 @@ class InterventionExplorer(Explorer):
         self._pert_box = pics[1]
         controls = W.HBox([W.VBox([C['filter'], C['image'], C['layer'], C['node']]),
                            W.VBox([C['intervention'], C['value'], C['context'], C['fraction'], C['attack'], C['eps']])])
-        self.widget = self._frame(controls, W.VBox([W.HBox([*pics, self.probs]), self.summary]))
+        self.widget = self._frame(controls, W.VBox([self.summary, W.HBox([*pics, self.probs])]))   # the summary above the fold
         self._on_context(); self.refresh()
 
     # --- structure: which controls apply, ranges
@@ -446,7 +454,7 @@ class InterventionExplorer(Explorer):
         if hi <= lo: hi = lo + 1e-6
         self.views['node'].value = image_png(pics[0], 'magma', lo, hi, self.size, mask)
         self.views['node_after'].value = image_png(pics[1], 'magma', lo, hi, self.size, mask)
-        self.captions['node'].value = f"{html.escape(str(node))}, observed"
+        self.captions['node'].value = f"{html.escape(str(node))}, observed" + (' (grey: no unit)' if mask is not None and len(a) < g.numel() else '')
         self.captions['node_after'].value = (f"after do({html.escape(repr(iv))})  [{lo:.2f}, {hi:.2f}]"
                                              + colour_legend('magma', lo, hi, 'low activation', 'high', self.size))
         k_before, k_after = int(p_obs.argmax()), int(p_do.argmax())
@@ -507,7 +515,7 @@ class CEMExplorer(Explorer):
         C['stride'] = W.IntSlider(max(1, window // 2) if stride is None else stride, min=1, max=window, description='stride', continuous_update=False)
         C['attack'] = W.Dropdown(options=['none', *ATTACK_NAMES], value='fgsm', description='attack')
         C['eps'] = W.FloatSlider(.1, min=.01, max=.5, step=.01, description='ε', continuous_update=False)
-        C['method'].style.button_width = '76px'
+        C['method'].style.button_width = '104px'     # 'Grad-CAM' whole at 14 px
         C['window'].observe(self._on_window, names='value')
         C['method'].observe(self._on_method, names='value')
         C['attack'].observe(self._on_attack, names='value')
@@ -519,7 +527,7 @@ class CEMExplorer(Explorer):
         boxes = {k: W.VBox([self.views[k], self.captions[k]]) for k in self.views}
         self._attacked_boxes = (boxes['attacked'], boxes['attacked_map'])
         controls = W.HBox([W.VBox([C['image'], C['target'], C['method']]), W.VBox([C['window'], C['stride'], C['attack'], C['eps']])])
-        self.widget = self._frame(controls, W.VBox([W.HBox([*boxes.values(), self.probs]), self.summary]))
+        self.widget = self._frame(controls, W.VBox([self.summary, W.HBox([*boxes.values(), self.probs])]))   # the summary above the fold
         self._key = None
         with torch_threads(self.threads): self.detector = self._detector(detector, n_fit)
         self.refresh()
@@ -589,7 +597,13 @@ class CEMExplorer(Explorer):
         tt = torch.full((len(self._xs),), t, dtype=torch.long)
         if c['method'] == 'CEM':
             return causal_effect_map(self.model, self._xs, tt, c['window'], c['stride'], head=self.head, bounds=self.bounds, progress_bar=False).cpu()
-        if c['method'] == 'CAM': return cam(self.model, self._xs, tt, bounds=self.bounds).cpu()
+        if c['method'] == 'CAM':
+            try: return cam(self.model, self._xs, tt, bounds=self.bounds).cpu()
+            except ValueError as e:     # said without code: the app's readers do not write any
+                if 'global average pooling' not in str(e): raise
+                raise ValueError(f"CAM needs a classifier that ends in global average pooling and one linear layer; this model "
+                                 f"({type(self.model).__name__}) does not, so there is no CAM of it. Choose Grad-CAM, which works "
+                                 "for any model with convolutions.") from None
         return grad_cam(self.model, self._xs, tt, layer=self.layer, bounds=self.bounds).detach().cpu()
 
     def _update(self):
@@ -906,7 +920,7 @@ class FilterExplorer(Explorer):
             style = " style='color:#d62728;font-weight:bold'" if bool(ab.changed[i]) else ''
             rows.append(f"<tr><td>#{i}</td><td>{lab}</td><td>{html.escape(a)} ({float(self.p0[i].max()):.2f})</td>"
                         f"<td{style}>{html.escape(b)} ({float(ab.probs[i].max()):.2f})</td></tr>")
-        self.table.value = ("<table style='font-size:12px'><tr><th></th><th>label</th><th>all filters</th>"
+        self.table.value = ("<table style='font-size:14px'><tr><th></th><th>label</th><th>all filters</th>"
                             f"<th>{len(off)} off</th></tr>{''.join(rows)}</table>")
         acc = '' if ab.accuracy is None else f"accuracy <code>{ab.baseline:.1%}</code> → <code>{ab.accuracy:.1%}</code>; "
         self.summary.value = (f"{len(off)} of {len(self.toggles)} filters of <b>{html.escape(layer)}</b> off: {acc}"

@@ -174,7 +174,8 @@ def test_cem_explorer(fm, sample):
     assert cx.controls['window'].disabled and s['error'] is None
     torch.testing.assert_close(cx.maps()[0], grad_cam(fm, x, 1)[0], atol=1e-5, rtol=0)
     s = cx.set(method='CAM')
-    assert 'global average pooling' in s['error']
+    assert 'global average pooling' in s['error'] and 'Choose Grad-CAM' in s['error']
+    assert not any(code in s['error'] for code in ('grad_cam(', 'nn.Linear', 'F.', '(model')), s['error']   # the app's readers write no code
     s = cx.set(method='CEM', attack='none')
     assert s['error'] is None and len(s['predicted']) == 1 and cx._attacked_boxes[0].layout.display == 'none'
     with pytest.raises(ValueError, match='detector is not fitted'):
@@ -295,6 +296,30 @@ def test_dose_response_explorer_is_chapter_6_over_a_sample(fm, sample):
     s = empty.set(images=4)                              # no image with label 4: a message, and the explorer stays usable
     assert 'no image of the sample' in s['error'] and empty.set(images='all')['error'] is None
     assert unchanged(fm, snap)
+
+
+def test_readable_on_a_projector(fm, sample):
+    "No explorer text under 14 px, pictures that keep their size, 'Grad-CAM' not cut, the summary above the pictures."
+    import re
+    ex = InterventionExplorer(fm, sample, device='cpu')
+    cx = CEMExplorer(fm, sample, detector=None, device='cpu')
+    for e in (ex, cx):
+        def html_of(w):
+            out = [w.value] if isinstance(w, W.HTML) else []
+            for c in getattr(w, 'children', ()): out += html_of(c)
+            return out
+        text = ' '.join(html_of(e.widget))
+        sizes = [int(v) for v in re.findall(r'font-size:\s*(\d+)px', text)]
+        assert sizes and min(sizes) >= 14, sizes
+        assert '.causal-nb-image { flex: 0 0 auto; max-width: none; }' in text
+        view = e.widget.children[-1]
+        assert view.children[0] is e.summary                  # above the pictures, so it is in view at 1280×720
+    assert int(cx.controls['method'].style.button_width.rstrip('px')) >= 100
+    s = ex.set(layer='fc1', node=3)                           # 128 units on a 12 × 11 grid: 4 cells of padding
+    from PIL import Image as I
+    g = np.asarray(I.open(io.BytesIO(ex.views['node'].value)).convert('RGB'))
+    step = g.shape[1] // 12
+    assert tuple(g[-step // 2, -step // 2]) == (235, 235, 235) and 'grey: no unit' in ex.captions['node'].value
 
 
 def test_tidy_numbers():
