@@ -1019,7 +1019,8 @@ class DoseResponseExplorer(Explorer):
         C['layer'] = W.Dropdown(options=[(f"{lab} ({self.shapes[n][0]} nodes)", n) for lab, n in opts], value=opts[0][1], description='layer')
         C['node'] = W.IntSlider(0, min=0, max=self.shapes[opts[0][1]][0] - 1, description='node', continuous_update=False)
         C['target'] = W.Dropdown(options=[(SAMPLE_TARGETS, -1)] + [(c, k) for k, c in enumerate(self.classes)], value=-1, description='P of')
-        C['span'] = W.FloatRangeSlider(value=(-1., 1.), min=-20., max=20., step=.1, description='v from, to', continuous_update=False)
+        C['span'] = W.FloatRangeSlider(value=(-1., 1.), min=-20., max=20., step=.1, description='v from, to', continuous_update=False,
+                                     readout_format='.1f')   # short enough for the readout's box
         C['value'] = W.FloatSlider(0., min=-20., max=20., step=.05, description='v', continuous_update=False)
         C['layer'].observe(self._on_layer, names='value'); C['node'].observe(self._on_node, names='value')
         self._watch()
