@@ -11,6 +11,16 @@ assignment is the latency, GPU work included (synchronised). For each explorer, 
   itself is long work behind a progress bar, reported beside them without a target;
 - FilterExplorer: one filter toggled off or on (`ablate_filters` on the sample through the explorer's cached SCM).
 
+Threads (issue #26): the explorers compute with `Explorer.threads` torch threads (1 by default). With another process
+keeping every core busy (as the other kernels of a class do), the same small CNN's `value` slider latency and a new
+counterfactual search are timed with `Explorer.threads = 1` and `= 2`; the busy process is torch matrix products on
+all cores, started and stopped by this script.
+
+In the browser (issue #26): `--browser` runs tests/test_app.py's app test (Voilà, headless Chromium at 1280×720),
+which presses the node slider's handle with the keyboard and times, from Python through Playwright, until the node's
+picture in the page is a new one: the whole round trip (browser → kernel → update → new PNG → browser), with
+Playwright's own polling on top, so an upper bound.
+
 The floor of each case is plain forward passes of as many images as its update runs through the classifier (two for
 a node intervention, every masked image for a CEM, the sample twice for a filter toggle), at the throughput of one
 batch of up to 64 images; updates that reuse the prefix cache can beat it. Models have
@@ -18,6 +28,8 @@ random weights (latency does not depend on them): on the CPU the paper's small C
 ResNet18 at 224×224.
 
     OMP_NUM_THREADS=1 python bench/bench_widgets.py                 # CPU, the small CNN (about a minute on 2 cores)
+    OMP_NUM_THREADS=1 python bench/bench_widgets.py --threads-only  # only the 1 vs 2 threads comparison, beside a busy process
+    OMP_NUM_THREADS=1 python bench/bench_widgets.py --browser       # only in the browser: `causal-nb app` in Chromium (a few minutes)
     python bench/bench_widgets.py --device cuda                     # the small CNN and ResNet18 at 224×224 on the GPU
 
 Writes bench/results/widgets.json (CPU) or widgets-cuda.json. Heavy imports live inside the functions: importing this
@@ -133,6 +145,38 @@ def run_model(model_name: str, device: str, repeats: int, search_steps: int = 60
             'counterfactual_search_s': search, 'search_steps': search_steps * 4, 'rows': rows}
 
 
+BUSY = ("import torch; torch.set_num_threads(%d); a = torch.rand(384, 384)\n"
+        "while True: a = (a @ a).clamp_(-1, 1)")
+
+
+def run_threads(device: str, repeats: int, counts=(1, 2), search_steps: int = 60) -> dict:
+    "Slider latency and counterfactual search seconds with `Explorer.threads` = each of `counts`, beside a process busy on every core."
+    import os, subprocess, sys
+    from causal_nb.widgets import CounterfactualExplorer, Explorer, InterventionExplorer
+    model, data, gen, cfg = setup('small-cnn', device, 128)
+    busy = subprocess.Popen([sys.executable, '-c', BUSY % (os.cpu_count() or 1)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows, old = [], Explorer.threads
+    try:
+        time.sleep(1.)                                      # let it take the cores
+        for t in counts:
+            Explorer.threads = t
+            ex = InterventionExplorer(model, data, device=device)
+            ex.set(layer=cfg['node_layer'], node=1, intervention='set value', value=0.5)
+            slider = latency(ex.controls['value'], [-1., 0., 1., 2., .5], repeats, device, ex)
+            del ex
+            kx = CounterfactualExplorer(model, data, gen, device=device, steps=search_steps, rounds=4)
+            searches = [kx.result.seconds]
+            for q in (1, 2): kx.set(query=q); searches.append(kx.result.seconds)   # a new query: a new search
+            rows.append({'threads': t, 'slider_median_s': slider['median_s'], 'slider_p90_s': slider['p90_s'],
+                         'search_median_s': statistics.median(searches), 'searches': searches, 'repeats': slider['repeats']})
+            print(f"threads {t}: value slider median {1e3 * slider['median_s']:.1f} ms, search median {statistics.median(searches):.2f} s")
+    finally:
+        Explorer.threads = old
+        busy.kill(); busy.wait()
+    return {'busy': f"torch matrix products on {os.cpu_count()} threads in another process", 'search_steps': search_steps * 4,
+            'rows': rows}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     C.add_device_arg(ap, DEVICES)
@@ -141,18 +185,44 @@ def main(argv=None):
     ap.add_argument('--search-steps', type=int, default=60, help='Adam steps per round of the counterfactual search (4 rounds)')
     ap.add_argument('--note', action='append', default=[], help='a line for the results\' notes (how the run was made)')
     ap.add_argument('--out', type=Path, default=None, help='results file (default: bench/results/widgets[-cuda].json)')
+    ap.add_argument('--threads-only', action='store_true', help='only the threads comparison, merged into the existing results file')
+    ap.add_argument('--browser', action='store_true', help='only the latency in Chromium (the app test), merged into the existing results file')
     a = ap.parse_args(argv)
     device = C.check_device(ap, a.device, DEVICES)
     import os, torch
     os.environ['CAUSAL_NB_PROGRESS'] = '0'           # no progress bars between the timings
+    if a.browser:
+        import subprocess, sys, tempfile, json
+        out = a.out or C.result_file(NAME, 'cpu')
+        res = C.read_result(out)
+        if res is None: ap.error(f"--browser merges into {out}, which does not exist yet: run without it first")
+        with tempfile.TemporaryDirectory() as d:
+            f = Path(d) / 'latency.json'
+            env = {**os.environ, 'CAUSAL_NB_BROWSER_LATENCY': str(f)}
+            r = subprocess.run([sys.executable, '-m', 'pytest', str(C.BENCH.parent / 'tests' / 'test_app.py'), '-q', '-p', 'no:cacheprovider',
+                                '-k', 'serves_the_explorers'], env=env)
+            if r.returncode != 0 or not f.exists(): raise SystemExit(f"the browser test failed (exit {r.returncode}); nothing recorded")
+            got = json.loads(f.read_text())
+        res['browser'] = {'env': C.environment('cpu'), 'node_slider_s': got['node_slider_s'], 'viewport': '1280×720',
+                          'browser': 'Debian chromium, headless, through Playwright'}
+        C.write_result(out, res); print(f'\nwritten to {out}')
+        return
+    if a.threads_only:
+        out = a.out or C.result_file(NAME, C.environment(device)['device'])
+        res = C.read_result(out)
+        if res is None: ap.error(f"--threads-only merges into {out}, which does not exist yet: run without it first")
+        res['threads'] = {'env': C.environment(device), **run_threads(device, a.repeats, search_steps=a.search_steps)}
+        C.write_result(out, res); print(f'\nwritten to {out}')
+        return
     models = a.models.split(',') if a.models else (['small-cnn'] if device.startswith('cpu') else ['small-cnn', 'resnet18'])
     bad = [m for m in models if m not in TARGETS]
     if bad: ap.error(f"--models: unknown {bad}; choose from {list(TARGETS)}")
     env = C.environment(device)
     t0 = time.perf_counter()
     runs = [run_model(m, device, a.repeats, a.search_steps) for m in models]
+    threads = {'env': C.environment(device), **run_threads(device, a.repeats, search_steps=a.search_steps)} if device == 'cpu' else None
     import ipywidgets
-    res = {'device': env['device'], 'env': env, 'torch': torch.__version__, 'ipywidgets': ipywidgets.__version__,
+    res = {'threads': threads, 'device': env['device'], 'env': env, 'torch': torch.__version__, 'ipywidgets': ipywidgets.__version__,
            'platform': platform.platform(), 'seconds': time.perf_counter() - t0, 'models': runs, 'notes': a.note}
     out = a.out or C.result_file(NAME, env['device'])
     C.write_result(out, res)
@@ -198,6 +268,29 @@ def _run(file: str, r: dict) -> str:
         search = (f"The counterfactual search ({m['search_steps']} gradient steps, λ bisection) is long work behind a progress bar, "
                   f"not a live control: {C.seconds(m['counterfactual_search_s'])}.")
         parts += [head, tab, verdict, search]
+    br = r.get('browser')
+    if br:
+        v = sorted(br['node_slider_s']); med = statistics.median(v)
+        parts += [f"**In the browser** ({br['browser']}, {br['viewport']}; load average {br['env']['load_average']} at its start): "
+                  f"the node slider of the app's intervention explorer, one keyboard step until the new picture is in the page, "
+                  f"{len(v)} steps: median {C.seconds(med)}, slowest {C.seconds(v[-1])} "
+                  f"(target < {C.seconds(TARGETS['small-cnn'])}: {C.verdict(med < TARGETS['small-cnn'])}). "
+                  "Includes the widget messages both ways and Playwright's polling of the page."]
+    th = r.get('threads')
+    if th:
+        rows = [[str(x['threads']), C.seconds(x['slider_median_s']), C.seconds(x['slider_p90_s']),
+                 C.seconds(x['search_median_s']), ', '.join(C.seconds(v) for v in x['searches'])] for x in th['rows']]
+        base = th['rows'][0]
+        parts += [f"**Threads beside a busy process** ({th['busy']}; load average {th['env']['load_average']} at its start; "
+                  f"small CNN, `Explorer.threads` set to each count; the search is {th['search_steps']} Adam steps with λ bisection, "
+                  "three queries):",
+                  C.table(['torch threads', '`value` slider median', 'p90', 'counterfactual search median', 'searches'], rows),
+                  'Ratios to 1 thread: ' + '; '.join(f"{x['threads']} threads: slider {C.num(x['slider_median_s'] / base['slider_median_s'])}×, "
+                                                       f"search {C.num(x['search_median_s'] / base['search_median_s'])}×" for x in th['rows'][1:])
+                  + '. ' + ("One thread is faster here beside a busy process: the explorers (and `causal-nb app --threads`) default to it."
+                            if all(x['search_median_s'] >= base['search_median_s'] for x in th['rows'][1:]) else
+                            "A second thread helped here: the default of one thread costs speed when the cores are not shared; "
+                            "set `Explorer.threads` on a machine of your own.")]
     return C.section(*parts, C.notes(r))
 
 

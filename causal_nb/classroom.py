@@ -13,9 +13,9 @@ import causal_nb
 
 # %% auto #0
 __all__ = ['PACKAGE_FOLDER', 'FRONT_PAGE', 'CHAPTERS_FOLDER', 'IMAGES_FOLDER', 'FRONT_PAGE_FILES', 'MANIFEST', 'DEFAULT_DEST',
-           'APP_NOTEBOOK', 'APP_DATA', 'COMMANDS', 'notebooks_dir', 'shipped_notebooks', 'shipped_files', 'CopyReport',
-           'copy_notebooks', 'lab_command', 'lab', 'default_max_kernels', 'app_notebook', 'app_command', 'app',
-           'add_subcommands', 'run_subcommand', 'main']
+           'APP_NOTEBOOK', 'APP_DATA', 'APP_TEMPLATE', 'COMMANDS', 'notebooks_dir', 'shipped_notebooks',
+           'shipped_files', 'CopyReport', 'copy_notebooks', 'lab_command', 'lab', 'default_max_kernels', 'app_notebook',
+           'app_template', 'app_command', 'app', 'add_subcommands', 'run_subcommand', 'main']
 
 # %% ../nbs/13_classroom.ipynb #792c9923
 PACKAGE_FOLDER = 'notebooks'          # inside the installed package
@@ -212,7 +212,7 @@ def app_notebook(folder: str | os.PathLike,       # where to write it (created i
     code = ("import torch\n"
             f"torch.set_num_threads({threads})  # one kernel per visitor: several kernels each on every core would oversubscribe them\n"
             "from causal_nb.widgets import dashboard\n"
-            f"dashboard(data={data!r}, quick={quick!r}, device={device!r})")
+            f"dashboard(data={data!r}, quick={quick!r}, device={device!r}, show=True);")  # shown at once: the first tab builds in view, saying what it does
     nb = {'cells': [{'cell_type': 'markdown', 'id': 'title', 'metadata': {}, 'source': title},
                     {'cell_type': 'code', 'id': 'dashboard', 'metadata': {}, 'execution_count': None, 'outputs': [], 'source': code}],
           'metadata': {'kernelspec': {'display_name': 'Python 3', 'language': 'python', 'name': 'python3'},
@@ -221,6 +221,22 @@ def app_notebook(folder: str | os.PathLike,       # where to write it (created i
     path = folder / APP_NOTEBOOK
     _write_atomic(path, json.dumps(nb, indent=1).encode())
     return path
+
+APP_TEMPLATE = 'causal_nb'
+_CDN_LINKS = ('<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@^5/css/all.min.css" type="text/css" />',
+              '<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@^5/css/v4-shims.min.css" type="text/css" />')
+
+def app_template(folder: str | os.PathLike) -> Path:   # where the app's files live (the notebook's folder)
+    "Write the app's Voilà template (the lab template without its Font Awesome CDN links) and return the JUPYTER_PATH entry that finds it."
+    root = Path(folder).expanduser() / 'jupyter'
+    t = root / 'voila' / 'templates' / APP_TEMPLATE
+    t.mkdir(parents=True, exist_ok=True)
+    # Voilà's own bundle already carries Font Awesome: the links only make a classroom's browsers ask a CDN (and wait, offline)
+    drop = ''.join(f" | replace('{l}', '')" for l in _CDN_LINKS)   # the links hold double quotes only
+    _write_atomic(t / 'conf.json', json.dumps({'base_template': 'lab'}).encode())
+    _write_atomic(t / 'index.html.j2', ("{%- extends 'lab/index.html.j2' -%}\n"
+                                         "{%- block notebook_css -%}{{ super()" + drop + " }}{%- endblock notebook_css -%}\n").encode())
+    return root
 
 def app_command(notebook: str | os.PathLike,   # the notebook to serve (see `app_notebook`)
                 port: int | None = None,       # None: Voilà's default (8866)
@@ -242,7 +258,8 @@ def app_command(notebook: str | os.PathLike,   # the notebook to serve (see `app
            '--strip_sources=True', '--show_tracebacks=True', '--theme=light',
            '--VoilaConfiguration.multi_kernel_manager_class=causal_nb.classroom.CappedKernelManager',
            f'--CappedKernelManager.max_kernels={max_kernels}', f'--MappingKernelManager.cull_idle_timeout={cull_idle}',
-           f'--MappingKernelManager.cull_interval={max(1, min(30, cull_idle // 2))}', '--MappingKernelManager.cull_connected=False']
+           f'--MappingKernelManager.cull_interval={max(1, min(30, cull_idle // 2))}', '--MappingKernelManager.cull_connected=False',
+           f'--template={APP_TEMPLATE}']   # found through JUPYTER_PATH (see `app_template`)
     if port is not None: cmd.append(f'--port={port}')
     if not browser: cmd.append('--no-browser')
     return cmd + [str(a) for a in extra_args]
@@ -265,7 +282,8 @@ def app(data: str = 'fashion-mnist',        # the images the explorers start on
         n = default_max_kernels() if max_kernels is None else max_kernels
         print(f"causal-nb app: serving the explorers on http://127.0.0.1:{port or 8866}/ (Ctrl-C stops it); each page gets a "
               f"kernel of its own with {threads} torch thread(s), at most {n} at once, shut down {cull_idle} s after its page closes", flush=True)
-        try: return subprocess.call(cmd, cwd=folder)
+        jp = os.pathsep.join([str(app_template(folder))] + ([os.environ['JUPYTER_PATH']] if os.environ.get('JUPYTER_PATH') else []))
+        try: return subprocess.call(cmd, cwd=folder, env={**os.environ, 'JUPYTER_PATH': jp})
         except KeyboardInterrupt: return 0
 
 # %% ../nbs/13_classroom.ipynb #9c6925b1

@@ -362,11 +362,12 @@ def plot_path(result: CounterfactualResult, idx: Sequence[int] = (0, 1, 2), fram
     fig, axes = plt.subplots(len(idx), ncol, figsize=(1.3 * ncol, 1.5 * len(idx)), squeeze=False)
     for r, i in enumerate(idx):
         ims = ([query[i]] if query is not None else []) + [result.path_images[c, i] for c in cols]
-        titles = (['query'] if query is not None else []) + [f"p={result.path_probs[c, i]:.2f}" for c in cols]
+        tname = classes[int(result.target[i])] if classes else f"class {int(result.target[i])}"
+        titles = (['query'] if query is not None else []) + [f"P({tname}) {result.path_probs[c, i]:.2f}" if k == 0 else
+                                                             f"{result.path_probs[c, i]:.2f}" for k, c in enumerate(cols)]
         for c, (im, t) in enumerate(zip(ims, titles)):
             ax = axes[r, c]; ax.imshow(im.permute(1, 2, 0).squeeze(-1).clamp(0, 1), cmap='gray', vmin=0, vmax=1); ax.set_axis_off(); ax.set_title(t, fontsize=8)
-        tname = classes[int(result.target[i])] if classes else int(result.target[i])
-        axes[r, 0].text(-2, 14, f"→ {tname}", ha='right', fontsize=8)
+        axes[r, 0].text(-2, 14, f"→ {tname}", ha='right', fontsize=8)   # the target's name also titles the first frame: this can be cut
     fig.tight_layout(); return fig
 
 # %% ../nbs/08_counterfactuals.ipynb #06fcad63

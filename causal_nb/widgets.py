@@ -16,22 +16,23 @@ from .core import Node, check_images, evaluating, get_device, iter_chunks, model
 from .data import ImageSet
 from .attacks import Adversarial
 from .autoencoder import AE_SUFFIX, autoencoder_layers, concept_layer
-from .interventions import NetworkSCM, PixelMask, Scale, SetTo, ZeroOut
+from .interventions import NetworkSCM, PixelMask, Scale, SetTo, ZeroOut, expected_ce
 from .patching import Patch, patched_effects
 from .cem import CEDetector, cam, causal_effect_map, grad_cam
 from .counterfactuals import ATTRIBUTE_GROUPS, attribute_counterfactual, counterfactual, trained_generator
 from .filters import ablate_filters, conv_layers, filter_importance
 
 # %% auto #0
-__all__ = ['BAR_COLOURS', 'INTERVENTIONS', 'CONTEXTS', 'ATTACK_NAMES', 'MAP_METHODS', 'RANKINGS', 'TABS', 'image_png',
-           'probability_bars', 'colour_legend', 'Explorer', 'InterventionExplorer', 'CEMExplorer',
-           'CounterfactualExplorer', 'FilterExplorer', 'dashboard']
+__all__ = ['BAR_COLOURS', 'EXPLORER_CSS', 'INTERVENTIONS', 'CONTEXTS', 'ATTACK_NAMES', 'MAP_METHODS', 'RANKINGS',
+           'SAMPLE_TARGETS', 'TABS', 'BUILDING', 'image_png', 'probability_bars', 'colour_legend', 'torch_threads',
+           'Explorer', 'InterventionExplorer', 'CEMExplorer', 'CounterfactualExplorer', 'FilterExplorer',
+           'plot_dose_response', 'DoseResponseExplorer', 'dashboard']
 
 # %% ../nbs/10_widgets.ipynb #225ef082
 def _as_numpy(a) -> np.ndarray:
     return a.detach().float().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a, dtype=np.float32)
 
-def image_png(img: torch.Tensor | np.ndarray,       # an image (C, H, W) / (H, W) in [0, 1], or a map (H, W) when `cmap` is given
+def image_png(img: torch.Tensor | np.ndarray,       # an image (C, H, W) / (H, W) in [0, 1], or a map (H, W) when `cmap` is given (NaN: drawn light grey)
               cmap: str | None = None,              # matplotlib colormap for a map; None: grey or RGB image
               vmin: float | None = None,            # the colour scale (a map: its min and max when None; an image: 0)
               vmax: float | None = None,            # an image: 1 when None
@@ -57,6 +58,7 @@ def image_png(img: torch.Tensor | np.ndarray,       # an image (C, H, W) / (H, W
         import matplotlib
         rgb = matplotlib.colormaps[cmap](t)[..., :3]
     rgb = (rgb * 255).round().astype(np.uint8)
+    if cmap is not None: rgb[~finite] = 235                # no value (a grid's padding): light grey, not the scale's low end
     if mask is not None:
         m = _as_numpy(mask).astype(bool)
         if m.shape != rgb.shape[:2]: raise ValueError(f"mask must have the image's shape {rgb.shape[:2]}, got {m.shape}")
@@ -86,7 +88,7 @@ def probability_bars(columns: Mapping[str, Sequence[float]],  # column title -> 
             f"<span style='display:block;height:9px;width:{100 * min(max(v[i], 0.), 1.):.1f}%;background:{BAR_COLOURS[j % len(BAR_COLOURS)]}'></span>"
             f"</span> <code>{v[i]:.3f}</code></td>" for j, v in enumerate(cols.values()))
         rows.append(f"<tr><td style='padding:0 6px;white-space:nowrap'>{name}</td>{cells}</tr>")
-    return f"<table style='font-size:12px;border-collapse:collapse'><tr><th></th>{head}</tr>{''.join(rows)}</table>"
+    return f"<table style='font-size:14px;border-collapse:collapse'><tr><th></th>{head}</tr>{''.join(rows)}</table>"
 
 # %% ../nbs/10_widgets.ipynb #b3a937e8
 def colour_legend(cmap: str,          # the matplotlib colormap the map was drawn with
@@ -101,8 +103,8 @@ def colour_legend(cmap: str,          # the matplotlib colormap the map was draw
     if hi <= lo: raise ValueError(f"hi must exceed lo, got lo={lo!r} and hi={hi!r}")
     stops = ', '.join('#%02x%02x%02x' % tuple(int(round(255 * v)) for v in matplotlib.colormaps[cmap](t)[:3]) for t in np.linspace(0, 1, 9))
     tick = lambda v: html.escape(f"{v:.3g}")
-    label = lambda s: f'<div style="font-size:11px;color:#444">{html.escape(s)}</div>' if s else ''
-    return (f'<div class="causal-nb-legend" style="width:{int(width)}px;font-size:12px;line-height:1.2">'
+    label = lambda s: f'<div style="font-size:14px;color:#444">{html.escape(s)}</div>' if s else ''
+    return (f'<div class="causal-nb-legend" style="width:{int(width)}px;font-size:14px;line-height:1.2">'
             f'<div style="height:10px;background:linear-gradient(to right, {stops});border:1px solid #bbb"></div>'
             f'<div style="display:flex;justify-content:space-between"><span>{tick(lo)}</span><span>{tick((lo + hi) / 2)}</span>'
             f'<span>{tick(hi)}</span></div>'
@@ -151,7 +153,14 @@ def _error_html(text: str) -> str:
             f"⚠ {html.escape(text)}</div>")
 
 def _titled(title: str, *children) -> W.VBox:
-    return W.VBox([W.HTML(f"<div style='font-size:11px;color:#555'>{html.escape(title)}</div>"), *children])
+    return W.VBox([W.HTML(f"<div style='font-size:14px;color:#555'>{html.escape(title)}</div>"), *children])
+
+EXPLORER_CSS = '''<style>
+.causal-nb-explorer { --jp-widgets-font-size: 14px; font-size: 14px; }
+.causal-nb-explorer .widget-label, .causal-nb-explorer .widget-readout, .causal-nb-explorer button,
+.causal-nb-explorer select, .causal-nb-explorer .widget-html-content { font-size: 14px; }
+.causal-nb-explorer .causal-nb-image { flex: 0 0 auto; max-width: none; }
+</style>'''   # projector-readable text; pictures keep their size (a long caption beside one must not shrink it)
 
 def _class(w: W.Widget, *names: str) -> W.Widget:
     for n in names: w.add_class(n)
@@ -164,9 +173,21 @@ def _on_step(v: float, slider: W.FloatSlider) -> float:
     "`v` rounded to the slider's step: a value between steps is rounded by the browser and sent back, a second redraw per slider."
     return round(round((v - slider.min) / slider.step) * slider.step + slider.min, 10)
 
+@contextlib.contextmanager
+def torch_threads(n: int | None):  # torch's intra-op threads within the block; None: leave them as they are
+    "Run the block with `torch.set_num_threads(n)` and put the previous count back after, exceptions included."
+    if n is None: yield; return
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1: raise ValueError(f"threads must be a positive integer or None, got {n!r}")
+    old = torch.get_num_threads()
+    if n != old: torch.set_num_threads(n)
+    try: yield
+    finally:
+        if torch.get_num_threads() != old: torch.set_num_threads(old)
+
 class Explorer:
     "The base of the explorers: named controls, a message line for errors, a progress bar, `.state`, `set()` and `.widget`."
     title = 'Explorer'
+    threads: int | None = 1     # torch threads while the explorer computes (None: torch's own setting); see "Threads" below
 
     def __init__(self, device: str | torch.device | None = None):  # None: `core.get_device()` (CUDA when present)
         self.device = get_device(device)
@@ -196,7 +217,7 @@ class Explorer:
         "Recompute and redraw from the controls; an error is shown in the widget and kept in `state['error']`."
         t0 = time.perf_counter()
         try:
-            self._update()
+            with torch_threads(self.threads): self._update()
             self.state['error'] = None; self.message.value = ''
         except Exception as e:
             self.state['error'] = f"{type(e).__name__}: {e}"
@@ -257,7 +278,7 @@ class Explorer:
     def _done(self) -> None: self.progress.layout.visibility = 'hidden'
 
     def _frame(self, controls: W.Widget, view: W.Widget) -> W.VBox:
-        head = W.HTML(f"<b>{html.escape(self.title)}</b>")
+        head = W.HTML(f"{EXPLORER_CSS}<b>{html.escape(self.title)}</b>")
         return _class(W.VBox([head, controls, self.progress, self.message, view]), 'causal-nb-explorer', f"causal-nb-{type(self).__name__.lower()}")
 
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
@@ -337,7 +358,7 @@ class InterventionExplorer(Explorer):
         self._pert_box = pics[1]
         controls = W.HBox([W.VBox([C['filter'], C['image'], C['layer'], C['node']]),
                            W.VBox([C['intervention'], C['value'], C['source'], C['context'], C['fraction'], C['attack'], C['eps']])])
-        self.widget = self._frame(controls, W.VBox([W.HBox([*pics, self.probs]), self.summary]))
+        self.widget = self._frame(controls, W.VBox([self.summary, W.HBox([*pics, self.probs])]))   # the summary above the fold
         self._on_context(); self.refresh()
 
     # --- structure: which controls apply, ranges
@@ -441,7 +462,7 @@ class InterventionExplorer(Explorer):
         if hi <= lo: hi = lo + 1e-6
         self.views['node'].value = image_png(pics[0], 'magma', lo, hi, self.size, mask)
         self.views['node_after'].value = image_png(pics[1], 'magma', lo, hi, self.size, mask)
-        self.captions['node'].value = f"{html.escape(str(node))}, observed"
+        self.captions['node'].value = f"{html.escape(str(node))}, observed" + (' (grey: no unit)' if mask is not None and len(a) < g.numel() else '')
         self.captions['node_after'].value = (f"after do({html.escape(repr(iv))})  [{lo:.2f}, {hi:.2f}]"
                                              + colour_legend('magma', lo, hi, 'low activation', 'high', self.size))
         k_before, k_after = int(p_obs.argmax()), int(p_do.argmax())
@@ -502,7 +523,7 @@ class CEMExplorer(Explorer):
         C['stride'] = W.IntSlider(max(1, window // 2) if stride is None else stride, min=1, max=window, description='stride', continuous_update=False)
         C['attack'] = W.Dropdown(options=['none', *ATTACK_NAMES], value='fgsm', description='attack')
         C['eps'] = W.FloatSlider(.1, min=.01, max=.5, step=.01, description='ε', continuous_update=False)
-        C['method'].style.button_width = '76px'
+        C['method'].style.button_width = '104px'     # 'Grad-CAM' whole at 14 px
         C['window'].observe(self._on_window, names='value')
         C['method'].observe(self._on_method, names='value')
         C['attack'].observe(self._on_attack, names='value')
@@ -514,9 +535,9 @@ class CEMExplorer(Explorer):
         boxes = {k: W.VBox([self.views[k], self.captions[k]]) for k in self.views}
         self._attacked_boxes = (boxes['attacked'], boxes['attacked_map'])
         controls = W.HBox([W.VBox([C['image'], C['target'], C['method']]), W.VBox([C['window'], C['stride'], C['attack'], C['eps']])])
-        self.widget = self._frame(controls, W.VBox([W.HBox([*boxes.values(), self.probs]), self.summary]))
+        self.widget = self._frame(controls, W.VBox([self.summary, W.HBox([*boxes.values(), self.probs])]))   # the summary above the fold
         self._key = None
-        self.detector = self._detector(detector, n_fit)
+        with torch_threads(self.threads): self.detector = self._detector(detector, n_fit)
         self.refresh()
 
     def _detector(self, detector, n_fit):
@@ -584,7 +605,13 @@ class CEMExplorer(Explorer):
         tt = torch.full((len(self._xs),), t, dtype=torch.long)
         if c['method'] == 'CEM':
             return causal_effect_map(self.model, self._xs, tt, c['window'], c['stride'], head=self.head, bounds=self.bounds, progress_bar=False).cpu()
-        if c['method'] == 'CAM': return cam(self.model, self._xs, tt, bounds=self.bounds).cpu()
+        if c['method'] == 'CAM':
+            try: return cam(self.model, self._xs, tt, bounds=self.bounds).cpu()
+            except ValueError as e:     # said without code: the app's readers do not write any
+                if 'global average pooling' not in str(e): raise
+                raise ValueError(f"CAM needs a classifier that ends in global average pooling and one linear layer; this model "
+                                 f"({type(self.model).__name__}) does not, so there is no CAM of it. Choose Grad-CAM, which works "
+                                 "for any model with convolutions.") from None
         return grad_cam(self.model, self._xs, tt, layer=self.layer, bounds=self.bounds).detach().cpu()
 
     def _update(self):
@@ -839,8 +866,9 @@ class FilterExplorer(Explorer):
         layer = layer or self.controls['layer'].value; method = method or self.controls['method'].value
         if (layer, method) not in self._rankings:
             self._step(f"ranking {layer}", 0, 1)
-            self._rankings[layer, method] = filter_importance(self.model, layer, (self.x, self.y), method=method, head=self.head,
-                                                              n_images=None, progress_bar=False)
+            with torch_threads(self.threads):
+                self._rankings[layer, method] = filter_importance(self.model, layer, (self.x, self.y), method=method, head=self.head,
+                                                                  n_images=None, progress_bar=False)
         return self._rankings[layer, method]
 
     def _order(self) -> list[int]:
@@ -900,7 +928,7 @@ class FilterExplorer(Explorer):
             style = " style='color:#d62728;font-weight:bold'" if bool(ab.changed[i]) else ''
             rows.append(f"<tr><td>#{i}</td><td>{lab}</td><td>{html.escape(a)} ({float(self.p0[i].max()):.2f})</td>"
                         f"<td{style}>{html.escape(b)} ({float(ab.probs[i].max()):.2f})</td></tr>")
-        self.table.value = ("<table style='font-size:12px'><tr><th></th><th>label</th><th>all filters</th>"
+        self.table.value = ("<table style='font-size:14px'><tr><th></th><th>label</th><th>all filters</th>"
                             f"<th>{len(off)} off</th></tr>{''.join(rows)}</table>")
         acc = '' if ab.accuracy is None else f"accuracy <code>{ab.baseline:.1%}</code> → <code>{ab.accuracy:.1%}</code>; "
         self.summary.value = (f"{len(off)} of {len(self.toggles)} filters of <b>{html.escape(layer)}</b> off: {acc}"
@@ -909,8 +937,201 @@ class FilterExplorer(Explorer):
                           ranking=self._order(), accuracy=ab.accuracy, baseline=ab.baseline, changed=float(ab.changed.float().mean()),
                           predictions=pred[:n].tolist(), n_images=len(self.x))
 
+# %% ../nbs/10_widgets.ipynb #1f68feea
+def _tidy(v: float, digits: int = 4) -> str:
+    "A signed number for a table or caption, with values below the last digit shown as 0 (no 1.110223e-16)."
+    return f"{0. if abs(v) < .5 * 10 ** -digits else v:+.{digits}f}"
+
+def plot_dose_response(values: torch.Tensor,       # (M,) the values v set
+                       mean: torch.Tensor,         # (M,) mean over images of P(class | do(node := v), x)
+                       low: torch.Tensor,          # (M,) its 10th percentile over images
+                       high: torch.Tensor,         # (M,) its 90th percentile
+                       expected: torch.Tensor,     # (M,) mean Expected-CE over images at each v
+                       observed: torch.Tensor,     # (n,) each image's own value of the node (its map's mean)
+                       value: float,               # the v marked
+                       p_value: float,             # mean P(class) at `value`
+                       ci: tuple[float, float, float],  # Expected-CE at `value`: mean, low, high
+                       what: str = 'class',        # the class whose probability is drawn
+                       node: str = 'node',
+                       n: int | None = None,       # images in the sample
+                       size: tuple[int, int] = (720, 270),  # width, height in screen pixels
+                      ):                           # a matplotlib Figure (two panels)
+    "Dose–response of a node over a sample: P(class) (mean, 10–90% band) and Expected-CE as do(node := v) moves."
+    from matplotlib.figure import Figure
+    dpi = 100
+    fig = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi, layout='constrained')
+    a1, a2 = fig.subplots(1, 2)
+    v = _as_numpy(values)
+    a1.fill_between(v, _as_numpy(low), _as_numpy(high), color='#1f77b4', alpha=.2, label='10–90% of images')
+    a1.plot(v, _as_numpy(mean), color='#1f77b4', lw=2, label='mean')
+    a1.plot([value], [p_value], 'o', color='#d62728', label=f'v = {value:g}')
+    o = _as_numpy(observed)
+    a1.plot(o, np.full_like(o, -.03), '|', color='#555', ms=8, label='observed values')
+    a1.set(ylim=(-.06, 1.02), xlabel=f'v in do({node} := v)', ylabel=f'P({what})')
+    a1.legend(fontsize=10.5, loc='best')
+    a2.axhline(0, color='#999', lw=1)
+    a2.plot(v, _as_numpy(expected), color='#2ca02c', lw=2)
+    m, lo, hi = ci
+    a2.errorbar([value], [m], yerr=[[m - lo], [hi - m]], fmt='o', color='#d62728', capsize=4, label='bootstrap CI at v')
+    a2.set(xlabel=f'v in do({node} := v)', ylabel='Expected-CE')
+    a2.legend(fontsize=10.5, loc='best')
+    fig.suptitle(f"do({node} := v) on {'a sample' if n is None else f'{n} images'}", fontsize=12)
+    for a in (a1, a2):
+        a.tick_params(labelsize=11); a.xaxis.label.set_size(11); a.yaxis.label.set_size(11)
+    return fig
+
+# %% ../nbs/10_widgets.ipynb #4cc67a72
+SAMPLE_TARGETS = "each image's prediction"
+
+def _figure_png(fig) -> bytes:
+    "PNG bytes of a matplotlib figure, which is closed after."
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO()
+    try: fig.savefig(buf, format='png', dpi=fig.dpi)
+    finally: plt.close(fig)
+    return buf.getvalue()
+
+class DoseResponseExplorer(Explorer):
+    "A data set's answer: P(class) over `do(node := v)` as v moves (mean and spread over a sample) and Expected-CE with its CI, live."
+    title = 'A data set: dose–response of do(node := v)'
+
+    def __init__(self, model: nn.Module,                  # classifier returning logits (N, K); never changed
+                 data: Any,                               # an ImageSet, images (N, C, H, W), or (images, labels)
+                 classes: Sequence[str] | None = None,    # class names; None: the ImageSet's, else 0 … K-1
+                 head: str = 'softmax',                   # 'softmax' or 'sigmoid'
+                 layers: Sequence[str] | None = None,     # node layers offered; None: every intervenable layer (concepts included)
+                 n_images: int = 200,                     # the sample: the first `n_images` images of `data`
+                 points: int = 21,                        # values v on the curve
+                 device: str | torch.device | None = None,# None: CUDA when present
+                 bounds: Sequence[float] = (0., 1.),      # valid pixel range
+                 size: tuple[int, int] = (720, 270),      # the figure's width and height in screen pixels
+                ):
+        super().__init__(device)
+        for n, v, lo in (('n_images', n_images, 2), ('points', points, 3)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo: raise ValueError(f"{n} must be an integer ≥ {lo}, got {v!r}")
+        x, y, names = _dataset(data, classes, bounds)
+        self.model = _model_on(model, self.device)
+        self.scm = NetworkSCM(self.model, head=head, layers=layers, bounds=bounds)
+        self.head, self.size, self.points = self.scm.head, tuple(size), points
+        self.x = x[:n_images].to(self.device)                 # kept on the device: the SCM's prefix cache keys on this tensor
+        self.y = None if y is None else y[:n_images]
+        self.p_data = _probs_all(self.scm, self.x)
+        self.classes = _class_names(names, self.p_data.shape[1])
+        opts = _node_layers(self.model, self.scm.layers)
+        if not opts: raise ValueError(f"model has no layer to intervene on (conv, linear or concept layers); layers given: {layers}")
+        self.shapes = _layer_shapes(self.model, self.x[:1], [n for _, n in opts])
+        self._sweeps: dict = {}; self._samples: dict = {}
+        groups = [('all images', 'all')] + [(f"{'label' if y is not None and y.ndim == 1 else 'predicted'} {c}", k) for k, c in enumerate(self.classes)]
+        C = self.controls
+        C['images'] = W.Dropdown(options=groups, value='all', description='images')
+        C['layer'] = W.Dropdown(options=[(f"{lab} ({self.shapes[n][0]} nodes)", n) for lab, n in opts], value=opts[0][1], description='layer')
+        C['node'] = W.IntSlider(0, min=0, max=self.shapes[opts[0][1]][0] - 1, description='node', continuous_update=False)
+        C['target'] = W.Dropdown(options=[(SAMPLE_TARGETS, -1)] + [(c, k) for k, c in enumerate(self.classes)], value=-1, description='P of')
+        C['span'] = W.FloatRangeSlider(value=(-1., 1.), min=-20., max=20., step=.1, description='v from, to', continuous_update=False,
+                                     readout_format='.1f')   # short enough for the readout's box
+        C['value'] = W.FloatSlider(0., min=-20., max=20., step=.05, description='v', continuous_update=False)
+        C['layer'].observe(self._on_layer, names='value'); C['node'].observe(self._on_node, names='value')
+        self._watch()
+        self.plot = _class(W.Image(format='png', width=str(self.size[0])), 'causal-nb-image', 'causal-nb-dose')
+        self.summary = _class(W.HTML(), 'causal-nb-summary')
+        controls = W.HBox([W.VBox([C['images'], C['layer'], C['node']]), W.VBox([C['target'], C['span'], C['value']])])
+        self.widget = self._frame(controls, W.VBox([self.summary, self.plot]))
+        with self.hold(): self._on_layer()
+        self.refresh()
+
+    def _on_layer(self, change=None):
+        n = self.shapes[self.controls['layer'].value][0]
+        with self.hold():
+            s = self.controls['node']; s.value = min(s.value, n - 1); s.max = n - 1
+            self._on_node()
+
+    def _on_node(self, change=None):
+        "A new node: the span of v covers the values it takes on the sample, and v starts at their mean."
+        a = self.observed().float()
+        q = torch.quantile(a.flatten()[:1_000_000].cpu(), torch.tensor([.01, .99]))
+        lo = min(0., math.floor(float(q[0]) * 10) / 10); hi = max(math.ceil(float(q[1]) * 15) / 10, lo + 1.)
+        C = self.controls
+        with self.hold():
+            C['span'].value = (max(lo, C['span'].min), min(hi, C['span'].max))
+            C['value'].value = _on_step(float(np.clip(float(a.mean()), C['span'].value[0], C['span'].value[1])), C['value'])
+
+    def observed(self) -> torch.Tensor:
+        "The chosen node's values on the sample as observed (N, …): what do(node := v) replaces."
+        return self.scm.activation(self.x, Node(self.controls['layer'].value, self.controls['node'].value))
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        "Indices and images of the chosen group (the same tensor each time, so the SCM's prefix cache is reused)."
+        g = self.controls['images'].value
+        if g not in self._samples:
+            if g == 'all': ids = torch.arange(len(self.x))
+            elif self.y is not None and self.y.ndim == 1: ids = (self.y == g).nonzero().flatten()
+            elif self.y is not None: ids = (self.y[:, g] > .5).nonzero().flatten()
+            else: ids = (self.p_data.argmax(1) == g).nonzero().flatten()
+            self._samples[g] = (ids, self.x if g == 'all' else self.x[ids.to(self.x.device)])
+        ids, xs = self._samples[g]
+        if not len(ids): raise ValueError(f"no image of the sample is in {self.controls['images'].label!r}; pick another group")
+        return self._samples[g]
+
+    def sweep(self) -> tuple[torch.Tensor, torch.Tensor]:
+        "The values v (M,) and P(y | do(node := v), x) (M, n, K) of the chosen group, by chapter 6's `NetworkSCM.do_many` (cached)."
+        c = self.controls
+        key = (c['images'].value, c['layer'].value, c['node'].value, tuple(c['span'].value), self.points)
+        if key not in self._sweeps:
+            _, xs = self.sample()
+            node = Node(c['layer'].value, c['node'].value)
+            values = torch.linspace(*c['span'].value, self.points)
+            self._step(f"do({node} := v) for {self.points} values × {len(xs)} images", 0, 1)
+            p = self.scm.do_many(xs, [{node: SetTo(float(v))} for v in values]).cpu()
+            if len(self._sweeps) > 16: self._sweeps.pop(next(iter(self._sweeps)))
+            self._sweeps[key] = (values, p)
+        return self._sweeps[key]
+
+    def _update(self):
+        c = {k: w.value for k, w in self.controls.items()}
+        lo, hi = c['span']
+        if not hi > lo: raise ValueError(f"v from, to must span an interval, got ({lo:g}, {hi:g})")
+        ids, xs = self.sample()
+        node, v = Node(c['layer'], c['node']), float(c['value'])
+        values, p = self.sweep()                                              # (M,), (M, n, K)
+        p0 = self.p_data[ids]                                                 # P(y | x) of the group
+        t = p0.argmax(1) if c['target'] == -1 else torch.full((len(ids),), c['target'])
+        pt = p.gather(2, t.view(1, -1, 1).expand(len(values), -1, 1))[..., 0] # (M, n) P(target | do(node := v_m), x)
+        band = torch.quantile(pt, torch.tensor([.1, .9]), dim=1)
+        curve_ce = ((p - p0) * p0).sum(-1).mean(1)                             # chapter 6's Σ_k P(k|x)·Effect_k, averaged over images
+        e = expected_ce(self.scm, node, xs, intervention=SetTo(v), progress_bar=False)   # the CI at v, by chapter 6
+        pv = self.scm.do(xs, {node: SetTo(v)}).cpu()
+        pv_t = pv.gather(1, t.view(-1, 1))[:, 0]
+        changed = float((pv.argmax(1) != p0.argmax(1)).float().mean())
+        a = self.observed()[ids.to(self.x.device)].float()
+        obs = a.reshape(len(a), -1).mean(1).cpu()   # each image's own value (map mean)
+        p_obs_t = float(p0.gather(1, t.view(-1, 1)).mean())
+        what = "each image's predicted class" if c['target'] == -1 else self.classes[c['target']]
+        group = self.controls['images'].label
+        fig = plot_dose_response(values, pt.mean(1), band[0], band[1], curve_ce, obs, v, float(pv_t.mean()), (e.mean, e.low, e.high),
+                                 what='own prediction' if c['target'] == -1 else what, node=str(node), n=len(ids), size=self.size)
+        self.plot.value = _figure_png(fig)
+        self.summary.value = (
+            f"do({html.escape(str(node))} := <b>{v:g}</b>) on {len(ids)} images ({html.escape(group)}): "
+            f"mean P({html.escape(what)}) <code>{p_obs_t:.3f}</code> → "
+            f"<code>{float(pv_t.mean()):.3f}</code>; <code>{changed:.0%}</code> of predictions change<br>"
+            f"Expected-CE (mean over images of Σ_k P(k|x)·Effect_k) <code>{_tidy(e.mean)}</code>, "
+            f"{e.level:.0%} bootstrap CI <code>[{_tidy(e.low)}, {_tidy(e.high)}]</code>"
+            + ('' if e.low <= 0 <= e.high else ' (excludes 0)'))
+        self.state.update(images=c['images'], n_images=len(ids), layer=c['layer'], node=c['node'], target=c['target'], value=v,
+                          values=values.tolist(), mean=pt.mean(1).tolist(), low=band[0].tolist(), high=band[1].tolist(),
+                          expected_ce_curve=curve_ce.tolist(), expected_ce=e.mean, expected_ce_ci=(e.low, e.high),
+                          p_observed=p_obs_t, p_at_value=float(pv_t.mean()), changed=changed,
+                          observed_mean=float(obs.mean()), cache=self.scm.mode(c['layer']))
+
 # %% ../nbs/10_widgets.ipynb #3b52b390
-TABS = ('Interventions', 'Causal effect maps', 'Counterfactuals', 'Filters')
+TABS = ('Interventions', 'Causal effect maps', 'Counterfactuals', 'Filters', 'Data set')
+BUILDING = {TABS[0]: 'building the explorer: the sample\'s probabilities and the layers\' shapes (seconds)',
+            TABS[1]: 'fitting the adversarial detector on 32 images and their FGSM and PGD copies, then judging it on 32 others '
+                     '(about half a minute on a CPU)',
+            TABS[2]: 'loading the VAE from the cache, or training it once (a few minutes on a CPU), then the first '
+                     'counterfactual search (seconds)',
+            TABS[3]: 'ranking the last conv layer\'s filters by counterfactual importance on 128 images (seconds)',
+            TABS[4]: 'the first dose–response sweep: 21 values × 200 images (seconds)'}
 
 def dashboard(model: nn.Module | None = None,        # classifier; None: the cached small CNN trained on the default data
               data: Any = None,                      # images to explore, or a data set name ('fashion-mnist', 'digits', …); None: the default data
@@ -918,21 +1139,30 @@ def dashboard(model: nn.Module | None = None,        # classifier; None: the cac
               quick: bool = True,                    # the quick training setting for the default model
               n_images: int = 200,                   # test images when `data` is None
               generator: nn.Module | None = None,    # the counterfactual tab's generator; None: chapter 8's VAE for 28×28 data
+              show: bool = False,                    # display the tab set at once and build the first tab in view, with its progress
              ) -> W.Tab:                             # with `.explorers` {tab title: explorer}, filled as tabs open
-    "The four explorers in one tab set; each is built the first time its tab is selected."
+    "The five explorers in one tab set; each is built the first time its tab is selected, saying what it is doing meanwhile."
     from causal_nb.data import default_data, load_data
-    train = None                                     # the training images behind `data`, when known
-    if data is None or isinstance(data, str):
-        if data is None: train, data = default_data(train=True), default_data(train=False, limit=n_images)
-        else: train, data = load_data(data, train=True), load_data(data, train=False, limit=n_images)
-    if model is None:
-        from causal_nb.models import trained_model
-        if train is None: raise ValueError("model is None but data is given as images: pass the model that classifies them "
-                                           "(or data=None / a data set name to use the cached small CNN)")
-        model = trained_model('small-cnn', train, quick=quick, device=device, progress_bar=False).model
-    gen = generator
+    if model is None and not (data is None or isinstance(data, str)):
+        raise ValueError("model is None but data is given as images: pass the model that classifies them "
+                         "(or data=None / a data set name to use the cached small CNN)")
+    if not isinstance(show, bool): raise TypeError(f"show must be True or False, got {type(show).__name__}")
+    got: dict[str, Any] = {'model': model, 'data': data, 'train': None}   # filled on the first build (loading and training)
+    def prepare(say):
+        if got.get('ready'): return
+        d = got['data']
+        if d is None or isinstance(d, str):
+            say(f"loading {'the default data' if d is None else d} (test and training images)")
+            if d is None: got['train'], got['data'] = default_data(train=True), default_data(train=False, limit=n_images)
+            else: got['train'], got['data'] = load_data(d, train=True), load_data(d, train=False, limit=n_images)
+        if got['model'] is None:
+            from causal_nb.models import trained_model
+            say(f"loading the small CNN from the cache, or training it once ({'quick' if quick else 'the paper'}'s setting: "
+                f"{'a minute or two' if quick else 'several minutes'} on a CPU; the bar below shows the epochs)")
+            got['model'] = trained_model('small-cnn', got['train'], quick=quick, device=device).model
+        got['ready'] = True
     def counterfactuals():
-        g = gen
+        g, train, data = generator, got['train'], got['data']
         if g is None:
             if train is not None: g = trained_generator('vae', data=train.subset(10_000, seed=0))
             else:
@@ -940,23 +1170,35 @@ def dashboard(model: nn.Module | None = None,        # classifier; None: the cac
                 if shape != (1, 28, 28): raise ValueError(f"no generator for images of shape {shape}: pass generator= (e.g. "
                                                           f"trained_generator('vae', data=your_training_images))")
                 g = trained_generator('vae')       # chapter 8's VAE on Fashion-MNIST
-        return CounterfactualExplorer(model, data, g, device=device)
-    builders = {TABS[0]: lambda: InterventionExplorer(model, data, device=device),
-                TABS[1]: lambda: CEMExplorer(model, data, device=device),
+        return CounterfactualExplorer(got['model'], data, g, device=device)
+    builders = {TABS[0]: lambda: InterventionExplorer(got['model'], got['data'], device=device),
+                TABS[1]: lambda: CEMExplorer(got['model'], got['data'], device=device),
                 TABS[2]: counterfactuals,
-                TABS[3]: lambda: FilterExplorer(model, data, device=device)}
-    boxes = [W.VBox([W.HTML(f"<i>{t}: building…</i>")]) for t in TABS]
+                TABS[3]: lambda: FilterExplorer(got['model'], got['data'], device=device),
+                TABS[4]: lambda: DoseResponseExplorer(got['model'], got['data'], device=device)}
+    boxes = [W.VBox([W.HTML(f"<i>{t}: opens when selected</i>")]) for t in TABS]
     tab = _class(W.Tab(children=boxes, titles=TABS), 'causal-nb-dashboard')
     tab.explorers = {}
     def build(index):
         if index is None: return
         title = TABS[index]
         if title in tab.explorers: return
+        status = _class(W.HTML(), 'causal-nb-building'); out = W.Output()     # tqdm bars of training show in `out`
+        t0 = time.perf_counter()
+        def say(text): status.value = f"<i>{html.escape(title)}: {html.escape(text)}… ({time.perf_counter() - t0:.0f} s so far)</i>"
+        boxes[index].children = [status, out]
         try:
-            ex = builders[title]()
+            with out:
+                prepare(say)
+                say(BUILDING[title]); ex = builders[title]()
             tab.explorers[title] = ex; boxes[index].children = [ex.widget]
         except Exception as e:
             boxes[index].children = [W.HTML(_error_html(f"{title} could not be built: {type(e).__name__}: {e}"))]
+        finally:
+            out.clear_output(); out.close(); status.close()   # no left-over widget for a reloaded page to miss
     tab.observe(lambda change: build(change['new']), names='selected_index')
+    if show:
+        from IPython.display import display
+        display(tab)
     tab.selected_index = 0; build(0)
     return tab

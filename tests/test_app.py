@@ -54,9 +54,11 @@ def test_app_serves_the_explorers_and_a_control_drives_them(tmp_path):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={'width': 1280, 'height': 1000})
+            page = browser.new_page(viewport={'width': 1280, 'height': 720})      # a projector's resolution
             page.on('console', lambda m: errors.append(m.text) if m.type == 'error' else None)
             page.on('pageerror', lambda e: errors.append(str(e)))
+            requests = []
+            page.on('request', lambda r: requests.append(r.url))
             page.goto(url, timeout=240_000)
             # no code in the page: Voila strips the sources; the dashboard's first tab builds the intervention explorer
             page.wait_for_selector(f'{EXPLORER} img.causal-nb-input', timeout=300_000)
@@ -65,6 +67,25 @@ def test_app_serves_the_explorers_and_a_control_drives_them(tmp_path):
             body = page.inner_text('body')
             assert 'import' not in body and 'dashboard(' not in body, 'code is shown in the app'
             assert page.locator('.causal-nb-dashboard').count() == 1
+            # nothing asked of another host (Voilà's lab template links Font Awesome on a CDN; the app's template drops it)
+            remote = [u for u in requests if not u.startswith((url, 'data:', 'blob:', f'ws://127.0.0.1:{port}'))]
+            assert not remote, f"the page asked other hosts: {remote}"
+            # at 1280×720 the summary and the probabilities start in view, without scrolling
+            for part in ('.causal-nb-summary', '.causal-nb-probs'):
+                box = page.locator(f'{EXPLORER} {part}').bounding_box()
+                assert box is not None and box['y'] < 720, (part, box)
+            page.screenshot(path=str(ARTIFACTS / 'app-1280x720.png'))
+            # control → view in the browser: the node slider, one keyboard step, until the node's picture is a new one
+            node_img, node = f'{EXPLORER} img.causal-nb-node', page.locator(f'{EXPLORER} .widget-slider .noUi-handle').nth(1)
+            node.focus(); latencies = []
+            for _ in range(6):
+                old = page.get_attribute(node_img, 'src'); t0 = time.perf_counter(); node.press('ArrowRight')
+                page.wait_for_function("([s, o]) => document.querySelector(s).getAttribute('src') !== o", arg=[node_img, old],
+                                       polling='raf', timeout=60_000)
+                latencies.append(time.perf_counter() - t0)
+            if os.environ.get('CAUSAL_NB_BROWSER_LATENCY'):      # bench/bench_widgets.py --browser collects these
+                import json
+                Path(os.environ['CAUSAL_NB_BROWSER_LATENCY']).write_text(json.dumps({'node_slider_s': latencies[1:]}))
             before_img = page.get_attribute(f'{EXPLORER} img.causal-nb-input', 'src')
             before_probs = page.inner_text(f'{EXPLORER} .causal-nb-probs')
             page.screenshot(path=str(ARTIFACTS / 'app-before.png'))
@@ -79,11 +100,19 @@ def test_app_serves_the_explorers_and_a_control_drives_them(tmp_path):
             readout = page.locator(f'{EXPLORER} .widget-slider .widget-readout').first.inner_text()
             assert readout.strip() == '2', f"the image slider reads {readout!r} after two steps right"
             page.screenshot(path=str(ARTIFACTS / 'app.png'))
+            # 150% zoom: the same window at 1.5 device pixels per CSS pixel (853 × 480 CSS pixels)
+            zoom = browser.new_page(viewport={'width': 853, 'height': 480}, device_scale_factor=1.5)
+            zoom.on('pageerror', lambda e: errors.append(str(e)))
+            zoom.goto(url, timeout=240_000)
+            zoom.wait_for_selector(f'{EXPLORER} img.causal-nb-input', timeout=300_000)
+            zoom.screenshot(path=str(ARTIFACTS / 'app-zoom150.png'))
+            zoom.close()
             browser.close()
         widget_errors = [e for e in errors if 'widget' in e.lower() or 'model' in e.lower() or 'Error' in e]
         assert not widget_errors, f"browser console errors: {widget_errors}"
         if os.environ.get('CAUSAL_NB_UPDATE_SCREENSHOTS') == '1':
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True); shutil.copy(ARTIFACTS / 'app.png', SCREENSHOT)
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True); shutil.copy(ARTIFACTS / 'app-1280x720.png', SCREENSHOT)
+            shutil.copy(ARTIFACTS / 'app-zoom150.png', SCREENSHOT.with_name('app-zoom150.png'))
     finally:
         if proc.poll() is None: os.killpg(proc.pid, signal.SIGINT)
         try: proc.communicate(timeout=30)

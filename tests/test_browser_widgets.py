@@ -1,4 +1,5 @@
-"""The explorers in a real browser: JupyterLab 4 on 127.0.0.1 runs a notebook that builds all four, Debian's Chromium
+"""The explorers in a real browser: JupyterLab 4 on 127.0.0.1 runs a notebook that builds four of them (and chapter 10
+itself, as a student runs it: every explorer played with, then the chapter's check cells), Debian's Chromium
 (driven by playwright) moves a slider and changes a dropdown, and the rendered picture and probabilities must follow, with
 no widget error in the console. Screenshots go to tests/artifacts/ (and, with CAUSAL_NB_UPDATE_SCREENSHOTS=1, the one
 shown in chapter 10 to nbs/images/widgets.png)."""
@@ -45,6 +46,18 @@ def write_notebook(path: Path) -> None:
     path.write_text(json.dumps(nb))
 
 
+def write_chapter(path: Path) -> list[int]:
+    "Chapter 10's code cells as a student's notebook; returns the indices of its check cells (those that start from `reset()`)."
+    src = json.loads((ROOT / 'nbs' / '10_widgets.ipynb').read_text())
+    code = [''.join(c['source']) for c in src['cells'] if c['cell_type'] == 'code']
+    cells = [{'cell_type': 'code', 'id': f'k{i}', 'metadata': {}, 'execution_count': None, 'outputs': [], 'source': s}
+             for i, s in enumerate(code + ["print('chapter done')"])]
+    nb = {'cells': cells, 'metadata': {'kernelspec': {'display_name': 'Python 3', 'language': 'python', 'name': 'python3'}},
+          'nbformat': 4, 'nbformat_minor': 5}
+    path.write_text(json.dumps(nb))
+    return [i for i, s in enumerate(code) if '.reset()' in s.splitlines()[0]]
+
+
 @pytest.fixture(scope='module')
 def lab(tmp_path_factory):
     "A JupyterLab server on 127.0.0.1 (random free port, a token, no browser) in a temp folder holding the notebook."
@@ -53,6 +66,7 @@ def lab(tmp_path_factory):
     pytest.importorskip('jupyterlab')
     d = tmp_path_factory.mktemp('lab')
     write_notebook(d / 'explorers.ipynb')
+    write_chapter(d / 'chapter10.ipynb')
     port, token = free_port(), secrets.token_hex(16)
     env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]).rstrip(os.pathsep),
            'MPLBACKEND': 'Agg', 'OMP_NUM_THREADS': '1', 'JUPYTER_RUNTIME_DIR': str(d / 'runtime'), 'CAUSAL_NB_PROGRESS': '0'}
@@ -177,3 +191,76 @@ def test_explorers_in_jupyterlab(lab):
     assert not widget_errors, widget_errors
     if os.environ.get('CAUSAL_NB_UPDATE_SCREENSHOTS') == '1':
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True); shutil.copy(ARTIFACTS / 'widgets.png', SCREENSHOT)
+
+
+# each cell's outputs from the notebook's model (what the page shows, read without depending on what is scrolled into view)
+OUTPUTS = """() => { const m = window.jupyterapp.shell.currentWidget.content.model; const all = [];
+    for (let i = 0; i < m.cells.length; i++) { const c = m.cells.get(i).toJSON();
+        all.push((c.outputs || []).map(o => o.output_type === 'error' ? `ERROR ${o.ename}: ${o.evalue}` : JSON.stringify(o.text || o.data || ''))); }
+    return all; }"""
+
+KERNEL_IDLE = """() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+    const k = w && w.context && w.context.sessionContext.session && w.context.sessionContext.session.kernel;
+    return !!k && k.status === 'idle'; }"""
+
+
+def test_a_students_session_then_the_chapters_checks(lab):
+    """Chapter 10 as a student runs it: every cell, then a hand on every explorer (sliders, buttons), then the chapter's
+    check cells again: they start from `reset()`, so they hold whatever the student did."""
+    pw = pytest.importorskip('playwright.sync_api', reason='the playwright package is not installed')
+    checks = write_chapter(lab['dir'] / 'chapter10.ipynb')
+    # every cell in the page (no windowing), so that what a student would scroll to is there to read
+    tracker = lab['dir'] / 'settings' / '@jupyterlab' / 'notebook-extension' / 'tracker.jupyterlab-settings'
+    tracker.parent.mkdir(parents=True, exist_ok=True); tracker.write_text(json.dumps({'windowingMode': 'none'}))
+    console, page_errors = [], []
+    with pw.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+            '--no-first-run'])
+        try:
+            page = browser.new_page(viewport={'width': 1280, 'height': 720})
+            page.on('console', lambda m: console.append((m.type, m.text)))
+            page.on('pageerror', lambda e: page_errors.append(str(e)))
+            page.goto(f"{lab['url']}/lab/tree/chapter10.ipynb?token={lab['token']}")
+            wait_for(lambda: page.evaluate(KERNEL_IDLE), 90, 'the notebook and an idle kernel')
+            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            wait_for(lambda: 'chapter done' in json.dumps(page.evaluate(OUTPUTS)[-1]), 480, 'chapter 10 to run', interval=1)
+            errors = [(i, o) for i, outs in enumerate(page.evaluate(OUTPUTS)) for o in outs if o.startswith('ERROR')]
+            assert not errors, errors
+            played = {}
+            def play(name, handle_index=0, button=None):
+                "Move an explorer's slider two steps with the keyboard (and click a button): its summary must change."
+                ex = page.locator(f'.causal-nb-{name}').first
+                ex.scroll_into_view_if_needed()
+                summary = ex.locator('.causal-nb-summary').first
+                before = summary.inner_text()
+                h = ex.locator('.noUi-handle').nth(handle_index); h.focus(); h.press('ArrowRight'); h.press('ArrowRight')
+                if button: ex.locator('.widget-toggle-buttons button', has_text=button).first.click()
+                wait_for(lambda: summary.inner_text() != before, 120, f'{name} to redraw after a slider move', interval=.5)
+                played[name] = summary.inner_text()
+                return ex
+            play('interventionexplorer', 1, 'scale')
+            cx = play('cemexplorer', 0, 'Grad-CAM')
+            b = cx.locator('.widget-toggle-buttons button', has_text='Grad-CAM').first     # the label is whole
+            assert b.evaluate('e => e.scrollWidth <= e.clientWidth + 1'), 'Grad-CAM is cut in its button'
+            play('counterfactualexplorer', 0)                                               # a new query: a new search
+            play('filterexplorer', 0)
+            play('doseresponseexplorer', 0)                                                 # the node slider
+            page.screenshot(path=str(ARTIFACTS / 'student-session.png'))
+            # the chapter's check cells, run again after the student played
+            for i in checks:
+                page.evaluate("""async i => { const nb = window.jupyterapp.shell.currentWidget.content;
+                                 nb.activeCellIndex = i; await window.jupyterapp.commands.execute('notebook:run-cell'); }""", i)
+                wait_for(lambda: page.evaluate(KERNEL_IDLE), 300, f'check cell {i} to run', interval=.5)
+            outs = page.evaluate(OUTPUTS)
+            errors = [(i, o) for i, oo in enumerate(outs) for o in oo if o.startswith('ERROR')]
+            assert not errors, errors                                                # every check holds after the student played
+            assert 'Error displaying widget' not in page.inner_text('.jp-Notebook')
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / 'student-session-failed.png')); raise
+        finally:
+            (ARTIFACTS / 'student-console.log').write_text('\n'.join(f'{t}: {m}' for t, m in console) + '\n' + '\n'.join(page_errors))
+            browser.close()
+    assert len(played) == 5 and len(checks) >= 8, (played, checks)
+    widget_errors = [m for t, m in console if t == 'error' and WIDGET_ERROR.search(m)] + [e for e in page_errors if WIDGET_ERROR.search(e)]
+    assert not widget_errors, widget_errors

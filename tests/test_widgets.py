@@ -18,8 +18,9 @@ from causal_nb.data import ImageSet, causal_shapes, load_data
 from causal_nb.filters import ablate_filters, filter_importance
 from causal_nb.interventions import NetworkSCM, PixelMask, Scale, SetTo, ZeroOut, effect
 from causal_nb.models import SmallCNN, trained_model
-from causal_nb.widgets import (CEMExplorer, CounterfactualExplorer, Explorer, FilterExplorer, InterventionExplorer, _model_on,
-                               dashboard, image_png, probability_bars)
+from causal_nb.interventions import expected_ce
+from causal_nb.widgets import (CEMExplorer, CounterfactualExplorer, DoseResponseExplorer, Explorer, FilterExplorer, InterventionExplorer,
+                               _model_on, _tidy, dashboard, image_png, probability_bars)
 
 
 @pytest.fixture(scope='module')
@@ -173,7 +174,8 @@ def test_cem_explorer(fm, sample):
     assert cx.controls['window'].disabled and s['error'] is None
     torch.testing.assert_close(cx.maps()[0], grad_cam(fm, x, 1)[0], atol=1e-5, rtol=0)
     s = cx.set(method='CAM')
-    assert 'global average pooling' in s['error']
+    assert 'global average pooling' in s['error'] and 'Choose Grad-CAM' in s['error']
+    assert not any(code in s['error'] for code in ('grad_cam(', 'nn.Linear', 'F.', '(model')), s['error']   # the app's readers write no code
     s = cx.set(method='CEM', attack='none')
     assert s['error'] is None and len(s['predicted']) == 1 and cx._attacked_boxes[0].layout.display == 'none'
     with pytest.raises(ValueError, match='detector is not fitted'):
@@ -262,6 +264,68 @@ def test_filter_explorer(fm, sample):
     assert unchanged(fm, snap)
 
 
+def test_dose_response_explorer_is_chapter_6_over_a_sample(fm, sample):
+    snap = snapshot(fm)
+    dx = DoseResponseExplorer(fm, sample, n_images=40, points=5, device='cpu')
+    assert dx.state['error'] is None and dx.state['n_images'] == 40 and png_size(dx.plot.value)[0] >= 600
+    s = dx.set(layer='fc1', node=7, span=(-2., 2.), value=1., target=3)
+    assert s['error'] is None and s['values'] == pytest.approx([-2., -1., 0., 1., 2.])
+    scm, x, n = NetworkSCM(fm), sample.images[:40], Node('fc1', 7)
+    p0 = scm.probs(x)
+    ps = torch.stack([scm.do(x, {n: SetTo(v)}) for v in (-2., -1., 0., 1., 2.)])        # one value at a time, directly
+    assert s['mean'] == pytest.approx(ps[..., 3].mean(1).tolist(), abs=1e-5)
+    assert s['low'] == pytest.approx(torch.quantile(ps[..., 3], .1, dim=1).tolist(), abs=1e-5)
+    assert s['expected_ce_curve'] == pytest.approx(((ps - p0) * p0).sum(-1).mean(1).tolist(), abs=1e-5)
+    e = expected_ce(scm, n, x, intervention=SetTo(1.), progress_bar=False)
+    assert s['expected_ce'] == pytest.approx(e.mean, abs=1e-7) and s['expected_ce_ci'] == pytest.approx((e.low, e.high), abs=1e-7)
+    assert s['changed'] == pytest.approx(float((ps[3].argmax(1) != p0.argmax(1)).float().mean()))
+    calls = []
+    dx.scm.do_many, real = (lambda *a, **k: calls.append(1) or real(*a, **k)), dx.scm.do_many
+    dx.set(target=-1); dx.set(value=-1.)                 # class and v redraw from the cached sweep
+    assert calls == [] and dx.state['value'] == -1. and dx.state['error'] is None
+    dx.set(node=8)                                       # a new node: a new sweep, its span and v from its observed values
+    assert calls == [1] and dx.state['node'] == 8
+    assert dx.state['values'][0] <= 0 <= dx.state['values'][-1]
+    s = dx.set(images=9)                                 # one label's images
+    assert s['n_images'] == int((sample.labels[:40] == 9).sum()) > 0
+    s = dx.reset()
+    assert (s['layer'], s['node'], s['images'], s['target'], s['error']) == ('conv1', 0, 'all', -1, None)
+    with pytest.raises(ValueError, match='n_images must be an integer'): DoseResponseExplorer(fm, sample, n_images=1)
+    with pytest.raises(ValueError, match=r'node must lie in \[0, 31\]'): dx.set(node=32)
+    empty = DoseResponseExplorer(fm, (sample.images[:6], torch.zeros(6, dtype=torch.long)), device='cpu', points=3)
+    s = empty.set(images=4)                              # no image with label 4: a message, and the explorer stays usable
+    assert 'no image of the sample' in s['error'] and empty.set(images='all')['error'] is None
+    assert unchanged(fm, snap)
+
+
+def test_readable_on_a_projector(fm, sample):
+    "No explorer text under 14 px, pictures that keep their size, 'Grad-CAM' not cut, the summary above the pictures."
+    import re
+    ex = InterventionExplorer(fm, sample, device='cpu')
+    cx = CEMExplorer(fm, sample, detector=None, device='cpu')
+    for e in (ex, cx):
+        def html_of(w):
+            out = [w.value] if isinstance(w, W.HTML) else []
+            for c in getattr(w, 'children', ()): out += html_of(c)
+            return out
+        text = ' '.join(html_of(e.widget))
+        sizes = [int(v) for v in re.findall(r'font-size:\s*(\d+)px', text)]
+        assert sizes and min(sizes) >= 14, sizes
+        assert '.causal-nb-image { flex: 0 0 auto; max-width: none; }' in text
+        view = e.widget.children[-1]
+        assert view.children[0] is e.summary                  # above the pictures, so it is in view at 1280×720
+    assert int(cx.controls['method'].style.button_width.rstrip('px')) >= 100
+    s = ex.set(layer='fc1', node=3)                           # 128 units on a 12 × 11 grid: 4 cells of padding
+    from PIL import Image as I
+    g = np.asarray(I.open(io.BytesIO(ex.views['node'].value)).convert('RGB'))
+    step = g.shape[1] // 12
+    assert tuple(g[-step // 2, -step // 2]) == (235, 235, 235) and 'grey: no unit' in ex.captions['node'].value
+
+
+def test_tidy_numbers():
+    assert _tidy(1.110223e-16) == '+0.0000' and _tidy(-0.01234) == '-0.0123' and _tidy(2e-5) == '+0.0000'
+
+
 def rank_magnitude(m):
     w = m.conv2.weight.detach().abs().flatten(1).sum(1)
     return torch.sort(w, descending=True, stable=True).indices.tolist()
@@ -277,6 +341,22 @@ def test_dashboard_builds_tabs_lazily(fm, sample):
     bad = dashboard(fm, sample, device='cpu', generator=nn.Linear(10, 784))
     bad.selected_index = 2                               # a failure to build is a message in the tab, not an exception
     assert 'Counterfactuals' not in bad.explorers and 'could not be built' in bad.children[2].children[0].value
+
+
+def test_dashboard_says_what_it_builds_and_leaves_no_widget(fm, sample, monkeypatch):
+    import causal_nb.widgets as wmod
+    tab = dashboard(fm, sample, device='cpu', show=True)     # show: displayed first (here, outside a notebook, as text)
+    assert 'opens when selected' in tab.children[1].children[0].value
+    seen, real = {}, wmod.CEMExplorer
+    def spy(*a, **k):                                        # what the tab shows while its explorer is being built
+        seen['text'], seen['widgets'] = tab.children[1].children[0].value, list(tab.children[1].children)
+        return real(*a, **{**k, 'detector': None})
+    monkeypatch.setattr(wmod, 'CEMExplorer', spy)
+    tab.selected_index = 1
+    assert 'fitting the adversarial detector' in seen['text'] and 's so far' in seen['text']
+    assert tab.children[1].children[0] is tab.explorers['Causal effect maps'].widget
+    assert all(w.comm is None for w in seen['widgets'])        # the status line and the progress output are closed
+    with pytest.raises(TypeError, match='show must be True or False'): dashboard(fm, sample, show='yes')
 
 
 def test_dashboard_defaults():
