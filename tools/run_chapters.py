@@ -8,10 +8,11 @@ the same rules (it uses nbdev's own notebook processor, flags and executor, exec
 outputs included, under `--out` in the repository's layout (`index.ipynb`, `nbs/00_core.ipynb`, ...), so the site shows
 the figures, tables and verdicts the prose talks about. A notebook that fails is still written up to the failing cell,
 its traceback as an error output, and the exit status is 1 with the failing notebooks named.
-Cells flagged `slow` are kept in the page without outputs; the site says so (see tools/build_docs.py).
+Cells flagged `slow` are kept in the page without outputs; the site says so (see tools/build_docs.py). As Jupyter's
+inline backend does, the figures a cell leaves open are shown under it (unless it displayed them itself) and closed.
 """
 from __future__ import annotations
-import argparse, os, sys, time
+import argparse, base64, io, os, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,11 +39,21 @@ def execute(fn: Path, out: Path, skip_flags: set[str]) -> tuple[bool, float, str
         if direc.get('eval:', [''])[0].lower() == 'false': return True
         return bool(skip_flags & direc.keys())
 
+    def show_figures(cell):  # what Jupyter's inline backend does after each cell: show the cell's open figures, then close them
+        plt = sys.modules.get('matplotlib.pyplot')
+        if plt is None or not plt.get_fignums(): return
+        shown = any('image/png' in (o.get('data') or {}) for o in cell.get('outputs', []))
+        for num in ([] if shown else plt.get_fignums()):
+            buf = io.BytesIO(); fig = plt.figure(num); fig.savefig(buf, format='png', bbox_inches='tight')
+            cell.setdefault('outputs', []).append({'output_type': 'display_data', 'metadata': {},
+                'data': {'image/png': base64.b64encode(buf.getvalue()).decode(), 'text/plain': f'<Figure {num}>'}})
+        plt.close('all')
+
     start, err = time.time(), ''
     shell = CaptureShell(fn)
     try:
         if not skip:
-            with working_directory(fn.parent): shell.run_all(nb, exc_stop=True, preproc=no_eval)
+            with working_directory(fn.parent): shell.run_all(nb, exc_stop=True, preproc=no_eval, postproc=show_figures)
         ok = True
     except Exception:
         ok, err = False, shell.prettytb(fname=fn)
