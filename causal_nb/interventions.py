@@ -185,8 +185,8 @@ class _Tracer(fx.Tracer):
             return super().call_module(m, forward, args, kwargs)
 
     def to_bool(self, obj: fx.Proxy) -> bool:
-        "A branch on a traced value (e.g. `x.shape[1] != 3`): take the example's branch and assert it in the graph."
-        if self.example is None: return super().to_bool(obj)
+        "A branch on the input's shape (e.g. `x.shape[1] != 3`): take the example's branch and assert it in the graph."
+        if self.example is None or not _shape_only(obj.node): return super().to_bool(obj)   # on values: the block is opaque
         node, keep, g, env = obj.node, set(), fx.Graph(), {}
         stack = [node]
         while stack:
@@ -204,6 +204,21 @@ class _Tracer(fx.Tracer):
         self.create_proxy('call_function', torch._assert, (cond, _GUARD), {})
         self.guards += 1
         return value
+
+_SHAPE_ATTRS = ('shape', 'ndim', 'dtype', 'device', 'is_cuda')
+
+def _shape_only(node: fx.Node) -> bool:
+    "Whether a traced value depends on the input only through its shape (sizes, rank, dtype), never its values."
+    stack, seen = [node], set()
+    while stack:
+        n = stack.pop()
+        if n in seen: continue
+        seen.add(n)
+        if n.op == 'call_method' and n.target in ('size', 'dim'): continue
+        if n.op == 'call_function' and n.target is getattr and len(n.args) > 1 and n.args[1] in _SHAPE_ATTRS: continue
+        if n.op == 'placeholder': return False
+        stack.extend(n.all_input_nodes)
+    return True
 
 _GUARD = "causal_nb: these images take another branch of the model's forward than the example its graph was traced with"
 

@@ -239,3 +239,18 @@ def test_channel_delta_sweeps_equal_full_forwards(arch):
                 e, p0 = scm.effects(x, nodes, iv)
                 e2, p02 = ref.effects(x, nodes, iv)
                 torch.testing.assert_close(e, e2, atol=1e-6, rtol=0); torch.testing.assert_close(p0, p02, atol=1e-6, rtol=0)
+
+def test_branch_on_values_is_not_settled_on_the_example():
+    "A branch on the input's values (not its shape) makes its block opaque: images taking the other branch stay right."
+    class Switch(nn.Module):
+        def __init__(self): super().__init__(); self.a, self.b = nn.Conv2d(2, 2, 3, padding=1), nn.Conv2d(2, 2, 1)
+        def forward(self, x): return self.a(x) if x.mean() > .5 else self.b(x)
+    seed_everything(0)
+    m = nn.Sequential(nn.Conv2d(1, 2, 1), Switch(), nn.ReLU(), nn.Conv2d(2, 3, 3, padding=1), nn.Flatten(), nn.Linear(3 * 36, 4)).eval()
+    with torch.no_grad(): m[0].weight.fill_(1.); m[0].bias.zero_()
+    bright, dark = torch.rand(2, 1, 6, 6) * .2 + .8, torch.rand(2, 1, 6, 6) * .2    # the two branches
+    scm, ref = NetworkSCM(m), NetworkSCM(m, prefix_cache=False)
+    assert scm.split('3', bright).opaque == ['1'] and scm.split('3', bright).guards == 0
+    for x in (bright, dark):
+        torch.testing.assert_close(scm.sweep(x, [Node('3', i) for i in range(3)]), ref.sweep(x, [Node('3', i) for i in range(3)]),
+                                   atol=1e-6, rtol=0)
