@@ -117,6 +117,10 @@ def _predict(model: nn.Module, x: torch.Tensor, head: str) -> torch.Tensor:
     "Predicted class `(N,)` for a softmax head, predicted multi-hot `(N, K)` for a sigmoid head."
     with torch.no_grad():
         logits = check_logits(model(x), len(x))
+    return _decide(logits, head)
+
+def _decide(logits: torch.Tensor, head: str) -> torch.Tensor:
+    "The prediction the logits make: class `(N,)` for softmax, multi-hot `(N, K)` for sigmoid."
     return logits.argmax(1) if head == 'softmax' else (logits > 0).float()
 
 def _succeeded(pred: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:
@@ -182,20 +186,22 @@ def _run(name: str, core: Callable, model: nn.Module, x, y, target, head, bounds
          extra_bytes: int = 0, choose_aim: Callable | None = None, index: torch.Tensor | None = None,
         ) -> tuple[torch.Tensor, AttackResult]:
     "Validate, run `core(model, x, labels, aim, setup, index)` over chunks, then check success and measure the change."
+    # `core` returns (adversarial images, steps, queries) and may add the clean prediction, read off the logits of its
+    # first forward pass when that pass ran on the clean images: the record then needs no forward pass of its own for it
     with evaluating(model), torch.inference_mode(False), torch.enable_grad():
         s = _setup(model, x, y, target, head, bounds)
         idx = _check_index(index, len(s.x), s.x.device)
         bs = _chunk(model, s, batch_size, extra_bytes)
         aim = s.aim if choose_aim is None or s.targeted else choose_aim(model, s, bs)
         labels = s.labels if s.labels is not None else aim
-        adv, steps, queries = map_batches(lambda xc, yc, ac, ic: core(model, xc, yc, ac, s, ic), s.x, labels, aim, idx,
-                                          batch_size=bs, desc=name)
+        adv, steps, queries, *seen = map_batches(lambda xc, yc, ac, ic: core(model, xc, yc, ac, s, ic), s.x, labels, aim, idx,
+                                                 batch_size=bs, desc=name)
         success = correct = reached = None
         if evaluate:
             pred = map_batches(lambda a: _predict(model, a, head), adv, batch_size=bs)
             reached = _succeeded(pred, s.aim, s.targeted)
             if s.targeted or y is not None:   # with y = None the clean prediction is the label: every image is correct
-                clean = map_batches(lambda a: _predict(model, a, head), s.x, batch_size=bs)
+                clean = seen[0] if seen else map_batches(lambda a: _predict(model, a, head), s.x, batch_size=bs)
                 correct = ~_succeeded(clean, s.aim, s.targeted)
             else: correct = torch.ones_like(reached)
             success = correct & reached
@@ -216,10 +222,14 @@ def _loss(logits: torch.Tensor, labels: torch.Tensor, head: str, targeted: bool)
     loss = F.cross_entropy(logits, labels) if head == 'softmax' else F.binary_cross_entropy_with_logits(logits, labels)
     return -loss if targeted else loss
 
-def _gradient(model: nn.Module, x: torch.Tensor, aim: torch.Tensor, s: _Setup) -> torch.Tensor:
+def _gradient(model: nn.Module, x: torch.Tensor, aim: torch.Tensor, s: _Setup,
+              seen: list | None = None,  # gets the prediction these logits make (the clean one, on the first step)
+             ) -> torch.Tensor:
     "Gradient of the attack loss with respect to the images `x`."
     x = x.detach().requires_grad_(True)
-    loss = _loss(check_logits(model(x), len(x)), aim, s.head, s.targeted)
+    logits = check_logits(model(x), len(x))
+    if seen is not None: seen.append(_decide(logits.detach(), s.head))
+    loss = _loss(logits, aim, s.head, s.targeted)
     if not loss.requires_grad: raise ValueError(_NO_PATH)
     g, = torch.autograd.grad(loss, x, allow_unused=True)
     if g is None: raise ValueError(_NO_PATH)
@@ -244,8 +254,9 @@ def fgsm(model: nn.Module,                      # classifier returning logits (N
     "Fast gradient sign method: one step of size `eps` along the sign of the loss gradient."
     eps = _check_number(eps, 'eps', 0, False, 'the L∞ budget')
     def core(model, x, labels, aim, s, index):
-        adv = torch.clamp(x + eps * _gradient(model, x, aim, s).sign(), min=s.lo, max=s.hi)
-        return (adv, *_counts(x, 1))
+        seen = []
+        adv = torch.clamp(x + eps * _gradient(model, x, aim, s, seen).sign(), min=s.lo, max=s.hi)
+        return (adv, *_counts(x, 1), *seen)
     return _run('fgsm', core, model, x, y, target, head, bounds, batch_size, evaluate)
 
 # %% ../nbs/05_attacks.ipynb #e749115c
@@ -271,10 +282,10 @@ def bim(model: nn.Module,                      # classifier returning logits (N,
     alpha = _alpha(alpha, eps, steps)
     def core(model, x, labels, aim, s, index):
         low, high = torch.clamp(x - eps, min=s.lo), torch.clamp(x + eps, max=s.hi)
-        adv = x
-        for _ in range(steps):
-            adv = torch.min(torch.max(adv + alpha * _gradient(model, adv, aim, s).sign(), low), high)
-        return (adv, *_counts(x, steps))
+        adv, seen = x, []
+        for i in range(steps):
+            adv = torch.min(torch.max(adv + alpha * _gradient(model, adv, aim, s, None if i else seen).sign(), low), high)
+        return (adv, *_counts(x, steps), *seen)
     return _run('bim', core, model, x, y, target, head, bounds, batch_size, evaluate)
 
 # %% ../nbs/05_attacks.ipynb #f5483073
@@ -356,15 +367,16 @@ def pgd(model: nn.Module,                      # classifier returning logits (N,
     if norm not in ('linf', 'l2'): raise ValueError(f"norm must be 'linf' or 'l2', got {norm!r}")
     def core(model, x, labels, aim, s, index):
         adv = _random_start(x, eps, norm, s, seed, index) if random_start else x
-        for _ in range(steps):
-            g = _gradient(model, adv, aim, s)
+        seen = None if random_start else []     # a random start moves the first forward pass off the clean images
+        for i in range(steps):
+            g = _gradient(model, adv, aim, s, None if i else seen)
             if norm == 'linf':
                 delta = torch.clamp(adv + alpha * g.sign() - x, min=-eps, max=eps)
             else:
                 delta = adv + alpha * (g / (_l2_rows(g) + 1e-10)) - x
                 delta = delta * torch.clamp(eps / _l2_rows(delta), max=1.)
             adv = torch.clamp(x + delta, min=s.lo, max=s.hi)
-        return (adv, *_counts(x, steps))
+        return (adv, *_counts(x, steps), *(seen or []))
     return _run('pgd', core, model, x, y, target, head, bounds, batch_size, evaluate, index=index)
 
 # %% ../nbs/05_attacks.ipynb #9be18061
@@ -433,13 +445,14 @@ def jsma(model: nn.Module,                      # classifier returning logits (N
         domain = adv < s.hi if theta > 0 else adv > s.lo       # values that can still move
         changed = torch.zeros_like(domain)
         steps = torch.zeros(n, dtype=torch.long, device=x.device); queries = torch.zeros_like(steps)
-        active = torch.arange(n, device=x.device)
+        active, clean = torch.arange(n, device=x.device), None
         while len(active):
             xa = adv[active].view(-1, *shape).requires_grad_(True)
             logits = check_logits(model(xa), len(xa))
             if not logits.requires_grad: raise ValueError(_NO_PATH)
             queries[active] += 1
-            pred = logits.argmax(1) if s.head == 'softmax' else (logits > 0).float()
+            pred = _decide(logits.detach(), s.head)
+            if clean is None: clean = pred          # the first pass runs on the clean images
             going = ~_succeeded(pred, (aim if s.targeted else labels)[active], s.targeted)
             wa, wb = _jsma_weights(logits, aim[active], s)
             ga, = torch.autograd.grad((logits * wa).sum(), xa, retain_graph=True, allow_unused=True)
@@ -458,7 +471,7 @@ def jsma(model: nn.Module,                      # classifier returning logits (N
             domain[rows, pq] &= (new < s.hi) if theta > 0 else (new > s.lo)
             steps[active] += 1
             active = active[(changed[active].sum(1) <= gamma * P) & domain[active].any(1)]
-        return adv.view(n, *shape).detach(), steps, queries
+        return adv.view(n, *shape).detach(), steps, queries, clean
 
     P = x[0].numel() if isinstance(x, torch.Tensor) and x.ndim == 4 else 1
     m = min(candidates, P)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_interventions.ipynb #c76defaf
 from __future__ import annotations
-import inspect, math, time, warnings
+import inspect, math, operator, time, warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -159,9 +159,68 @@ def _apply_context(context, model, x, y, offset):
 
 # %% ../nbs/06_interventions.ipynb #40a6dbdd
 class _Tracer(fx.Tracer):
-    "Keeps the named layers (and torch.nn's own modules) as calls, so a split point is one graph node."
-    def __init__(self, leaves: set[str]): super().__init__(); self.leaves = leaves
+    "Keeps the named layers (and torch.nn's own modules) as calls; settles branches on traced values from an example; makes untraceable blocks leaves."
+    def __init__(self, leaves: set[str],                  # modules kept as calls (a split point is one graph node)
+                 example: Callable[[], torch.Tensor] | None = None):  # makes an example input: branches are decided on it
+        super().__init__(); self.leaves, self.example = set(leaves), example
+        self.opaque: list[str] = []   # blocks whose forward could not be traced: kept whole, as leaves
+        self.guards = 0               # branches decided on the example (each asserted in the graph)
+        self._x, self._real = None, False
     def is_leaf_module(self, m, qualname): return qualname in self.leaves or super().is_leaf_module(m, qualname)
+    def getattr(self, attr, attr_val, parameter_proxy_cache):
+        return attr_val if self._real else super().getattr(attr, attr_val, parameter_proxy_cache)
+
+    def call_module(self, m, forward, args, kwargs):
+        if self._real: return forward(*args, **kwargs)    # evaluating a branch condition: run for real
+        name = self.path_of_module(m)
+        if name == '' or self.is_leaf_module(m, name): return super().call_module(m, forward, args, kwargs)
+        last, depth = next(reversed(self.graph.nodes)), len(self.module_stack)
+        try: return super().call_module(m, forward, args, kwargs)
+        except Exception:        # roll back what the block's forward added, then call it whole
+            for n in reversed(list(self.graph.nodes)):
+                if n is last: break
+                self.graph.erase_node(n)
+            while len(self.module_stack) > depth: self.module_stack.popitem(last=True)
+            self.leaves.add(name); self.opaque.append(name)
+            return super().call_module(m, forward, args, kwargs)
+
+    def to_bool(self, obj: fx.Proxy) -> bool:
+        "A branch on the input's shape (e.g. `x.shape[1] != 3`): take the example's branch and assert it in the graph."
+        if self.example is None or not _shape_only(obj.node): return super().to_bool(obj)   # on values: the block is opaque
+        node, keep, g, env = obj.node, set(), fx.Graph(), {}
+        stack = [node]
+        while stack:
+            n = stack.pop()
+            if n not in keep: keep.add(n); stack.extend(n.all_input_nodes)
+        for n in self.graph.nodes:
+            if n in keep: env[n] = g.node_copy(n, lambda a: env[a])
+        g.output(env[node])
+        if self._x is None: self._x = self.example()
+        self._real = True        # tracing patches every module call; while this runs, calls go through for real
+        try:
+            with torch.no_grad(): value = bool(fx.GraphModule(self.root, g)(self._x))
+        finally: self._real = False
+        cond = obj if value else self.create_proxy('call_function', operator.not_, (obj,), {})
+        self.create_proxy('call_function', torch._assert, (cond, _GUARD), {})
+        self.guards += 1
+        return value
+
+_SHAPE_ATTRS = ('shape', 'ndim', 'dtype', 'device', 'is_cuda')
+
+def _shape_only(node: fx.Node) -> bool:
+    "Whether a traced value depends on the input only through its shape (sizes, rank, dtype), never its values."
+    stack, seen = [node], set()
+    while stack:
+        n = stack.pop()
+        if n in seen: continue
+        seen.add(n)
+        if n.op == 'call_method' and n.target in ('size', 'dim'): continue
+        if n.op == 'call_function' and n.target is getattr and len(n.args) > 1 and n.args[1] in _SHAPE_ATTRS: continue
+        if n.op == 'placeholder': return False
+        stack.extend(n.all_input_nodes)
+    return True
+
+_GUARD = "causal_nb: these images take another branch of the model's forward than the example its graph was traced with"
 
 def _hooked_containers(model: nn.Module, leaves: set[str]) -> list[str]:
     "Non-leaf modules carrying forward hooks: a traced graph would lose them."
@@ -171,15 +230,35 @@ def _hooked_containers(model: nn.Module, leaves: set[str]) -> list[str]:
         if m._forward_hooks or m._forward_pre_hooks: out.append(n or '(model)')
     return out
 
-def _split_graph(model: nn.Module, layer: str) -> tuple[fx.GraphModule, fx.GraphModule] | None:
-    "Trace `model` and cut its graph after `layer`: (prefix → values the rest needs, suffix(values) → output), or None."
+@dataclass
+class _Cut:
+    "A traced cut: `prefix(x)` → values the rest needs (the layer's output first), `suffix(*values)` → output."
+    prefix: fx.GraphModule
+    suffix: fx.GraphModule
+    opaque: list[str]     # blocks kept whole because their forward cannot be traced
+    guards: int           # branches settled on the example input
+    def __iter__(self): return iter((self.prefix, self.suffix))
+
+def _split_graph(model: nn.Module, layer: str,
+                 example: Callable[[], torch.Tensor] | None = None,  # makes an example input, for branches on traced values
+                 why: list | None = None,                            # gets the reason when the answer is None
+                ) -> _Cut | None:
+    "Trace `model` and cut its graph after `layer`: a `_Cut` (it unpacks to prefix, suffix), or None with the reason in `why`."
+    why = [] if why is None else why
     leaves = set(intervenable_layers(model)) | {layer}
-    if _hooked_containers(model, leaves): return None
-    try: graph = _Tracer(leaves).trace(model)
-    except Exception: return None
+    hooked = _hooked_containers(model, leaves)
+    if '(model)' in hooked: why.append("the model itself carries forward hooks, which a traced graph would drop"); return None
+    leaves |= set(hooked)    # a hooked block runs whole, hooks and all
+    tracer = _Tracer(leaves, example)
+    try: graph = tracer.trace(model)
+    except Exception as e: why.append(f"tracing failed ({type(e).__name__}: {str(e)[:120]})"); return None
     nodes = list(graph.nodes)
     at = [i for i, n in enumerate(nodes) if n.op == 'call_module' and n.target == layer]
-    if len(at) != 1 or sum(n.op == 'placeholder' for n in nodes) != 1: return None
+    if len(at) != 1 or sum(n.op == 'placeholder' for n in nodes) != 1:
+        inside = [b for b in tracer.opaque + hooked if layer.startswith(b + '.')]
+        why.append(f"{layer!r} sits inside {inside[0]!r}, a block that cannot be traced (it runs whole)" if inside else
+                   f"{layer!r} is called {len(at)} times in the traced graph" if at else f"{layer!r} is not called as a module in the traced graph")
+        return None
     i = at[0]
     dep = set()
     for n in nodes:
@@ -199,7 +278,7 @@ def _split_graph(model: nn.Module, layer: str) -> tuple[fx.GraphModule, fx.Graph
         if a not in env2: env2[a] = sg.node_copy(a, copy_arg)
         return env2[a]
     for n in suffix: env2[n] = sg.node_copy(n, copy_arg)
-    return fx.GraphModule(model, pg), fx.GraphModule(model, sg)
+    return _Cut(fx.GraphModule(model, pg), fx.GraphModule(model, sg), tracer.opaque + hooked, tracer.guards)
 
 # %% ../nbs/06_interventions.ipynb #96d2c707
 def _trim_memory() -> None:
@@ -231,12 +310,26 @@ def _check_intervention(iv: Any, name: str = 'intervention') -> NodeIntervention
 
 class _Split:
     "One layer's cut: `prefix(x)` → cached values (layer output first), `suffix(values, edit)` → logits."
-    def __init__(self, scm: 'NetworkSCM', layer: str):
-        self.layer = layer
-        parts = _split_graph(scm.model, layer)
-        self.mode = 'prefix-cache' if parts is not None else 'hooks'
-        if parts is not None: self._pre, self._suf = parts
-        else: self._module, self._model = get_module(scm.model, layer), scm.model
+    def __init__(self, scm: 'NetworkSCM', layer: str, x: torch.Tensor | None = None):
+        self.layer, self.shape, why = layer, None, []
+        def example():
+            e = x[:1] if x is not None else _guess_input(scm.model, scm.device)
+            self.shape = tuple(e.shape[1:]); return e
+        cut = _split_graph(scm.model, layer, example, why) if scm.prefix_cache else None
+        if not scm.prefix_cache: why.append("prefix_cache=False")
+        self.mode = 'prefix-cache' if cut is not None else 'hooks'
+        self.opaque, self.guards = (cut.opaque, cut.guards) if cut is not None else ([], 0)
+        self.reason = '; '.join(why)   # why the mode is 'hooks' ('' when it is not)
+        if cut is not None: self._pre, self._suf = cut
+        else:
+            self._module, self._model = get_module(scm.model, layer), scm.model
+            if scm.prefix_cache and (x is not None or self.shape is None):
+                warnings.warn(f"NetworkSCM: no prefix caching after {layer!r}: {self.reason}. Interventions there rerun the whole "
+                              f"model with a hook (mode 'hooks'): the same numbers, slower.", stacklevel=4)
+
+    def fits(self, x: torch.Tensor) -> bool:
+        "Whether this cut serves images `x` (a cut traced on an example serves images of the example's shape)."
+        return self.shape is None or tuple(x.shape[1:]) == self.shape
 
     def prefix(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if self.mode == 'hooks': return (x,)
@@ -259,6 +352,11 @@ class _Split:
         try: return self._model(values[0])
         finally: h.remove()
 
+def _guess_input(model: nn.Module, device) -> torch.Tensor:
+    "An example image for tracing before any images are seen: the first conv's channels at 224×224 (grey, mid-range)."
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    return torch.full((1, conv.in_channels if conv is not None else 3, 224, 224), .5, device=device)
+
 # %% ../nbs/06_interventions.ipynb #57208aaa
 class NetworkSCM:
     "A classifier seen as a structural causal model over its layers' nodes, with prefix-cached, batched `do()`."
@@ -268,6 +366,7 @@ class NetworkSCM:
                  max_bytes: int | None = None,       # memory budget for one batched pass; None: `default_max_bytes()`
                  max_batch: int | None = None,       # cap on images × interventions per pass
                  bounds: Sequence[float] = (0., 1.), # valid pixel range of the model's input
+                 prefix_cache: bool = True,          # False: every intervention reruns the whole model with a hook (for comparisons)
                 ):
         if not isinstance(model, nn.Module): raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.model, self.head = model, check_head(head)
@@ -275,24 +374,26 @@ class NetworkSCM:
         self.layers = list(intervenable_layers(model) if layers is None else layers)
         for l in self.layers: get_module(model, l)
         if max_bytes is not None and max_bytes < 1: raise ValueError(f"max_bytes must be positive, got {max_bytes}")
-        self.max_bytes, self.max_batch, self.bounds = max_bytes, max_batch, tuple(bounds)
+        self.max_bytes, self.max_batch, self.bounds, self.prefix_cache = max_bytes, max_batch, tuple(bounds), bool(prefix_cache)
         self._splits: dict[str, _Split] = {}
+        self._plans: dict = {}       # layer -> _DeltaPlan or None (see "Sweeps whose next layers are cheap")
         self._cache: dict = {}
         self._bytes_per_image: int | None = None
 
     def __repr__(self):
         return f"NetworkSCM({type(self.model).__name__}, head={self.head!r}, {len(self.layers)} layers, device={self.device})"
 
-    def split(self, layer: str) -> _Split:
-        "The cut of the model after `layer` (traced once, then reused)."
-        if layer not in self._splits:
+    def split(self, layer: str, x: torch.Tensor | None = None) -> _Split:
+        "The cut of the model after `layer` (traced once, then reused; retraced for `x` if its forward branched on another shape)."
+        s = self._splits.get(layer)
+        if s is None or (x is not None and not s.fits(x)):
             get_module(self.model, layer)
-            with evaluating(self.model): self._splits[layer] = _Split(self, layer)
-        return self._splits[layer]
+            with evaluating(self.model): s = self._splits[layer] = _Split(self, layer, x)
+        return s
 
-    def mode(self, layer: str) -> str:
+    def mode(self, layer: str, x: torch.Tensor | None = None) -> str:
         "'prefix-cache' when the layers below `layer` run once per image batch, 'hooks' when the whole model reruns."
-        return self.split(layer).mode
+        return self.split(layer, x).mode
 
     def _images(self, x) -> torch.Tensor:
         check_images(x, name='x', bounds=self.bounds)
@@ -314,7 +415,7 @@ class NetworkSCM:
         key = (layer, id(x))     # the entry holds `x` itself, so its id cannot be reused while the entry lives
         hit = self._cache.get(key)
         if hit is not None and hit[0] is x and hit[1] == x._version: return hit[2]
-        s = self.split(layer)
+        s = self.split(layer, x)
         with evaluating(self.model), torch.inference_mode(): vals = s.prefix(x)
         if len(self._cache) >= 2: self._cache.pop(next(iter(self._cache)))   # the last two batches: enough for explorers, bounded for sweeps
         self._cache[key] = (x, x._version, vals)
@@ -323,7 +424,7 @@ class NetworkSCM:
     def activation(self, x: torch.Tensor, node: Node | str) -> torch.Tensor:
         "The values of a node (or a whole layer, given its name) for images `x`."
         node = Node(node) if isinstance(node, str) else _check_node(node)
-        a = self.observe(x, node.layer)[0] if self.mode(node.layer) == 'prefix-cache' else self._capture(x, node.layer)
+        a = self.observe(x, node.layer)[0] if self.mode(node.layer, x) == 'prefix-cache' else self._capture(x, node.layer)
         return a if node.index is None else a[:, self._index(node, a)]
 
     def _capture(self, x, layer):
@@ -361,7 +462,7 @@ class NetworkSCM:
             step = max(1, budget // ((1 + b) * per))
             parts = [self._sweep(x[sl], nodes, iv, False, baseline) for sl in iter_chunks(n_img, step)]
             return torch.cat([p for p, _ in parts], 1), (torch.cat([q for _, q in parts]) if baseline else None)
-        s = self.split(layer)
+        s = self.split(layer, x)
         vals = self.observe(x, layer)
         out0 = vals[0] if s.mode == 'prefix-cache' else self._capture(x[:1], layer)
         if not isinstance(out0, torch.Tensor): raise TypeError(f"layer {layer!r} returns {type(out0).__name__}, not a tensor")
@@ -374,14 +475,24 @@ class NetworkSCM:
         show = progress_bar if progress_bar is not None else (None if m > mc else False)
         chunks = list(iter_chunks(m, mc))
         trim = self.device.type == 'cpu' and (len(chunks) > 1 or n_img * per * (m + b) > budget // 2)
+        own = s.mode == 'prefix-cache'    # the suffix gets our own repeated copy of the layer's output
+        delta = self._delta_path(layer, x) if own and idx is not None else None
         with evaluating(self.model), torch.inference_mode():
             for sl in progress(chunks, desc=f'do() on {layer}', enabled=show):
                 if trim: _trim_memory()   # glibc keeps freed chunks mapped: without this, RSS climbs far past the budget
                 k = sl.stop - sl.start
-                rep = [v.repeat(k + b, *([1] * (v.ndim - 1))) for v in vals]
                 sub = None if idx is None else idx[sl]
+                if delta is not None:
+                    logits = self._delta_logits(delta, vals[0], sub, iv, k, b)
+                    if logits is not None:
+                        pr = probabilities(check_logits(logits, (k + b) * n_img, 'model'), self.head).view(k + b, n_img, -1)
+                        if baseline: outs.append(pr[1:] - pr[:1]); bases.append(pr[0])
+                        else: outs.append(pr)
+                        continue
+                rep = [v.repeat(k + b, *([1] * (v.ndim - 1))) for v in vals]   # fresh copies: edited in place
                 def edit(t, k=k, sub=sub):
-                    t = t.reshape(k + b, -1, *t.shape[1:]).clone()
+                    t = t.reshape(k + b, -1, *t.shape[1:])
+                    if not own: t = t.clone()     # a hook's output may be shared (in-place layers, skip connections)
                     if sub is None: t[b:] = iv(t[b:])
                     else:
                         ar = torch.arange(b, k + b, device=t.device)
@@ -392,6 +503,26 @@ class NetworkSCM:
                 if baseline: outs.append(pr[1:] - pr[:1]); bases.append(pr[0])
                 else: outs.append(pr)
         return torch.cat(outs), (bases[0] if baseline else None)
+
+    def _delta_path(self, layer, x):
+        "For a suffix that starts channel-local up to a linear layer: (plan, the boundary's cut, its module, its values for `x`)."
+        if layer not in self._plans: self._plans[layer] = _delta_plan(self.model, self.split(layer, x)._suf)
+        plan = self._plans[layer]
+        if plan is None: return None
+        bs = self.split(plan.boundary, x)
+        if bs.mode != 'prefix-cache': return None
+        return plan, bs, get_module(self.model, plan.boundary), self.observe(x, plan.boundary)
+
+    def _delta_logits(self, delta, layer_out, channels, iv, k, b):
+        "Logits of a chunk of single-channel edits: the boundary's clean output plus each edit's delta, then the rest."
+        plan, bs, mod, bvals = delta
+        d = _delta_rows(plan, layer_out, mod, channels, iv)
+        if d is None: return None
+        y0 = bvals[0]
+        y = y0.unsqueeze(0) + d
+        if b: y = torch.cat([y0.unsqueeze(0), y])
+        rest = [v.repeat(k + b, *([1] * (v.ndim - 1))) for v in bvals[1:]]
+        return bs._suf(y.reshape(-1, *y0.shape[1:]), *rest)
 
     def sweep(self, x: torch.Tensor,                  # images (N, C, H, W)
               nodes: Sequence[Node],                  # nodes of ONE layer (index None: the whole layer)
@@ -450,6 +581,66 @@ class NetworkSCM:
             p = self.sweep(x, [n for _, n in members], v)
             for (i, _), pi in zip(members, p): out[i] = pi
         return torch.stack(out)
+
+# %% ../nbs/06_interventions.ipynb #5e1d7a04
+_CHANNEL_LOCAL = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish,
+                  nn.MaxPool2d, nn.AvgPool2d, nn.Dropout, nn.Dropout2d, nn.Identity)   # act on each channel alike, alone
+_LOCAL_FUNCTIONS = (F.relu, torch.relu, torch.sigmoid, torch.tanh, F.max_pool2d, F.avg_pool2d)
+
+@dataclass
+class _DeltaPlan:
+    "The suffix of a cut read as: channel-local layers `chain`, then a linear `boundary` (Conv2d, or Linear after a flatten)."
+    chain: list          # callables, applied to one channel at a time (R, 1, H, W)
+    boundary: str        # the name of the Conv2d / Linear module
+    kind: str            # 'conv' or 'linear'
+
+def _delta_plan(model: nn.Module, suffix: fx.GraphModule) -> _DeltaPlan | None:
+    "Whether the suffix starts with channel-local layers up to a linear one, reading nothing else on the way; None if not."
+    mods = dict(suffix.named_modules())
+    first = next(n for n in suffix.graph.nodes if n.op == 'placeholder')
+    node, chain = first, []
+    while True:
+        users = list(node.users)
+        if len(users) != 1: return None
+        u = users[0]
+        if u.all_input_nodes != [node]: return None
+        if u.op == 'call_module':
+            m = mods.get(u.target)
+            if isinstance(m, nn.Conv2d):
+                if m.groups != 1 or m.padding_mode != 'zeros' or isinstance(m.padding, str): return None
+                return _DeltaPlan(chain, u.target, 'conv')
+            if isinstance(m, nn.Flatten) and m.start_dim == 1 and m.end_dim == -1: flat = u
+            elif isinstance(m, _CHANNEL_LOCAL) and not getattr(m, 'return_indices', False): chain.append(m); node = u; continue
+            else: return None
+        elif u.op == 'call_function' and u.target in _LOCAL_FUNCTIONS and not u.kwargs.get('inplace') and len(u.args) >= 1:
+            fn, rest, kw = u.target, u.args[1:], dict(u.kwargs)
+            if any(isinstance(a, fx.Node) for a in rest): return None
+            chain.append(lambda t, fn=fn, rest=rest, kw=kw: fn(t, *rest, **kw)); node = u; continue
+        elif u.op == 'call_function' and u.target is torch.flatten and tuple(u.args[1:]) == (1,) and not u.kwargs: flat = u
+        else: return None
+        nxt = list(flat.users)       # a flatten: only a Linear right after it is a boundary
+        if len(nxt) != 1 or nxt[0].op != 'call_module' or not isinstance(mods.get(nxt[0].target), nn.Linear): return None
+        if nxt[0].all_input_nodes != [flat]: return None
+        return _DeltaPlan(chain, nxt[0].target, 'linear')
+
+def _delta_rows(plan: _DeltaPlan, layer_out: torch.Tensor, boundary: nn.Module, channels: torch.Tensor,
+                iv: NodeIntervention) -> torch.Tensor | None:
+    "How the linear boundary's output moves when each of `channels` (k,) is edited: (k, N, …) deltas, or None if shapes do not fit."
+    orig = layer_out[:, channels].transpose(0, 1)               # (k, N, H, W): the edited channels, as the sweep hands them to iv
+    k, n = orig.shape[:2]
+    t = torch.cat([iv(orig), orig]).reshape(2 * k * n, 1, *orig.shape[2:])   # a fresh tensor: in-place layers are safe
+    for f in plan.chain: t = f(t)
+    t = t.reshape(2, k, n, *t.shape[2:])
+    d = t[0] - t[1]                                              # (k, N, H', W'): only the edited channel moves
+    w = boundary.weight
+    if plan.kind == 'conv':
+        wk = w[:, channels].transpose(0, 1).reshape(k * w.shape[0], 1, *w.shape[2:])    # each node's column of the kernel
+        out = F.conv2d(d.transpose(0, 1), wk, None, boundary.stride, boundary.padding, boundary.dilation, groups=k)
+        return out.view(n, k, w.shape[0], *out.shape[2:]).transpose(0, 1)
+    p = d[0, 0].numel()
+    if w.shape[1] != layer_out.shape[1] * p: return None
+    wk = w.view(w.shape[0], -1, p)[:, channels]                  # (O, k, P): the columns each channel feeds
+    return torch.einsum('knp,okp->kno', d.reshape(k, n, p), wk)
 
 # %% ../nbs/06_interventions.ipynb #3b2113f9
 def effect(scm: NetworkSCM,                                   # the network as an SCM

@@ -191,3 +191,25 @@ def test_jsma_in_bounds_and_direction(seed, theta, gamma):
     assert float(adv.min()) >= 0 and float(adv.max()) <= 1
     assert bool((adv >= x).all()) if theta > 0 else bool((adv <= x).all())
     assert bool((res.l0 <= gamma * x[0].numel() + 2).all())   # the budget is checked after each pair
+
+
+@pytest.mark.parametrize('attack', ['fgsm', 'bim', 'pgd', 'jsma'])
+@pytest.mark.parametrize('targeted', [False, True])
+def test_record_reads_the_clean_prediction_off_the_first_pass(models, digits28, attack, targeted):
+    "The record's clean prediction comes from the attack's first forward pass, not a pass of its own: the same masks as "
+    "separate forward passes give, in chunks too, for softmax and sigmoid heads."
+    from causal_nb.attacks import ATTACKS
+    model = models['small_cnn'].eval(); x, y = digits28[0][1300:1360], digits28[1][1300:1360]   # (an earlier test may leave it training)
+    kw = {'random_start': False} if attack == 'pgd' else {}
+    t = (y + 1) % 10 if targeted else None
+    adv, r = ATTACKS[attack](model, x, y, target=t, batch_size=16, **kw)
+    run = lambda a: torch.cat([model(c) for c in a.split(16)])   # the old path: separate passes, in the same chunks
+    with torch.no_grad(): clean, after = run(x).argmax(1), run(adv).argmax(1)
+    aim = t if targeted else y
+    assert torch.equal(r.correct, clean != aim if targeted else clean == aim)
+    assert torch.equal(r.reached, after == aim if targeted else after != aim) and torch.equal(r.success, r.correct & r.reached)
+    if attack != 'jsma':                                  # sigmoid head: multi-hot labels, the prediction is logits > 0
+        yh = F.one_hot(y, 10).float()
+        adv, r = ATTACKS[attack](model, x, yh, head='sigmoid', batch_size=16, **kw)
+        with torch.no_grad(): clean, after = (run(x) > 0).float(), (run(adv) > 0).float()
+        assert torch.equal(r.correct, (clean == yh).all(1)) and torch.equal(r.reached, (after != yh).any(1))

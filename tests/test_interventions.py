@@ -166,3 +166,91 @@ def test_sharded_sweep_equals_one_process(tmp_path):
         x2, x1 = np.array(b['per_image'][c], dtype=float), np.array(c80['per_image'][c], dtype=float)
         assert np.array_equal(x2, x1, equal_nan=True), c
     assert b['excluded'] == c80['excluded'] and c80['excluded']['PGD'] > 0
+
+def _torchvision_classifier(name):
+    "The classifiers users bring, as they bring them: the package's factories (Normalized inside) or torchvision's own, wrapped."
+    import torchvision, warnings
+    from causal_nb.core import Normalized
+    from causal_nb.models import densenet121_chexnet, vgg16
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')      # "no weights file given": random weights are the point here
+        if name == 'densenet121': return densenet121_chexnet(n_classes=4)
+        if name == 'vgg16': return vgg16(n_classes=4)
+    m = getattr(torchvision.models, name)(num_classes=4)
+    return Normalized(m, [.485, .456, .406], [.229, .224, .225])
+
+@pytest.mark.parametrize('name', ['densenet121', 'vgg16', 'resnet50', 'convnext_tiny', 'efficientnet_b0'])
+def test_torchvision_classifiers_are_prefix_cached(name):
+    "Every torchvision classifier (behind the Normalized wrapper, whose forward branches on the input's shape) is cut, "
+    "never silently run with hooks, and its sweeps equal the hook path's."
+    import warnings
+    seed_everything(0); m = _torchvision_classifier(name).eval(); x = torch.rand(2, 3, 32, 32)
+    state = model_state(m)
+    scm, ref = NetworkSCM(m), NetworkSCM(m, prefix_cache=False)
+    layers = scm.layers
+    for layer in (layers[1], layers[len(layers) // 2], layers[-2]):
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter('always')
+            assert scm.mode(layer, x) == 'prefix-cache', (layer, scm.split(layer, x).reason)
+        assert not [v for v in w if 'NetworkSCM' in str(v.message)]
+        assert ref.mode(layer, x) == 'hooks'
+        nodes = [Node(layer, i) for i in (0, -1)]       # (ConvNeXt's blocks work channels-last: their dim 1 may be 1 wide)
+        e, p0 = scm.effects(x, nodes); e_ref, p0_ref = ref.effects(x, nodes)
+        torch.testing.assert_close(e, e_ref, atol=1e-5, rtol=0); torch.testing.assert_close(p0, p0_ref, atol=1e-5, rtol=0)
+    assert model_state(m) == state
+
+def test_untraceable_block_becomes_a_leaf_and_the_cut_says_so():
+    class Gate(nn.Module):     # data-dependent control flow: fx cannot trace it, a real forward can
+        def __init__(self): super().__init__(); self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        def forward(self, x): return self.conv(x) if float(x.mean()) > -1e9 else x
+    seed_everything(0)
+    m = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), Gate(), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.Flatten(),
+                      nn.Linear(4 * 8 * 8, 3)).eval()
+    x = torch.rand(3, 1, 8, 8); scm = NetworkSCM(m)
+    s = scm.split('3', x)
+    assert s.mode == 'prefix-cache' and s.opaque == ['1']
+    torch.testing.assert_close(scm.sweep(x, [Node('3', i) for i in range(4)]),
+                               NetworkSCM(m, prefix_cache=False).sweep(x, [Node('3', i) for i in range(4)]), atol=1e-6, rtol=0)
+    with pytest.warns(UserWarning, match="inside '1'"):
+        assert scm.mode('1.conv', x) == 'hooks'      # inside the opaque block: no cut there, and it says why
+
+@pytest.mark.parametrize('arch', ['small_cnn', 'lenet5', 'vgg11_features'])
+def test_channel_delta_sweeps_equal_full_forwards(arch):
+    "Sweeps that push one-channel changes through channel-local layers and the next linear layer's slice equal hook-mode "
+    "full forwards, every node, several interventions, softmax and sigmoid heads."
+    import torchvision
+    from causal_nb.interventions import _delta_plan
+    seed_everything(0)
+    if arch == 'small_cnn': m, x = SmallCNN().eval(), torch.rand(5, 1, 28, 28)
+    elif arch == 'lenet5': m, x = LeNet5().eval(), torch.rand(5, 1, 28, 28)
+    else:
+        m = nn.Sequential(torchvision.models.vgg11(num_classes=10).features, nn.Flatten(), nn.Linear(512, 10)).eval()
+        x = torch.rand(2, 3, 32, 32)
+    for head in ('softmax', 'sigmoid'):
+        scm, ref = NetworkSCM(m, head=head), NetworkSCM(m, head=head, prefix_cache=False)
+        convs = [l for l in scm.layers if isinstance(m.get_submodule(l), nn.Conv2d)]
+        planned = [l for l in convs if _delta_plan(m, scm.split(l, x)._suf) is not None]
+        assert planned, arch                                      # the fast path is taken somewhere
+        for layer in planned[-3:]:
+            n = m.get_submodule(layer).out_channels
+            nodes = [Node(layer, i) for i in range(0, n, max(1, n // 16))]     # a spread of nodes, first and last included
+            nodes.append(Node(layer, n - 1))
+            for iv in (ZeroOut(), Scale(-2.), Apply(lambda t: t.flip(-1))):
+                e, p0 = scm.effects(x, nodes, iv)
+                e2, p02 = ref.effects(x, nodes, iv)
+                torch.testing.assert_close(e, e2, atol=1e-6, rtol=0); torch.testing.assert_close(p0, p02, atol=1e-6, rtol=0)
+
+def test_branch_on_values_is_not_settled_on_the_example():
+    "A branch on the input's values (not its shape) makes its block opaque: images taking the other branch stay right."
+    class Switch(nn.Module):
+        def __init__(self): super().__init__(); self.a, self.b = nn.Conv2d(2, 2, 3, padding=1), nn.Conv2d(2, 2, 1)
+        def forward(self, x): return self.a(x) if x.mean() > .5 else self.b(x)
+    seed_everything(0)
+    m = nn.Sequential(nn.Conv2d(1, 2, 1), Switch(), nn.ReLU(), nn.Conv2d(2, 3, 3, padding=1), nn.Flatten(), nn.Linear(3 * 36, 4)).eval()
+    with torch.no_grad(): m[0].weight.fill_(1.); m[0].bias.zero_()
+    bright, dark = torch.rand(2, 1, 6, 6) * .2 + .8, torch.rand(2, 1, 6, 6) * .2    # the two branches
+    scm, ref = NetworkSCM(m), NetworkSCM(m, prefix_cache=False)
+    assert scm.split('3', bright).opaque == ['1'] and scm.split('3', bright).guards == 0
+    for x in (bright, dark):
+        torch.testing.assert_close(scm.sweep(x, [Node('3', i) for i in range(3)]), ref.sweep(x, [Node('3', i) for i in range(3)]),
+                                   atol=1e-6, rtol=0)
