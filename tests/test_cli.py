@@ -337,7 +337,7 @@ def _interrupt_when(args, pattern: str, **env):
 def test_ctrl_c_leaves_no_half_written_report_or_cache_and_says_what_was_kept(tmp_path):
     out = tmp_path / 'report'; out.mkdir(); (out / 'index.html').write_text('the previous report')
     cache = tmp_path / 'cache'
-    rc, stdout, stderr = _interrupt_when(['report', '--data', 'digits', '--out', out], r'^\[causal-nb\] 4/10 ', CAUSAL_NB_CACHE=str(cache))
+    rc, stdout, stderr = _interrupt_when(['report', '--data', 'digits', '--out', out], r'^\[causal-nb\] 4/\d+ ', CAUSAL_NB_CACHE=str(cache))
     assert rc == 130, (rc, stdout[-2000:], stderr[-3000:])
     line = [l for l in stderr.splitlines() if l.strip()][-1]
     assert 'causal-nb report: interrupted during the' in line and f'no report was written ({out} is as it was)' in line, stderr

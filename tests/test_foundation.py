@@ -114,4 +114,4 @@ def test_cli_rejects_unknown_model(tmp_path):
     cli = Path(sys.executable).with_name('causal-nb')
     r = subprocess.run([str(cli), 'report', '--data', 'digits', '--model', 'resnet9000', '--out', str(tmp_path)],
                        capture_output=True, text=True)
-    assert r.returncode != 0 and '--model must be one of' in (r.stderr + r.stdout)
+    assert r.returncode == 2 and '--model: expected one of' in (r.stderr + r.stdout)
