@@ -128,6 +128,7 @@ def causal_effect_map(model: nn.Module,                       # classifier retur
                       max_bytes: int | None = None,           # memory budget of one batched pass; None: `default_max_bytes()`
                       max_batch: int | None = None,           # cap on masked images per pass
                       progress_bar: bool | None = None,
+                      engine: Callable | None = None,         # how masked outputs are computed; None: whole masked images (e.g. `occlusion.IncrementalOcclusion()`)
                      ) -> torch.Tensor:                       # (N, H, W) mean Effect on P(target) of masking the windows covering each pixel
     "Per-pixel causal effect on P(target): masking each window is an intervention, its Effect averaged over the windows covering a pixel."
     _check_model(model); check_head(head); check_images(x, 'x', bounds)
@@ -138,11 +139,11 @@ def causal_effect_map(model: nn.Module,                       # classifier retur
         p0 = probabilities(check_logits(model(x), len(x), 'model'), head)
         t = _targets(target, len(x), p0.shape[1], p0.argmax(1))
         base = p0.gather(1, t[:, None])[:, 0]
-        per = activation_bytes(model, x[:1])
-        def readout(xm, i):
-            p = probabilities(check_logits(model(xm), len(xm), 'model'), head)
+        def effect(logits, i):
+            p = probabilities(check_logits(logits, len(i), 'model'), head)
             return p.gather(1, t[i][:, None])[:, 0] - base[i]
-        E = _window_effects(readout, x, R, C, fillv, per, max_bytes, max_batch, progress_bar, 'CEM')
+        if engine is not None: E = engine(model, x, R, C, fillv, effect, max_bytes=max_bytes, max_batch=max_batch, progress_bar=progress_bar)
+        else: E = _window_effects(lambda xm, i: effect(model(xm), i), x, R, C, fillv, activation_bytes(model, x[:1]), max_bytes, max_batch, progress_bar, 'CEM')
         return _spread(E, R, C).clone()
 
 # %% ../nbs/07_cem.ipynb #1eafab7d
