@@ -209,8 +209,9 @@ def _trace(model: nn.Module, x: torch.Tensor, R: torch.Tensor, C: torch.Tensor, 
     return _Traced(gm, steps, clean, xn, unsupported)
 
 # %% ../nbs/07a_occlusion.ipynb #0aa5c20f
-def _run_chunk(tr: _Traced, fill_flat: torch.Tensor, ii: torch.Tensor, ra: torch.Tensor, ca: torch.Tensor, last_use: dict):
-    "The model's output for a batch of (window, image) pairs: image `ii`, window at row position `ra` and column position `ca`."
+def _run_chunk(tr: _Traced, fill_flat: torch.Tensor, ii: torch.Tensor, ra: torch.Tensor, ca: torch.Tensor, last_use: dict,
+               cut=None, grad_flat: torch.Tensor | None = None):
+    "The model's output for a batch of (window, image) pairs (image `ii`, window at row position `ra`, column position `ca`); with a `cut` node, ⟨gradient, change of the cut's slab⟩ instead."
     import torch.fx as fx
     dev, B = ii.device, len(ii)
     env, whole_cache = {}, {}
@@ -238,6 +239,12 @@ def _run_chunk(tr: _Traced, fill_flat: torch.Tensor, ii: torch.Tensor, ra: torch
             out = ~(((rows >= 0) & (rows < H))[:, :, None] & ((cols >= 0) & (cols < W))[:, None, :])
             if bool(out.any()): v = v.masked_fill(out[..., None], padv)
         return v.permute(0, 3, 1, 2)
+
+    def region_of(table, a, r0, rh, c0, rw):                # values of another (N·H·W, C) table (a gradient) on slab boxes inside the map
+        H, W = tr.steps[a].rows.length, tr.steps[a].cols.length
+        rows = r0[:, None] + torch.arange(rh, device=dev); cols = c0[:, None] + torch.arange(rw, device=dev)
+        idx = (ii[:, None, None] * H + rows[:, :, None]) * W + cols[:, None, :]
+        return table.index_select(0, idx.reshape(-1)).view(B, rh, rw, -1).permute(0, 3, 1, 2)
 
     def whole(a):                                            # node a's batched value on whole maps
         st = tr.steps[a]
@@ -299,16 +306,63 @@ def _run_chunk(tr: _Traced, fill_flat: torch.Tensor, ii: torch.Tensor, ra: torch
             inplace = n.op == 'call_method' and n.target.endswith('_') or n.target in (operator.iadd, operator.imul, operator.isub, operator.itruediv)
             if inplace: args = tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)
             env[n] = call(n, args, kwargs, False)
+        if n is cut:                                         # first order from here: the slab's change against the readout's gradient
+            before = region(n, st.rows.start[ra], st.rows.size, st.cols.start[ca], st.cols.size, None, patch=False)
+            g = region_of(grad_flat, n, st.rows.start[ra], st.rows.size, st.cols.start[ca], st.cols.size)
+            return ((env[n] - before) * g).sum((1, 2, 3))
         for a in last_use.get(j, ()):                        # free what no later node reads
             env.pop(a, None); whole_cache.pop(a, None)
 
 # %% ../nbs/07a_occlusion.ipynb #c5290649
+def _cut_node(tr: _Traced):
+    "The deepest node computed on slabs through which every path from the input to the output passes (a block boundary), or None."
+    nodes = list(tr.gm.graph.nodes); pos = {a: j for j, a in enumerate(nodes)}
+    live, best = set(), None
+    for j, n in enumerate(nodes):
+        if n.op == 'output' or tr.steps[n].kind == 'const': continue
+        live.add(n)
+        live = {a for a in live if any(pos[u] > j for u in a.users)}
+        if live == {n} and tr.steps[n].patch and n.op != 'placeholder': best = n
+    return best
+
+def _call_node(gm, n, args, kwargs):
+    "Run one traced node the way the model does."
+    if n.op == 'call_module': return gm.get_submodule(n.target)(*args, **kwargs)
+    if n.op == 'call_function': return n.target(*args, **kwargs)
+    return getattr(args[0], n.target)(*args[1:], **kwargs)
+
+def _readout_gradient(tr: _Traced, cut, readout) -> tuple[torch.Tensor, torch.Tensor]:
+    "∂readout/∂(cut's values) at the clean images (N, C, H, W), and the readout there (N,): one backward pass through the rest of the network."
+    import torch.fx as fx
+    nodes = list(tr.gm.graph.nodes)
+    with torch.inference_mode(False), torch.enable_grad():
+        a = tr.clean[cut].clone().requires_grad_()
+        env = {cut: a}
+        val = lambda x: env[x] if x in env else tr.clean[x]
+        for n in nodes[nodes.index(cut) + 1:]:
+            if n.op == 'output': logits = fx.node.map_arg(n.args[0], val); break
+            if tr.steps[n].kind != 'const': env[n] = _call_node(tr.gm, n, *fx.node.map_arg((n.args, n.kwargs), val))
+        if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
+            raise ValueError(f"first_order needs a model returning logits (N, K), got {type(logits).__name__}")
+        n_img, k = logits.shape
+        idx = torch.arange(n_img, device=logits.device)
+        v0 = readout(logits.detach(), idx)
+        if v0.ndim != 1: raise ValueError(f"first_order needs one readout value per image, got shape {tuple(v0.shape)}")
+        eps = 1e-4                                            # the readout's own tensors come from inference mode: its gradient by central differences, in float64
+        L = logits.detach().double()[:, None, :] + eps * torch.eye(k, dtype=torch.float64, device=logits.device)
+        rows = torch.cat([L, L - 2 * eps * torch.eye(k, dtype=torch.float64, device=logits.device)], 1).reshape(-1, k)
+        vals = readout(rows, idx.repeat_interleave(2 * k)).view(n_img, 2, k)
+        gl = ((vals[:, 0] - vals[:, 1]) / (2 * eps)).to(logits.dtype)
+        g, = torch.autograd.grad(logits, a, grad_outputs=gl)
+    return g.detach(), v0
+
 @dataclass
 class IncrementalOcclusion:
     "An occlusion engine for `causal_effect_map(..., engine=...)`: per window, recompute only the slab of each feature map the window can change."
     tau: float | None = None     # None: exact; else cap each slab at ceil(tau · map extent) per axis (Krypton's projective-field threshold)
     full_at: float = .5          # run a layer on whole maps once its slab would cover this share of the map (exact either way)
     warn: bool = True            # warn when a layer type forces whole maps before the network's global pooling
+    first_order: bool = False    # approximate: past the deepest block boundary still on slabs (slabs kept until they cover the map), read the network to first order
 
     def __post_init__(self):
         if self.tau is not None and (isinstance(self.tau, bool) or not isinstance(self.tau, (int, float)) or not 0 < self.tau <= 1):
@@ -318,7 +372,7 @@ class IncrementalOcclusion:
 
     def trace(self, model: nn.Module, x: torch.Tensor, R: torch.Tensor, C: torch.Tensor) -> _Traced | None:
         "The traced plan, or None (with a warning) when torch.fx cannot trace the model."
-        try: tr = _trace(model, x, R.to(x.device), C.to(x.device), self.tau, self.full_at)
+        try: tr = _trace(model, x, R.to(x.device), C.to(x.device), self.tau, 1. if self.first_order else self.full_at)  # first order: slabs as deep as they go
         except Exception as e:
             warnings.warn(f"incremental occlusion: torch.fx cannot trace {type(model).__name__} ({type(e).__name__}: "
                           f"{str(e).splitlines()[0] if str(e) else ''}); computing every masked image with whole forward passes "
@@ -368,12 +422,20 @@ class IncrementalOcclusion:
             per = 4 * sum(math.prod(st.shape) * (st.rows.size * st.cols.size / (st.rows.length * st.cols.length) if st.patch else 1)
                           for st in tr.steps.values() if st.kind != 'const') * 3
             if max_bytes is None and x.device.type == 'cpu': max_bytes = min(default_max_bytes(x.device), 2**26)
+            cut = grad_flat = None
+            if self.first_order:
+                cut = _cut_node(tr)
+                if cut is None: warnings.warn("incremental occlusion: first_order found no block boundary computed on slabs; exact instead", stacklevel=2)
+                else:
+                    g, v0 = _readout_gradient(tr, cut, readout)
+                    grad_flat = g.permute(0, 2, 3, 1).reshape(-1, g.shape[1]).contiguous()
             total = nh * nw * n
             cs = chunk_size(total, max(1, int(per)), max_bytes, max_batch)
             chunks = list(iter_chunks(total, cs)); outs = []
             for sl in progress(chunks, desc='CEM (incremental)', enabled=progress_bar if progress_bar is not None else (None if len(chunks) > 4 else False)):
                 q = torch.arange(sl.start, sl.stop, device=x.device)
                 w, i = q // n, q % n
-                outs.append(readout(_run_chunk(tr, fill_flat, i, w // nw, w % nw, last_use), i))
+                v = _run_chunk(tr, fill_flat, i, w // nw, w % nw, last_use, cut, grad_flat)
+                outs.append(readout(v, i) if cut is None else v0[i] + v)
             v = torch.cat(outs)
             return v.view(nh, nw, n, *v.shape[1:]).movedim(2, 0)
