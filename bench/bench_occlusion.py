@@ -46,11 +46,11 @@ def plan_macs(model, x, window, stride, tau, first_order=False) -> tuple[float, 
     for n, st in tr.steps.items():
         skip, past_cut = past_cut, past_cut or n is cut
         if n.op != 'call_module': continue
-        if skip: st = None                                   # read to first order: no work per window
         m = tr.gm.get_submodule(n.target)
+        pos = st.shape[1] * st.shape[2] if len(st.shape) == 3 else 1
+        if skip: st = None                                   # read to first order: no work per window
         if isinstance(m, nn.Conv2d):
             per = m.out_channels * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
-            pos = st.shape[1] * st.shape[2]
             whole += per * pos; inc += 0 if st is None else per * (st.rows.size * st.cols.size if st.patch else pos)
         elif isinstance(m, nn.Linear):
             whole += m.in_features * m.out_features; inc += 0 if st is None else m.in_features * m.out_features

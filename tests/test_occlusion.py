@@ -138,3 +138,48 @@ def test_errors():
     with pytest.raises(ValueError, match=r'tau must be None \(exact\) or a number in \(0, 1\], got 2'): IncrementalOcclusion(tau=2)
     with pytest.raises(ValueError, match='full_at must be a number'): IncrementalOcclusion(full_at=0)
     with pytest.raises(ValueError, match='tau must be'): IncrementalOcclusion(tau=True)
+
+
+def test_first_order_is_first_order():
+    "With a fill close to the image, the first-order map's error shrinks faster than the map itself (an O(δ²) remainder)."
+    seed_everything(7)
+    net = torchvision.models.resnet18(num_classes=10).eval(); x = torch.rand(1, 3, 64, 64) * .8 + .1
+    rel = []
+    for d in (.1, .01):
+        fill = x - d
+        exact = causal_effect_map(net, x, 4, 16, 8, fill, engine=IncrementalOcclusion())
+        first = causal_effect_map(net, x, 4, 16, 8, fill, engine=IncrementalOcclusion(first_order=True))
+        rel.append(float((first - exact).abs().max() / exact.abs().max()))
+    assert rel[1] < rel[0] / 3 and rel[1] < .1, rel
+
+
+def test_first_order_cuts_at_a_block_boundary_on_slabs():
+    import torch.fx  # noqa: F401
+    from causal_nb.cem import window_covers
+    from causal_nb.occlusion import _cut_node
+    seed_everything(0)
+    m = SmallCNN().eval(); x = torch.rand(1, 1, 28, 28)
+    R, C = window_covers(x.shape, 4, 2)
+    eng = IncrementalOcclusion(first_order=True)
+    with torch.inference_mode(): assert _cut_node(eng.trace(m, x, R, C)).name == 'pool2'
+    net = torchvision.models.resnet18(num_classes=10).eval(); x = torch.rand(1, 3, 224, 224)
+    R, C = window_covers(x.shape, 16, 8)
+    with torch.inference_mode(): assert _cut_node(eng.trace(net, x, R, C)).name == 'layer3_0_relu_1'   # a residual block's output
+
+
+def test_first_order_without_a_boundary_warns_and_is_exact():
+    seed_everything(8)
+    m = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1, padding_mode='reflect'), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 8 * 8, 4)).eval()
+    x = torch.rand(2, 1, 8, 8)
+    with pytest.warns(UserWarning, match='first_order found no block boundary'):
+        b = causal_effect_map(m, x, 1, 2, 2, engine=IncrementalOcclusion(first_order=True, warn=False))
+    assert (causal_effect_map(m, x, 1, 2, 2) - b).abs().max() < 1e-6
+
+
+def test_first_order_needs_one_value_per_image():
+    from causal_nb.cem import window_covers
+    seed_everything(9)
+    m = SmallCNN().eval(); x = torch.rand(1, 1, 28, 28)
+    R, C = window_covers(x.shape, 7, 7)
+    with pytest.raises(ValueError, match='first_order needs one readout value per image'):
+        IncrementalOcclusion(first_order=True)(m, x, R, C, torch.zeros_like(x), lambda logits, i: logits[:, :2])
