@@ -404,6 +404,11 @@ class IncrementalOcclusion:
                  max_bytes: int | None = None, max_batch: int | None = None, progress_bar: bool | None = None,
                 ) -> torch.Tensor:                                    # (N, nh, nw, …) readout of every (image, window)
         "readout(model output) for every window masked in every image, as `_window_effects` gives it, from slabs."
+        budget = max_bytes if max_bytes is not None else default_max_bytes(x.device)
+        group = max(1, budget // (2 * activation_bytes(model, x[:1])))     # every node's clean values (and a copy) are kept per image
+        if len(x) > group:                                                  # images in groups under the budget
+            return torch.cat([self(model, x[sl], R, C, fill[sl], (lambda v, i, o=sl.start: readout(v, i + o)), max_bytes=max_bytes,
+                                   max_batch=max_batch, progress_bar=progress_bar) for sl in iter_chunks(len(x), group)])
         with evaluating(model), torch.inference_mode():
             tr = self.trace(model, x, R, C)
             if tr is None:

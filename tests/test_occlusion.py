@@ -183,3 +183,11 @@ def test_first_order_needs_one_value_per_image():
     R, C = window_covers(x.shape, 7, 7)
     with pytest.raises(ValueError, match='first_order needs one readout value per image'):
         IncrementalOcclusion(first_order=True)(m, x, R, C, torch.zeros_like(x), lambda logits, i: logits[:, :2])
+
+
+def test_images_in_groups_under_a_small_budget():
+    seed_everything(10)
+    m = SmallCNN().eval(); x = torch.rand(5, 1, 28, 28); t = torch.tensor([1, 2, 3, 4, 5])
+    a = causal_effect_map(m, x, t, 6, 3)
+    b = causal_effect_map(m, x, t, 6, 3, engine=IncrementalOcclusion(), max_bytes=300_000)     # a group of one or two images
+    assert (a - b).abs().max() < 1e-6
