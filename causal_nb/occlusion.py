@@ -156,6 +156,10 @@ class _Traced:
     unsupported: list                # names of the nodes that forced whole maps before a global op
     flat: dict = field(default_factory=dict)   # node -> its clean values channels-last as (N·H·W, C), made when first needed
 
+def _cat_dim(n) -> int | None:
+    d = n.args[1] if len(n.args) > 1 else n.kwargs.get('dim', 0)
+    return d if isinstance(d, int) else None
+
 def _trace(model: nn.Module, x: torch.Tensor, R: torch.Tensor, C: torch.Tensor, tau: float | None, full_at: float) -> _Traced:
     "Trace the model, run the clean images once keeping every node's value, and plan every node's step (its slab or the whole map)."
     import torch.fx as fx
@@ -193,7 +197,8 @@ def _trace(model: nn.Module, x: torch.Tensor, R: torch.Tensor, C: torch.Tensor, 
         pointwise = ((m is not None and (isinstance(m, _POINTWISE_MODULES) or
                                          (isinstance(m, nn.BatchNorm2d) and m.running_mean is not None and not m.training)))
                      or (n.op == 'call_function' and n.target in _OUT_OF_PLACE)
-                     or (n.op == 'call_method' and n.target in _POINTWISE_METHODS))
+                     or (n.op == 'call_method' and n.target in _POINTWISE_METHODS)
+                     or (n.op == 'call_function' and n.target is torch.cat and _cat_dim(n) in (1, -3)))   # channel concatenation (DenseNet)
         if pointwise and spatial:
             consts = [a for a in n.all_input_nodes if a not in ins]
             same = all(clean[a].ndim == 4 and clean[a].shape[-2:] == v.shape[-2:] for a in ins)

@@ -191,3 +191,16 @@ def test_images_in_groups_under_a_small_budget():
     a = causal_effect_map(m, x, t, 6, 3)
     b = causal_effect_map(m, x, t, 6, 3, engine=IncrementalOcclusion(), max_bytes=300_000)     # a group of one or two images
     assert (a - b).abs().max() < 1e-6
+
+
+@pytest.mark.parametrize('arch', ['densenet121', 'mobilenet_v2'])
+def test_torchvision_densenet_and_mobilenet_exact(arch):
+    "Channel concatenation (DenseNet, the paper's CheXNet) and depthwise convs (MobileNet) stay exact, without a warning."
+    seed_everything(11)
+    m = getattr(torchvision.models, arch)(num_classes=5).eval(); x = torch.rand(1, 3, 64, 64)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        b = incremental(m, x, 1, 8, 8)
+    assert (causal_effect_map(m, x, 1, 8, 8) - b).abs().max() < 1e-6
+    plan = IncrementalOcclusion().plan(m, x, 8, 8)
+    assert (plan['step'] == 'window').sum() >= 5
