@@ -18,7 +18,7 @@ Writes bench/results/occlusion.json (or occlusion-cuda.json) and prints a table.
 Heavy imports live inside the functions: importing this module (render.py does, for `markdown`) does nothing.
 """
 from __future__ import annotations
-import argparse, math, statistics
+import argparse, statistics
 from pathlib import Path
 
 import _common as C

@@ -216,7 +216,7 @@ def _trace(model: nn.Module, x: torch.Tensor, R: torch.Tensor, C: torch.Tensor, 
 # %% ../nbs/07a_occlusion.ipynb #0aa5c20f
 def _run_chunk(tr: _Traced, fill_flat: torch.Tensor, ii: torch.Tensor, ra: torch.Tensor, ca: torch.Tensor, last_use: dict,
                cut=None, grad_flat: torch.Tensor | None = None):
-    "The model's output for a batch of (window, image) pairs (image `ii`, window at row position `ra`, column position `ca`); with a `cut` node, ⟨gradient, change of the cut's slab⟩ instead."
+    "The model's output for (window, image) pairs: image `ii`, window at row / column position `ra` / `ca`; with `cut`, ⟨gradient, cut's change⟩."
     import torch.fx as fx
     dev, B = ii.device, len(ii)
     env, whole_cache = {}, {}

@@ -1,4 +1,5 @@
-"Incremental occlusion: the exact engine gives causal_effect_map's map (and so Captum's Occlusion) on sequential, VGG-style and residual nets; fallbacks warn and stay exact; the approximate engine is measured, not assumed."
+"""Incremental occlusion: the exact engine gives causal_effect_map's map (and so Captum's Occlusion) on sequential, VGG-style,
+residual, dense and depthwise nets; fallbacks warn and stay exact; the approximate modes are measured, not assumed."""
 import warnings
 
 import pytest
@@ -45,7 +46,7 @@ def test_vgg_style_exact_with_baseline_image(window, stride):
 
 @pytest.mark.parametrize('arch', ['resnet18', 'resnet18-normalized'])
 def test_resnet18_exact_and_equal_to_captum(arch):
-    captum = pytest.importorskip('captum')
+    pytest.importorskip('captum')
     from captum.attr import Occlusion
     seed_everything(0)
     net = torchvision.models.resnet18(num_classes=10).eval()
