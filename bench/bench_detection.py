@@ -15,7 +15,7 @@
 - Seen columns: the trained detectors are fit on that same attack; unseen and adaptive columns: fit on all three seen
   attacks. AUROC clean vs attacked, 95 % percentile-bootstrap intervals (1,000 resamples of clean and attacked images).
 
-    OMP_NUM_THREADS=1 python bench/bench_detection.py     # CPU, about 3–5 minutes on 2 cores at the defaults
+    OMP_NUM_THREADS=1 python bench/bench_detection.py     # CPU, 2–4 minutes on 2 cores at the defaults (1,000 + 300 images)
 
 Writes bench/results/detection.json and prints the table. Heavy imports live inside the functions.
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 import _common as C
 
 NAME = 'detection'
-DEVICES = ('cpu', 'cuda')
+DEVICES = ('cpu',)
 COMMAND = 'OMP_NUM_THREADS=1 python bench/bench_detection.py'
 TARGET = .95
 SEEN = ['FGSM ε=0.3', 'BIM ε=0.3', 'PGD ε=0.3']
@@ -187,7 +187,7 @@ def markdown(results: Path) -> str:
                      "are fit on that same attack. **Unseen**: Carlini–Wagner L2 (c = 1, 50 steps) and PGD (40 steps) with 3 "
                      "random restarts, from torchattacks; the trained detectors are fit on all three seen attacks. "
                      "**Adaptive**: PGD (20 steps) on the classifier's cross-entropy minus λ = 1 × the detector's own score, "
-                     "through its gradient, against the detector fit on all seen attacks (— where the detector offers no "
+                     "through its gradient, against the detector fit on all seen attacks (Mahalanobis: its clean fit; — where the detector offers no "
                      "gradient: chapter 07's CEDetector goes through scikit-learn and the CEM, and max-softmax and feature "
                      "squeezing were not attacked adaptively). Max-softmax, feature squeezing and Mahalanobis never see an "
                      "attack. AUROC (clean vs attacked) with 95 % percentile-bootstrap intervals over images.")
