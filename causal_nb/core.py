@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #42dbf57a
 from __future__ import annotations
-import base64, contextlib, difflib, hashlib, html, io, math, os, random, tempfile
+import base64, contextlib, difflib, hashlib, html, io, math, os, random, sys, tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -296,12 +296,38 @@ def _quiet() -> bool:
     return (os.environ.get('IN_TEST') == '1' or 'PYTEST_CURRENT_TEST' in os.environ
             or os.environ.get('CAUSAL_NB_PROGRESS', '1') == '0')
 
+_NOTEBOOK_BAR = None
+
+def _notebook_bar():
+    """tqdm's notebook bar shown under a display id, whose output is replaced by an empty one when it closes (unless
+    `leave`): closing the widget alone leaves its view in the cell's outputs, which after a reload of the page reads
+    "Error displaying widget: model not found"."""
+    global _NOTEBOOK_BAR
+    if _NOTEBOOK_BAR is None:
+        from tqdm.notebook import tqdm_notebook
+        from IPython import display as ipd
+        class NotebookBar(tqdm_notebook):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, display=False, **kwargs)
+                self._handle = None
+                if not self.disable:
+                    self._handle = ipd.display(self.container, display_id=True); self.displayed = True
+            def close(self):
+                super().close()
+                if self._handle is not None and not self.leave: self._handle.update({'text/plain': ''}, raw=True)
+                self._handle = None
+        _NOTEBOOK_BAR = NotebookBar
+    return _NOTEBOOK_BAR
+
 def progress(iterable: Iterable | None = None, total: int | None = None, desc: str | None = None,
              enabled: bool | None = None,  # None: on, except under tests or with CAUSAL_NB_PROGRESS=0
              **kwargs):
-    "A `tqdm.auto` progress bar (a widget in notebooks, text in terminals), silent under tests."
+    "A `tqdm.auto` progress bar (a widget in notebooks, text in terminals), silent under tests; it leaves nothing behind."
     if enabled is None: enabled = not _quiet()
-    return tqdm(iterable, total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True, **kwargs)
+    kwargs = {'leave': False, 'dynamic_ncols': True, **kwargs}
+    nb = sys.modules.get('tqdm.notebook')                 # imported when tqdm.auto chose the notebook bar
+    bar = _notebook_bar() if enabled and nb is not None and issubclass(tqdm, nb.tqdm_notebook) else tqdm
+    return bar(iterable, total=total, desc=desc, disable=not enabled, **kwargs)
 
 def iter_chunks(n: int, size: int) -> Iterator[slice]:
     "Slices `[0:size], [size:2size], …` covering `range(n)`."
