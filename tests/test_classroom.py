@@ -88,3 +88,17 @@ def test_a_progress_bar_leaves_no_widget_in_the_outputs():
     assert shown and all(d is not None for d in shown), shown          # the bar was drawn, under a display id
     left = [d for d in outputs.values() if 'application/vnd.jupyter.widget-view+json' in d]
     assert not left, left
+
+
+def test_every_slow_cell_says_it_is_optional_and_how_long():
+    "A student runs `#| slow` cells too: the markdown cell just above each says it is optional and about how long it takes."
+    import re
+    missing = []
+    for nb_path in [ROOT / 'index.ipynb', *sorted((ROOT / 'nbs').glob('*.ipynb'))]:
+        cells = json.loads(nb_path.read_text())['cells']
+        for i, c in enumerate(cells):
+            if c['cell_type'] == 'code' and re.search(r'^#\|\s*slow\b', ''.join(c['source']), re.M):
+                above = ''.join(cells[i - 1]['source']) if i else ''
+                if not (i and cells[i - 1]['cell_type'] == 'markdown' and re.match(r'\*Optional, about \d+ (min|h)\b', above)):
+                    missing.append(f'{nb_path.name} cell {i}')
+    assert not missing, missing
