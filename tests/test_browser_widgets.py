@@ -67,6 +67,9 @@ def lab(tmp_path_factory):
     d = tmp_path_factory.mktemp('lab')
     write_notebook(d / 'explorers.ipynb')
     write_chapter(d / 'chapter10.ipynb')
+    # no "get notified about official Jupyter news?" toast over the screenshots (and no request for the news)
+    news = d / 'settings' / '@jupyterlab' / 'apputils-extension' / 'notification.jupyterlab-settings'
+    news.parent.mkdir(parents=True, exist_ok=True); news.write_text(json.dumps({'fetchNews': 'false', 'checkForUpdates': False}))
     port, token = free_port(), secrets.token_hex(16)
     env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]).rstrip(os.pathsep),
            'MPLBACKEND': 'Agg', 'OMP_NUM_THREADS': '1', 'JUPYTER_RUNTIME_DIR': str(d / 'runtime'), 'CAUSAL_NB_PROGRESS': '0'}
@@ -268,6 +271,7 @@ def test_a_students_session_then_the_chapters_checks(lab):
                 h = ex.locator('.noUi-handle').nth(handle_index); h.focus(); h.press('ArrowRight'); h.press('ArrowRight')
                 if button: ex.locator('.widget-toggle-buttons button', has_text=button).first.click()
                 wait_for(lambda: summary.inner_text() != before, 120, f'{name} to redraw after a slider move', interval=.5)
+                wait_for(lambda: page.evaluate(KERNEL_IDLE), 120, f'{name} to finish its updates', interval=.5)
                 played[name] = summary.inner_text()
                 return ex
             play('interventionexplorer', 1, 'scale')
