@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #42dbf57a
 from __future__ import annotations
-import base64, contextlib, difflib, hashlib, html, io, math, os, random, tempfile
+import base64, contextlib, difflib, hashlib, html, io, math, os, random, sys, tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -19,7 +19,7 @@ __all__ = ['HEADS', 'INTERVENABLE', 'get_device', 'seed_everything', 'check_boun
            'probabilities', 'SelectOutput', 'check_logits', 'Node', 'get_module', 'intervenable_layers', 'paper_label',
            'intervene', 'ModelState', 'model_state', 'restore_state', 'preserve_state', 'evaluating', 'Normalized',
            'default_max_bytes', 'chunk_size', 'activation_bytes', 'progress', 'iter_chunks', 'map_batches', 'cache_dir',
-           'atomic_save', 'CacheError', 'safe_load', 'fingerprint', 'ReportContext', 'ReportSection']
+           'atomic_save', 'CacheError', 'safe_load', 'fingerprint', 'ReportContext', 'ReportSection', 'show_table']
 
 # %% ../nbs/00_core.ipynb #43f79b7b
 def get_device(device: str | torch.device | None = None,  # 'cpu', 'cuda', 'cuda:1', …; None picks for you
@@ -296,12 +296,38 @@ def _quiet() -> bool:
     return (os.environ.get('IN_TEST') == '1' or 'PYTEST_CURRENT_TEST' in os.environ
             or os.environ.get('CAUSAL_NB_PROGRESS', '1') == '0')
 
+_NOTEBOOK_BAR = None
+
+def _notebook_bar():
+    """tqdm's notebook bar shown under a display id, whose output is replaced by an empty one when it closes (unless
+    `leave`): closing the widget alone leaves its view in the cell's outputs, which after a reload of the page reads
+    "Error displaying widget: model not found"."""
+    global _NOTEBOOK_BAR
+    if _NOTEBOOK_BAR is None:
+        from tqdm.notebook import tqdm_notebook
+        from IPython import display as ipd
+        class NotebookBar(tqdm_notebook):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, display=False, **kwargs)
+                self._handle = None
+                if not self.disable:
+                    self._handle = ipd.display(self.container, display_id=True); self.displayed = True
+            def close(self):
+                super().close()
+                if self._handle is not None and not self.leave: self._handle.update({'text/plain': ''}, raw=True)
+                self._handle = None
+        _NOTEBOOK_BAR = NotebookBar
+    return _NOTEBOOK_BAR
+
 def progress(iterable: Iterable | None = None, total: int | None = None, desc: str | None = None,
              enabled: bool | None = None,  # None: on, except under tests or with CAUSAL_NB_PROGRESS=0
              **kwargs):
-    "A `tqdm.auto` progress bar (a widget in notebooks, text in terminals), silent under tests."
+    "A `tqdm.auto` progress bar (a widget in notebooks, text in terminals), silent under tests; it leaves nothing behind."
     if enabled is None: enabled = not _quiet()
-    return tqdm(iterable, total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True, **kwargs)
+    kwargs = {'leave': False, 'dynamic_ncols': True, **kwargs}
+    nb = sys.modules.get('tqdm.notebook')                 # imported when tqdm.auto chose the notebook bar
+    bar = _notebook_bar() if enabled and nb is not None and issubclass(tqdm, nb.tqdm_notebook) else tqdm
+    return bar(iterable, total=total, desc=desc, disable=not enabled, **kwargs)
 
 def iter_chunks(n: int, size: int) -> Iterator[slice]:
     "Slices `[0:size], [size:2size], …` covering `range(n)`."
@@ -412,3 +438,32 @@ class ReportSection:
         "The section as an HTML fragment."
         anchor = ''.join(c if c.isalnum() else '-' for c in self.title.lower())
         return f'<section id="{anchor}"><h2>{html.escape(self.title)}</h2>\n' + '\n'.join(self.parts) + '</section>'
+
+# %% ../nbs/00_core.ipynb #tablesforreadingcode
+def _fmt(v, digits: int, zero: float) -> str:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (float, np.floating)) or not math.isfinite(v): return str(v)
+    return '0' if abs(v) <= zero else f'{float(v):.{digits}g}'
+
+def show_table(table,                 # a pandas DataFrame (left unchanged)
+               digits: int = 4,       # significant digits shown
+               noise: float = 1e-12,  # |value| ≤ noise × its column's largest |value| (or ≤ noise) is shown as 0
+              ):                      # a pandas Styler: display only
+    "A table for reading: float noise shown as 0, `digits` significant digits, `mean [low, high]` when `table.attrs` holds intervals."
+    import pandas as pd
+    if not isinstance(table, pd.DataFrame): raise TypeError(f"table must be a pandas DataFrame, got {type(table).__name__}")
+    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 1: raise ValueError(f"digits must be a positive integer, got {digits!r}")
+    if not (isinstance(noise, (int, float)) and 0 <= noise < 1): raise ValueError(f"noise must be a number in [0, 1), got {noise!r}")
+    def zero(col) -> float:
+        v = pd.to_numeric(table[col], errors='coerce') if table[col].dtype != bool else None
+        top = np.nanmax(np.abs(v.to_numpy(dtype=float))) if v is not None and v.notna().any() else 0.
+        return noise * max(1., float(top))
+    zeros = {c: zero(c) for c in table.columns}
+    low, high = table.attrs.get('low'), table.attrs.get('high')
+    ci = (isinstance(low, pd.DataFrame) and isinstance(high, pd.DataFrame) and low.shape == high.shape == table.shape
+          and low.columns.equals(table.columns) and low.index.equals(table.index))
+    if ci:
+        shown = pd.DataFrame({c: [f"{_fmt(m, digits, zeros[c])} [{_fmt(lo, digits, zeros[c])}, {_fmt(hi, digits, zeros[c])}]"
+                                  for m, lo, hi in zip(table[c], low[c], high[c])] for c in table.columns}, index=table.index)
+        caption = f"mean [{table.attrs.get('level', .95):.0%} interval]" + (f" over {table.attrs['n']} images" if 'n' in table.attrs else '')
+        return shown.style.set_caption(caption)
+    return table.style.format({c: (lambda v, z=zeros[c]: _fmt(v, digits, z)) for c in table.columns})
