@@ -21,10 +21,11 @@ from .data import ImageSet
 from .attacks import ATTACKS, Adversarial, image_hash
 
 # %% auto #0
-__all__ = ['idle', 'NodeIntervention', 'ZeroOut', 'SetTo', 'Scale', 'Apply', 'InputIntervention', 'Idle', 'PixelMask',
+__all__ = ['idle', 'CONTEXTS', 'NodeIntervention', 'ZeroOut', 'SetTo', 'Scale', 'Apply', 'InputIntervention', 'Idle', 'PixelMask',
            'PatchMask', 'context_name', 'NetworkSCM', 'effect', 'belief_weighted_effect', 'ExpectedCE',
            'mean_belief_weighted_effect', 'expected_ce', 'paper_contexts', 'belief_weighted_table', 'expected_ce_table',
-           'plot_expected_ce', 'concept_effects', 'node_expected_effect', 'report_section']
+           'plot_expected_ce', 'ContextSpec', 'register_context', 'concept_effects', 'node_expected_effect',
+           'report_section']
 
 # %% ../nbs/06_interventions.ipynb #58210242
 class NodeIntervention:
@@ -872,6 +873,33 @@ def plot_expected_ce(table: pd.DataFrame,  # from `belief_weighted_table` (alias
     if labels: ax.set_yticklabels([f"{i}  ({n})" for i, n in zip(table.index, labels)], rotation=0)
     ax.set_title(title); ax.set_xlabel('context'); ax.figure.tight_layout()
     return ax.figure
+
+# %% ../nbs/06_interventions.ipynb #f7b05f16
+@dataclass(frozen=True)
+class ContextSpec:
+    "How an explorer builds one kind of input context from a single setting, and says it."
+    make: Callable[[float], Any]          # setting -> the context (an InputIntervention)
+    setting: str                          # the setting's name, e.g. 'fraction'
+    low: float = 0.                       # its slider's range, step and start
+    high: float = 1.
+    step: float = .01
+    default: float = .1
+    describe: Callable[[float], str] | None = None   # setting -> caption text; None: '<name> <setting>=<value>'
+
+CONTEXTS: dict[str, ContextSpec] = {}
+
+def register_context(name: str,       # the explorer's label, e.g. 'pixel mask'
+                     make: Callable[[float], Any],  # setting -> context
+                     setting: str,    # the setting's name (one slider per distinct name)
+                     **slider,        # low, high, step, default, describe (see `ContextSpec`)
+                    ) -> ContextSpec:
+    "Add (or replace) a kind of input context; the explorers offer every registered kind."
+    if not isinstance(name, str) or not name or name in ('none', 'attack'):
+        raise ValueError(f"name must be a non-empty string other than 'none' and 'attack', got {name!r}")
+    if not callable(make): raise TypeError(f"make must be a function setting -> context, got {type(make).__name__}")
+    CONTEXTS[name] = ContextSpec(make, setting, **slider); return CONTEXTS[name]
+
+register_context('pixel mask', lambda v: PixelMask(v, seed=0), 'fraction', describe=lambda v: f"pixel mask {v:.0%}")
 
 # %% ../nbs/06_interventions.ipynb #d0a522e4
 def _images_of(data: Any, n: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:

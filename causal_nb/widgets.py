@@ -16,17 +16,16 @@ from .core import Node, check_images, check_labels, evaluating, get_device, iter
 from .data import ImageSet
 from .attacks import ATTACKS, Adversarial
 from .autoencoder import AE_SUFFIX, autoencoder_layers, concept_layer
-from .interventions import NetworkSCM, PixelMask, Scale, SetTo, ZeroOut, expected_ce
+from .interventions import NetworkSCM, Scale, SetTo, ZeroOut, expected_ce, CONTEXTS
 from .patching import Patch, patched_effects
 from .cem import MAPS, CEDetector, _call_map, _missing, available_maps
 from .counterfactuals import ATTRIBUTE_GROUPS, attribute_counterfactual, counterfactual, trained_generator
 from .filters import ablate_filters, conv_layers, filter_importance
 
 # %% auto #0
-__all__ = ['BAR_COLOURS', 'EXPLORER_CSS', 'INTERVENTIONS', 'CONTEXTS', 'RANKINGS', 'SAMPLE_TARGETS', 'TABS', 'BUILDING',
-           'image_png', 'probability_bars', 'colour_legend', 'torch_threads', 'Explorer', 'InterventionExplorer',
-           'CEMExplorer', 'CounterfactualExplorer', 'FilterExplorer', 'plot_dose_response', 'DoseResponseExplorer',
-           'dashboard']
+__all__ = ['BAR_COLOURS', 'EXPLORER_CSS', 'INTERVENTIONS', 'RANKINGS', 'SAMPLE_TARGETS', 'TABS', 'BUILDING', 'image_png',
+           'probability_bars', 'colour_legend', 'torch_threads', 'Explorer', 'InterventionExplorer', 'CEMExplorer',
+           'CounterfactualExplorer', 'FilterExplorer', 'plot_dose_response', 'DoseResponseExplorer', 'dashboard']
 
 # %% ../nbs/10_widgets.ipynb #225ef082
 def _as_numpy(a) -> np.ndarray:
@@ -302,7 +301,6 @@ def _grid(v: torch.Tensor) -> tuple[torch.Tensor, int]:
     return g.view(rows, cols), cols
 
 INTERVENTIONS = ('zero-out', 'set value', 'scale', 'patch')
-CONTEXTS = ('none', 'pixel mask', 'attack')
 
 class InterventionExplorer(Explorer):
     "An image, a node, an intervention and an input context; P(y) before and after, Effect and Expected-CE, live."
@@ -338,8 +336,10 @@ class InterventionExplorer(Explorer):
         C['intervention'] = W.ToggleButtons(options=list(INTERVENTIONS), value='zero-out', description='do')
         C['value'] = W.FloatSlider(0., min=-5., max=5., step=.05, description='value', disabled=True)
         C['source'] = W.IntSlider(1 % len(x), min=0, max=len(x) - 1, description='source', continuous_update=False)   # patch: the image whose node value is put in
-        C['context'] = W.ToggleButtons(options=list(CONTEXTS), value='none', description='context')
-        C['fraction'] = W.FloatSlider(.1, min=0., max=1., step=.01, description='fraction')
+        C['context'] = W.ToggleButtons(options=['none', *CONTEXTS, 'attack'], value='none', description='context')   # every registered kind
+        for spec in CONTEXTS.values():          # one slider per setting the registered contexts name (pixel mask: 'fraction')
+            if spec.setting not in C: C[spec.setting] = W.FloatSlider(spec.default, min=spec.low, max=spec.high, step=spec.step, description=spec.setting)
+        self._settings = list(dict.fromkeys(s.setting for s in CONTEXTS.values()))
         C['attack'] = W.Dropdown(options=list(ATTACKS), value='fgsm', description='attack')   # every registered attack
         C['eps'] = W.FloatSlider(.1, min=.01, max=.5, step=.01, description='ε', continuous_update=False)
         for k in ('intervention', 'context'): C[k].style.button_width = '96px'
@@ -355,7 +355,7 @@ class InterventionExplorer(Explorer):
         pics = [W.VBox([self.views[k], self.captions[k]]) for k in self.views]
         self._pert_box = pics[1]
         controls = W.HBox([W.VBox([C['filter'], C['image'], C['layer'], C['node']]),
-                           W.VBox([C['intervention'], C['value'], C['source'], C['context'], C['fraction'], C['attack'], C['eps']])])
+                           W.VBox([C['intervention'], C['value'], C['source'], C['context'], *(C[k] for k in self._settings), C['attack'], C['eps']])])
         self.widget = self._frame(controls, W.VBox([self.summary, W.HBox([*pics, self.probs])]))   # the summary above the fold
         self._on_context(); self.refresh()
 
@@ -387,7 +387,8 @@ class InterventionExplorer(Explorer):
 
     def _on_context(self, change=None):
         ctx, eps = self.controls['context'].value, ATTACKS[self.controls['attack'].value].eps   # JSMA has no ε: no slider for it
-        for k, on in (('fraction', ctx == 'pixel mask'), ('attack', ctx == 'attack'), ('eps', ctx == 'attack' and eps)):
+        own = CONTEXTS[ctx].setting if ctx in CONTEXTS else None
+        for k, on in (*((k, k == own) for k in self._settings), ('attack', ctx == 'attack'), ('eps', ctx == 'attack' and eps)):
             self.controls[k].layout.display = None if on else 'none'
 
     # --- the science, by the chapters' functions
@@ -403,7 +404,8 @@ class InterventionExplorer(Explorer):
         "The input context the controls describe (None for none), for image `index`."
         c = self.controls
         if c['context'].value == 'none': return None
-        if c['context'].value == 'pixel mask': return PixelMask(float(c['fraction'].value), seed=0)
+        if c['context'].value in CONTEXTS:
+            spec = CONTEXTS[c['context'].value]; return spec.make(float(c[spec.setting].value))
         a = c['attack'].value
         return Adversarial(a, **ATTACKS[a].settings(eps=float(c['eps'].value), head=self.head, bounds=self.bounds))
 
@@ -413,8 +415,8 @@ class InterventionExplorer(Explorer):
         ctx = self.context(i)
         mask = pert = None
         if ctx is None: xc = x
-        elif isinstance(ctx, PixelMask):
-            xc = ctx(self.model, x, offset=i); mask = ctx.mask(x.shape, offset=i)[0, 0]
+        elif not isinstance(ctx, Adversarial):     # a registered context; one that masks pixels shows where
+            xc = ctx(self.model, x, offset=i); mask = ctx.mask(x.shape, offset=i)[0, 0] if hasattr(ctx, 'mask') else None
         else:
             self._step(f"{ctx.name}…", 0, 1)
             y = None if self.y is None else self.y[i:i + 1].to(self.device)
@@ -431,7 +433,9 @@ class InterventionExplorer(Explorer):
 
     def _context_text(self) -> str:
         c = self.controls
-        if c['context'].value == 'pixel mask': return f"pixel mask {c['fraction'].value:.0%}"
+        if c['context'].value in CONTEXTS:
+            name = c['context'].value; spec = CONTEXTS[name]; v = float(c[spec.setting].value)
+            return spec.describe(v) if spec.describe else f"{name} {spec.setting}={v:g}"
         if c['context'].value == 'attack': return c['attack'].value.upper() + (f" ε={c['eps'].value:g}" if ATTACKS[c['attack'].value].eps else '')
         return 'clean'
 
@@ -439,7 +443,7 @@ class InterventionExplorer(Explorer):
         c = {k: w.value for k, w in self.controls.items()}
         if not self._ids: raise ValueError(f"no image matches the filter {self.controls['filter'].label!r}; pick another")
         i = self._ids[c['image']]
-        key = (i, c['context'], c['fraction'] if c['context'] == 'pixel mask' else None,
+        key = (i, c['context'], c[CONTEXTS[c['context']].setting] if c['context'] in CONTEXTS else None,
                (c['attack'], c['eps']) if c['context'] == 'attack' else None)
         if key != self._key: self._key = None; self._set_image(i); self._key = key
         node, iv = Node(c['layer'], c['node']), self.intervention()
@@ -475,7 +479,7 @@ class InterventionExplorer(Explorer):
             f"Effect on P({name(k_before)}) = <code>{float(eff[k_before]):+.4f}</code>, "
             f"Expected-CE Σ_k P(k|x)·Effect_k = <code>{ece:+.4f}</code>")
         self.state.update(index=i, label=None if self.y is None or self.y.ndim != 1 else int(self.y[i]), layer=c['layer'], node=c['node'],
-                          intervention=c['intervention'], value=c['value'], source=c['source'], context=c['context'], fraction=c['fraction'],
+                          intervention=c['intervention'], value=c['value'], source=c['source'], context=c['context'], **{k: c[k] for k in self._settings},
                           attack=c['attack'], eps=c['eps'], probs_clean=p_clean.tolist(), probs_before=p_obs.tolist(),
                           probs_after=p_do.tolist(), effect=eff.tolist(), expected_ce=ece, predicted_before=k_before,
                           predicted_after=k_after, node_mean_before=float(before.float().mean()), node_mean_after=float(after.float().mean()),

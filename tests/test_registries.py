@@ -1,6 +1,7 @@
-"""The extension points: an attack registered in chapter 05 and a map registered in chapter 07 show up, with no other edit,
-in the contexts of the Expected-CE tables, the robustness curve, the attacks report, the detection sets, compare_maps, the faithfulness
-registry and both explorers; unregistering leaves every registry as it was."""
+"""The extension points: an attack registered in chapter 05, a map registered in chapter 07 and a kind of context registered
+in chapter 06 show up, with no other edit, in the contexts of the Expected-CE tables, the robustness curve, the attacks
+report, the detection sets, compare_maps, the faithfulness registry and the explorers; unregistering leaves every registry
+as it was."""
 import pytest
 import torch
 
@@ -15,6 +16,13 @@ import causal_nb.faithfulness, causal_nb.widgets   # noqa: F401  (they register 
 def toy_attack(model, x, y=None, eps=.3, *, target=None, head='softmax', bounds=(0., 1.), batch_size=None, evaluate=True):
     "Half an FGSM step: a stand-in for any new L∞ attack."
     return A.fgsm(model, x, y, eps / 2, target=target, head=head, bounds=bounds, batch_size=batch_size, evaluate=evaluate)
+
+
+class Brighten:
+    "A stand-in for any new kind of input context: every pixel raised by `amount`, clipped to [0, 1]."
+    name = 'Bright'
+    def __init__(self, amount): self.amount = amount
+    def __call__(self, model, x, y=None, offset=0): return (x + self.amount).clamp(0, 1)
 
 
 def toy_map(model, x, target=None, bounds=(0., 1.)):
@@ -33,13 +41,15 @@ def setting():
 
 @pytest.fixture
 def toys():
-    attacks, maps = dict(A.ATTACKS), dict(C.MAPS)
+    from causal_nb import interventions as I
+    attacks, maps, contexts = dict(A.ATTACKS), dict(C.MAPS), dict(I.CONTEXTS)
     A.register_attack('toy', toy_attack)
     C.register_map('Toy', toy_map, compare=True)
+    I.register_context('brighten', Brighten, 'amount', low=0., high=.5, step=.05, default=.1)
     try: yield
     finally:
-        A.ATTACKS.pop('toy'); C.MAPS.pop('Toy')
-        assert A.ATTACKS == attacks and C.MAPS == maps          # the registries are as they were
+        A.ATTACKS.pop('toy'); C.MAPS.pop('Toy'); I.CONTEXTS.pop('brighten')
+        assert A.ATTACKS == attacks and C.MAPS == maps and I.CONTEXTS == contexts   # the registries are as they were
 
 
 def test_new_attack_reaches_every_consumer(toys, setting):
@@ -81,6 +91,11 @@ def test_explorers_offer_registered_attacks_and_maps(toys, setting):
     assert 'toy' in ex.controls['attack'].options
     s = ex.set(context='attack', attack='toy', eps=.2)
     assert s['error'] is None and ex.controls['eps'].layout.display is None and 'TOY ε=0.2' in ex.captions['input'].value
+    assert ex.controls['context'].options == ('none', 'pixel mask', 'brighten', 'attack')
+    s = ex.set(context='brighten', amount=.3)                      # a registered context, with its own slider
+    assert s['error'] is None and ex.controls['amount'].layout.display is None and ex.controls['fraction'].layout.display == 'none'
+    assert 'brighten amount=0.3' in ex.captions['input'].value
+    torch.testing.assert_close(ex._xc.cpu(), (data.images[s['index']:s['index'] + 1] + .3).clamp(0, 1))
     cx = CEMExplorer(model, data, detector=None, device='cpu')
     assert 'Toy' in cx.controls['method'].options and 'toy' in cx.controls['attack'].options
     s = cx.set(method='Toy', attack='toy', eps=.2)
