@@ -171,11 +171,11 @@ def _paired_abs_drop(table: pd.DataFrame, base: str, ctx: str, row: int, n_boot:
     "Bootstrap CI of |mean under ctx| − |mean under base| for one row, resampling images (paired)."
     a, b = table.attrs['per_image'][base][row], table.attrs['per_image'][ctx][row]
     both = ~(np.isnan(a) | np.isnan(b)); a, b = a[both], b[both]     # images an attack left out (NaN) are out of both
-    g = np.random.default_rng(seed); n = len(a)
-    idx = g.integers(0, n, (n_boot, n))
-    d = np.abs(b[idx].mean(1)) - np.abs(a[idx].mean(1))
-    lo, hi = np.quantile(d, [(1 - level) / 2, (1 + level) / 2])
-    return float(abs(b.mean()) - abs(a.mean())), float(lo), float(hi)
+    from scipy.stats import bootstrap
+    drop = lambda a, b, axis=-1: np.abs(b.mean(axis)) - np.abs(a.mean(axis))
+    ci = bootstrap((a, b), drop, paired=True, vectorized=True, n_resamples=n_boot, confidence_level=level, method='percentile',
+                   rng=np.random.default_rng(seed)).confidence_interval      # percentile, images resampled in pairs
+    return float(drop(a, b)), float(ci.low), float(ci.high)
 
 def judge_falls(table: pd.DataFrame,                     # from `expected_ce_table`, with per-image values
                 contexts: Sequence[str] = ('PWM', 'FGSM'),  # the contexts the claim is about
