@@ -13,9 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import (
-    ReportContext, ReportSection, activation_bytes, check_bounds, check_head, check_images, check_logits, chunk_size,
-    check_labels, evaluating, map_batches, model_device)
+from .core import (ReportContext, ReportSection, activation_bytes, check_bounds, check_head, check_images, check_logits,
+                            chunk_size, check_labels, evaluating, map_batches, model_device, InputIntervention)
 
 # %% auto #0
 __all__ = ['ATTACKS', 'AttackResult', 'fgsm', 'bim', 'image_hash', 'image_uniform', 'pgd', 'runner_up', 'jsma', 'AttackSpec',
@@ -499,8 +498,8 @@ register_attack('pgd', pgd, steps=True, seed=True)
 register_attack('jsma', jsma, norm=None)
 
 # %% ../nbs/05_attacks.ipynb #5803393d
-class Adversarial:
-    "An input intervention F_j: `Adversarial(pgd, eps=0.3)(model, x, y)` returns the adversarial images."
+class Adversarial(InputIntervention):
+    "An input intervention F_j (core's `InputIntervention`): `Adversarial(pgd, eps=0.3)(model, x, y)` returns the adversarial images."
     def __init__(self, attack: Callable | str,  # an attack function, or the name of a registered attack (a key of ATTACKS)
                  **kwargs):                     # the attack's settings (eps, steps, theta, head, bounds, …)
         key = None

@@ -18,9 +18,9 @@ from tqdm.auto import tqdm
 __all__ = ['HEADS', 'INTERVENABLE', 'get_device', 'model_device', 'seed_everything', 'check_bounds', 'check_images', 'check_head',
            'probabilities', 'SelectOutput', 'check_logits', 'check_labels', 'Node', 'get_module', 'intervenable_layers',
            'paper_label', 'intervene', 'ModelState', 'model_state', 'restore_state', 'preserve_state', 'evaluating',
-           'Normalized', 'default_max_bytes', 'chunk_size', 'activation_bytes', 'progress', 'iter_chunks',
-           'map_batches', 'bootstrap_ci', 'cache_dir', 'atomic_save', 'CacheError', 'safe_load', 'fingerprint',
-           'ReportContext', 'ReportSection']
+           'InputIntervention', 'Normalized', 'default_max_bytes', 'chunk_size', 'activation_bytes', 'progress',
+           'iter_chunks', 'map_batches', 'bootstrap_ci', 'cache_dir', 'atomic_save', 'CacheError', 'safe_load',
+           'fingerprint', 'ReportContext', 'ReportSection']
 
 # %% ../nbs/00_core.ipynb #43f79b7b
 def get_device(device: str | torch.device | None = None,  # 'cpu', 'cuda', 'cuda:1', …; None picks for you
@@ -272,6 +272,13 @@ def evaluating(model: nn.Module, frozen: bool = True) -> Iterator[nn.Module]:
         if frozen:
             for p in model.parameters(): p.requires_grad_(False)
         yield model
+
+# %% ../nbs/00_core.ipynb #644cf430
+class InputIntervention:
+    "A context F applied to the images before any node intervention: `ctx(model, x, y=None, offset=0)` returns new images."
+    name = 'F'
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, offset: int = 0) -> torch.Tensor:
+        raise NotImplementedError
 
 # %% ../nbs/00_core.ipynb #edfb2577
 class Normalized(nn.Module):

@@ -16,13 +16,13 @@ from torch import nn, fx
 
 from .core import (Node, ReportContext, ReportSection, activation_bytes, bootstrap_ci, model_device, check_head,
                             check_images, check_logits, chunk_size, default_max_bytes, evaluating, get_module,
-                            intervenable_layers, iter_chunks, paper_label, probabilities, progress)
+                            intervenable_layers, iter_chunks, paper_label, probabilities, progress, InputIntervention)
 from .data import ImageSet
 from .attacks import ATTACKS, Adversarial, image_hash
 
 # %% auto #0
-__all__ = ['idle', 'CONTEXTS', 'NodeIntervention', 'ZeroOut', 'SetTo', 'Scale', 'Apply', 'InputIntervention', 'Idle', 'PixelMask',
-           'PatchMask', 'context_name', 'NetworkSCM', 'effect', 'belief_weighted_effect', 'ExpectedCE',
+__all__ = ['idle', 'CONTEXTS', 'NodeIntervention', 'ZeroOut', 'SetTo', 'Scale', 'Apply', 'Idle', 'PixelMask', 'PatchMask',
+           'context_name', 'NetworkSCM', 'effect', 'belief_weighted_effect', 'ExpectedCE',
            'mean_belief_weighted_effect', 'expected_ce', 'paper_contexts', 'belief_weighted_table', 'expected_ce_table',
            'plot_expected_ce', 'ContextSpec', 'register_context', 'concept_effects', 'node_expected_effect',
            'report_section']
@@ -78,12 +78,6 @@ class Apply(NodeIntervention):
     def values(self, v): return self.fn(v)
 
 # %% ../nbs/06_interventions.ipynb #9eeae05a
-class InputIntervention:
-    "A context F applied to the images before any node intervention: `ctx(model, x, y=None, offset=0)` returns new images."
-    name = 'F'
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, offset: int = 0) -> torch.Tensor:
-        raise NotImplementedError
-
 class Idle(InputIntervention):
     "No intervention (the paper's F = idle): the clean images, the `Z0` column of the tables."
     name = 'Z0'
@@ -145,12 +139,10 @@ class PatchMask(InputIntervention):
 
 def context_name(context: Any) -> str:
     "The column name a context gets in the tables: Z0, PWM, Patch, FGSM, BIM, PGD, JSMA, …"
-    if isinstance(context, Adversarial): return context.name
     return getattr(context, 'name', type(context).__name__)
 
 def _apply_context(context, model, x, y, offset):
     if isinstance(context, InputIntervention): out = context(model, x, y, offset=offset)
-    elif isinstance(context, Adversarial): out = context(model, x, y, offset=offset)
     elif callable(context): out = context(model, x, y)
     else: raise TypeError(f"context must be idle, an input intervention (PixelMask, PatchMask, Adversarial) or a function (model, x, y) -> images, got {type(context).__name__}")
     if not isinstance(out, torch.Tensor) or out.shape != x.shape:
