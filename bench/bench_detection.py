@@ -61,7 +61,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     device = C.check_device(ap, a.device, DEVICES)
     import warnings; warnings.filterwarnings('ignore')
-    import numpy as np, torch
+    import torch
     from causal_nb.core import seed_everything
     from causal_nb.data import load_data
     from causal_nb.models import trained_model

@@ -1,7 +1,6 @@
 "Causal Effect Maps: −CEM equals Captum's Occlusion, Grad-CAM equals pytorch-grad-cam's, CAM, errors, model untouched."
 import copy
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
