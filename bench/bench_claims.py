@@ -205,7 +205,6 @@ def map_claims(s: dict, seed: int) -> list[dict]:
 
 
 def detection_claim(model, train, test, s: dict, seed: int) -> list[dict]:
-    import numpy as np
     from causal_nb.attacks import fgsm, pgd
     from causal_nb.cem import CEDetector, max_softmax_score
     t0 = time.perf_counter()
@@ -227,7 +226,7 @@ def detection_claim(model, train, test, s: dict, seed: int) -> list[dict]:
 
 
 def counterfactual_claims(model, train, test, s: dict, seed: int) -> list[dict]:
-    import numpy as np, torch
+    import torch
     from causal_nb.attacks import pgd
     from causal_nb.counterfactuals import counterfactual, trained_generator
     t0 = time.perf_counter()
@@ -293,7 +292,6 @@ def filter_claim(model, train, test, s: dict, seed: int) -> list[dict]:
 
 
 def run(setting: str, device: str, seed: int = 0) -> dict:
-    import torch
     from causal_nb.data import fashion_mnist
     from causal_nb.models import trained_model
     s = SETTINGS[setting]

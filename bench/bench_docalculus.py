@@ -166,7 +166,8 @@ def id_markdown(r: dict | None) -> str:
     head = '### Identification (ID algorithm): causal_nb vs y0 (issue #22)'
     if r is None: return C.section(head, C.not_measured(COMMAND, 'docalculus.json')).rstrip('\n')
     sp = r['speedup_vs_y0']
-    intro = (f"Same run: {C.plural(r['queries'], 'query', 'queries')} P(Y | do(X)) on {r['graphs']} (X an ancestor of Y, for half the queries one joined to Y by bidirected edges); "
+    intro = (f"Same run: {C.plural(r['queries'], 'query', 'queries')} P(Y | do(X)) on {r['graphs']} (X an ancestor of Y, "
+             "for half the queries one joined to Y by bidirected edges); "
              f"{r['identifiable']} identifiable, the others not, and both libraries agree on which; every estimand of ours "
              f"evaluates to the true interventional distribution (max |Δ| = {r['max_abs_diff_vs_truth']:.1e}); the time is the "
              f"median of {C.plural(r['repeats'], 'repeat')} of identifying the whole batch (symbolic work only, no evaluation).")

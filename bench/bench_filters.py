@@ -81,7 +81,7 @@ def speed(device: str, repeats: int, n_images: int) -> list[dict]:
 
 
 def pruning(device: str, train_images: int, epochs: int, seeds: int) -> list[dict]:
-    import time, torch
+    import time
     from causal_nb.data import fashion_mnist
     from causal_nb.filters import pruning_curves
     from causal_nb.models import evaluate, train

@@ -79,7 +79,6 @@ def floor(scm, x, layer, m):
 
 
 def sweep_layer(model, x, layer, n_nodes, repeats, target=0):
-    import torch
     from causal_nb.core import Node, get_module
     from causal_nb.interventions import NetworkSCM
     dev = x.device

@@ -85,7 +85,7 @@ def interleaved(fns: dict, repeats: int, device='cpu') -> dict:
 
 
 def trace_layer(model, x, layer, repeats, with_nnsight):
-    import copy, torch
+    import copy
     from causal_nb.core import get_module
     from causal_nb.interventions import NetworkSCM, PixelMask
     from causal_nb.patching import causal_trace
@@ -199,7 +199,8 @@ def markdown(results: Path) -> str:
              "records P(clean prediction): the clean run (one hooked forward) and the corrupted prefix run once, the "
              "restorations run as suffix passes stacked into batches. The obvious loop: a full forward of the corrupted "
              "images per channel with a hook writing the clean channel back. nnsight: the same patch written in its "
-             "tracing API, one trace per channel. Every way pays for the corruption; the repeats are interleaved. Floor = the layers above the traced one alone, on (channels × images) "
+             "tracing API, one trace per channel. Every way pays for the corruption; the repeats are interleaved. "
+             "Floor = the layers above the traced one alone, on (channels × images) "
              "rows. Random weights.")
     return C.section(head, intro, *(_run(f, r) for f, r in runs))
 

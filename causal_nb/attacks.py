@@ -13,13 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import (
-    ReportContext, ReportSection, activation_bytes, check_bounds, check_head, check_images, check_logits, chunk_size,
-    evaluating, map_batches)
+from .core import (ReportContext, ReportSection, activation_bytes, check_bounds, check_head, check_images, check_logits,
+                            chunk_size, check_labels, evaluating, map_batches, model_device, InputIntervention)
 
 # %% auto #0
-__all__ = ['ATTACKS', 'AttackResult', 'fgsm', 'bim', 'image_hash', 'image_uniform', 'pgd', 'runner_up', 'jsma', 'Adversarial',
-           'show_attacks', 'default_attacks', 'robustness_curve', 'plot_robustness', 'report_section']
+__all__ = ['ATTACKS', 'AttackResult', 'fgsm', 'bim', 'image_hash', 'image_uniform', 'pgd', 'runner_up', 'jsma', 'AttackSpec',
+           'register_attack', 'Adversarial', 'show_attacks', 'default_attacks', 'robustness_curve', 'plot_robustness',
+           'report_section']
 
 # %% ../nbs/05_attacks.ipynb #9ccb9303
 @dataclass
@@ -87,31 +87,11 @@ def _check_count(value, name: str = 'steps') -> int:
     if value < 1: raise ValueError(f"{name} must be at least 1, got {value}")
     return int(value)
 
-def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
-    t = next(iter(model.parameters()), None)
-    if t is None: t = next(iter(model.buffers()), None)
-    return fallback if t is None else t.device
+_model_device = model_device   # core's: parameters, else buffers, else the fallback
 
 def _check_labels(y, name: str, n: int, k: int, head: str, device) -> torch.Tensor:
-    "Class indices `(N,)` in `[0, K)` for a softmax head, multi-hot `(N, K)` for a sigmoid head."
-    if not isinstance(y, torch.Tensor):
-        try: y = torch.as_tensor(y)
-        except (TypeError, ValueError, RuntimeError):
-            raise TypeError(f"{name} must be a tensor of labels, got {type(y).__name__}") from None
-    if head == 'softmax':
-        if y.is_floating_point() or y.dtype == torch.bool:
-            raise TypeError(f"{name} must hold integer class indices for a softmax head, got dtype {y.dtype}")
-        if tuple(y.shape) != (n,):
-            raise ValueError(f"{name} must have shape ({n},), one class index per image, got shape {tuple(y.shape)}")
-        if n and (int(y.min()) < 0 or int(y.max()) >= k):
-            raise ValueError(f"{name} must hold class indices in [0, {k - 1}] (the model has {k} outputs), "
-                             f"got values in [{int(y.min())}, {int(y.max())}]")
-        return y.to(device=device, dtype=torch.long)
-    if tuple(y.shape) != (n, k):
-        raise ValueError(f"{name} must be multi-hot with shape ({n}, {k}) for a sigmoid head, got shape {tuple(y.shape)}")
-    if not bool(((y == 0) | (y == 1)).all()):
-        raise ValueError(f"{name} must be multi-hot (only 0 and 1) for a sigmoid head")
-    return y.to(device=device, dtype=torch.float32)
+    "Class indices `(N,)` in `[0, K)` for a softmax head, multi-hot `(N, K)` for a sigmoid head (core's `check_labels`), on `device`."
+    return check_labels(y, n, k, head, name).to(device)
 
 def _predict(model: nn.Module, x: torch.Tensor, head: str) -> torch.Tensor:
     "Predicted class `(N,)` for a softmax head, predicted multi-hot `(N, K)` for a sigmoid head."
@@ -473,30 +453,70 @@ def jsma(model: nn.Module,                      # classifier returning logits (N
             active = active[(changed[active].sum(1) <= gamma * P) & domain[active].any(1)]
         return adv.view(n, *shape).detach(), steps, queries, clean
 
-    P = x[0].numel() if isinstance(x, torch.Tensor) and x.ndim == 4 else 1
+    P = x[0].numel() if isinstance(x, torch.Tensor) and x.ndim == 4 and len(x) else 1   # an empty batch: `_run` says so
     m = min(candidates, P)
     return _run('jsma', core, model, x, y, target, head, bounds, batch_size, evaluate,
                 extra_bytes=10 * m * m + 24 * P, choose_aim=runner_ups)
 
 # %% ../nbs/05_attacks.ipynb #99a32b8c
-ATTACKS: dict[str, Callable] = {'fgsm': fgsm, 'bim': bim, 'pgd': pgd, 'jsma': jsma}
+@dataclass(frozen=True)
+class AttackSpec:
+    "What a caller needs to know about one attack; calling the spec calls the attack."
+    fn: Callable                # (model, x, y, **settings) -> (adversarial images, AttackResult)
+    norm: str | None = 'linf'   # the ball its `eps` bounds: 'linf' or 'l2'; None: no ε budget (JSMA bounds the changed fraction)
+    steps: bool = False         # takes `steps` (an iterative attack)
+    seed: bool = False          # takes `seed` (a random start)
 
-class Adversarial:
-    "An input intervention F_j: `Adversarial(pgd, eps=0.3)(model, x, y)` returns the adversarial images."
-    def __init__(self, attack: Callable | str,  # an attack function, or its name: 'fgsm', 'bim', 'pgd', 'jsma'
+    @property
+    def eps(self) -> bool: return self.norm is not None   # takes an ε budget
+
+    def settings(self, eps: float | None = None, steps: int | None = None, seed: int | None = None, **common) -> dict:
+        "The keyword arguments this attack takes: ε, steps and seed where it takes them (None: its default), plus `common` (head, bounds, …)."
+        own = {'eps': eps if self.eps else None, 'steps': steps if self.steps else None, 'seed': seed if self.seed else None}
+        return {**{k: v for k, v in own.items() if v is not None}, **common}
+
+    def __call__(self, *args, **kwargs): return self.fn(*args, **kwargs)
+
+ATTACKS: dict[str, AttackSpec] = {}
+
+def register_attack(name: str,                # lower-case key, e.g. 'fgsm'; tables write it in capitals
+                    fn: Callable,             # the attack: (model, x, y, **settings) -> (images, AttackResult)
+                    norm: str | None = 'linf',# 'linf', 'l2', or None when it has no ε budget
+                    steps: bool = False,      # takes `steps`
+                    seed: bool = False,       # takes `seed`
+                   ) -> AttackSpec:
+    "Add (or replace) an attack; contexts, curves, reports and explorers loop over `ATTACKS`."
+    if not isinstance(name, str) or not name or name != name.lower():
+        raise ValueError(f"name must be a non-empty lower-case string, got {name!r}")
+    if not callable(fn): raise TypeError(f"fn must be an attack function, got {type(fn).__name__}")
+    if norm not in ('linf', 'l2', None): raise ValueError(f"norm must be 'linf', 'l2' or None, got {norm!r}")
+    ATTACKS[name] = AttackSpec(fn, norm, bool(steps), bool(seed)); return ATTACKS[name]
+
+register_attack('fgsm', fgsm)
+register_attack('bim', bim, steps=True)
+register_attack('pgd', pgd, steps=True, seed=True)
+register_attack('jsma', jsma, norm=None)
+
+# %% ../nbs/05_attacks.ipynb #5803393d
+class Adversarial(InputIntervention):
+    "An input intervention F_j (core's `InputIntervention`): `Adversarial(pgd, eps=0.3)(model, x, y)` returns the adversarial images."
+    def __init__(self, attack: Callable | str,  # an attack function, or the name of a registered attack (a key of ATTACKS)
                  **kwargs):                     # the attack's settings (eps, steps, theta, head, bounds, …)
+        key = None
         if isinstance(attack, str):
-            if attack.lower() not in ATTACKS: raise ValueError(f"attack must be one of {list(ATTACKS)}, got {attack!r}")
-            attack = ATTACKS[attack.lower()]
+            key = attack.lower()
+            if key not in ATTACKS: raise ValueError(f"attack must be one of {list(ATTACKS)}, got {attack!r}")
+            attack = ATTACKS[key].fn
         if not callable(attack): raise TypeError(f"attack must be an attack function or a name, got {type(attack).__name__}")
         try: inspect.signature(attack).bind(None, None, None, **kwargs)
         except TypeError as e: raise TypeError(f"settings {sorted(kwargs)} do not fit {getattr(attack, '__name__', attack)}: {e}") from None
-        self.attack, self.kwargs, self.last = attack, kwargs, None
+        if key is None: key = next((k for k, s in ATTACKS.items() if s.fn is attack), None)
+        self.attack, self.kwargs, self.last, self._key = attack, kwargs, None, key
 
     @property
     def name(self) -> str:
         "The attack's name in capitals, as the paper's tables write it."
-        return getattr(self.attack, '__name__', type(self.attack).__name__).upper()
+        return (self._key or getattr(self.attack, '__name__', type(self.attack).__name__)).upper()
 
     def __call__(self, model: nn.Module,                 # the classifier
                  x: torch.Tensor,                        # clean images
@@ -553,26 +573,28 @@ def show_attacks(model: nn.Module,                     # the classifier
 
 def default_attacks(eps: float = 0.3, steps: int = 10, head: str = 'softmax', bounds: Sequence[float] = (0., 1.),
                     seed: int = 0) -> list[Adversarial]:
-    "The paper's four attacks: FGSM, BIM and PGD at L∞ `eps` with `steps` steps, and JSMA (θ = 1, γ = 0.1)."
-    kw = dict(head=head, bounds=bounds)
-    return [Adversarial(fgsm, eps=eps, **kw), Adversarial(bim, eps=eps, steps=steps, **kw),
-            Adversarial(pgd, eps=eps, steps=steps, seed=seed, **kw), Adversarial(jsma, theta=1.0, gamma=0.1, **kw)]
+    "Every registered attack as a context: the paper's four are FGSM, BIM and PGD at L∞ `eps` with `steps` steps, and JSMA (θ = 1, γ = 0.1, its defaults)."
+    return [Adversarial(name, **spec.settings(eps=eps, steps=steps, seed=seed, head=head, bounds=bounds)) for name, spec in ATTACKS.items()]
 
 def robustness_curve(model: nn.Module,                           # the classifier
                      x: torch.Tensor,                            # clean images
                      y: torch.Tensor,                            # true labels
                      eps: Sequence[float] = (0., .05, .1, .15, .2, .3),  # budgets to try
-                     attacks: Sequence[str] = ('fgsm', 'bim', 'pgd'),    # L∞ attacks to run at each budget
+                     attacks: Sequence[str] | None = None,       # registered attacks with a `norm` budget; None: all of them
                      steps: int = 10,                            # steps of the iterative attacks
                      head: str = 'softmax',                      # the model's head
                      bounds: Sequence[float] = (0., 1.),         # valid pixel range
-                     seed: int = 0,                              # PGD's random start
+                     seed: int = 0,                              # random starts (PGD)
                      batch_size: int | None = None,              # images per chunk
-                    ):                                           # DataFrame: one row per ε, one column per attack
+                     norm: str = 'linf',                         # the ball ε measures: 'linf' or 'l2'
+                    ):                                           # DataFrame: one row per ε, one column per attack; `attrs['norm']`
     "Accuracy on adversarial images for each budget `eps` and attack."
     import pandas as pd
-    unknown = [a for a in attacks if a not in ('fgsm', 'bim', 'pgd')]
-    if unknown: raise ValueError(f"attacks must be L∞ attacks among 'fgsm', 'bim', 'pgd', got {unknown}")
+    same = [k for k, s in ATTACKS.items() if s.norm == norm]
+    attacks = same if attacks is None else [attacks] if isinstance(attacks, str) else list(attacks)
+    unknown = [a for a in attacks if a not in same]
+    if unknown or not attacks:
+        raise ValueError(f"attacks must name registered attacks with an ε budget in the {norm} norm, among {same}, got {unknown or attacks}")
     rows = {}
     for e in eps:
         row = {}
@@ -582,13 +604,12 @@ def robustness_curve(model: nn.Module,                           # the classifie
             correct = _succeeded(pred, y.cpu().to(pred.dtype), targeted=True)   # prediction equals y
             rows[0.] = {name.upper(): float(correct.float().mean()) for name in attacks}; continue
         for name in attacks:
-            kw = dict(head=head, bounds=bounds, batch_size=batch_size)
-            if name != 'fgsm': kw['steps'] = steps
-            if name == 'pgd': kw['seed'] = seed
-            _, r = ATTACKS[name](model, x, y, eps=e, **kw)
+            _, r = ATTACKS[name](model, x, y, **ATTACKS[name].settings(eps=e, steps=steps, seed=seed, head=head, bounds=bounds,
+                                                                       batch_size=batch_size))
             row[name.upper()] = 1 - float(r.reached.float().mean())   # accuracy: prediction still equals y
         rows[float(e)] = row
     df = pd.DataFrame.from_dict(rows, orient='index'); df.index.name = 'eps'
+    df.attrs['norm'] = norm
     return df
 
 def plot_robustness(curve,                # DataFrame from `robustness_curve`
@@ -597,7 +618,7 @@ def plot_robustness(curve,                # DataFrame from `robustness_curve`
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(4.5, 3))
     for col in curve.columns: ax.plot(curve.index, curve[col], marker='o', label=col)
-    ax.set_xlabel('ε (L∞)'); ax.set_ylabel('accuracy'); ax.set_ylim(-0.02, 1.02); ax.set_title(title)
+    ax.set_xlabel(f"ε ({ {'linf': 'L∞', 'l2': 'L2'}.get(curve.attrs.get('norm', 'linf'), '?') })"); ax.set_ylabel('accuracy'); ax.set_ylim(-0.02, 1.02); ax.set_title(title)
     ax.legend(); ax.grid(alpha=.3); fig.tight_layout()
     return fig
 
@@ -611,12 +632,12 @@ def report_section(ctx: ReportContext) -> ReportSection:
     images, labels = ctx.test.images[:n], ctx.test.labels[:n]
     classes = getattr(ctx.test, 'classes', None)
     model = ctx.model
-    sec.text("Four adversarial attacks (FGSM, BIM, PGD at L∞ ε = 0.3 with 10 steps, as in the paper, and JSMA with "
-             "θ = 1, γ = 0.1) used as input interventions F_j. Each column shows an adversarial image and, below it, "
+    attacks = default_attacks(head=ctx.head, seed=ctx.seed)
+    sec.text(f"The registered adversarial attacks ({', '.join(a.name for a in attacks)}; the paper's are FGSM, BIM, PGD at L∞ "
+             "ε = 0.3 with 10 steps, and JSMA with θ = 1, γ = 0.1) used as input interventions F_j. Each column shows an adversarial image and, below it, "
              "the perturbation (red raised, blue lowered), titled with the model's prediction.")
     sec.figure(show_attacks(model, images[:2 if ctx.quick else 4], labels[:2 if ctx.quick else 4], classes=classes,
-                            head=ctx.head), 'Attacks on test images')
-    attacks = default_attacks(head=ctx.head, seed=ctx.seed)
+                            attacks=attacks, head=ctx.head), 'Attacks on test images')
     summary = {}
     for a in attacks:
         a(model, images, labels); summary[a.name] = a.last.summary()

@@ -5,7 +5,6 @@
 # %% ../nbs/04_autoencoder.ipynb #ed0b5d0d
 from __future__ import annotations
 import copy, time, warnings
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -17,9 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 from filelock import FileLock
 
-from .core import (CacheError, Node, ReportContext, ReportSection, atomic_save, cache_dir, check_head,
-                            check_images, check_logits, default_max_bytes, evaluating, fingerprint, get_device, get_module,
-                            intervenable_layers, paper_label, preserve_state, progress, safe_load)
+from .core import (CacheError, Node, ReportContext, ReportSection, atomic_save, cache_dir, check_head, model_device,
+                            check_logits, default_max_bytes, evaluating, fingerprint, get_device, get_module, preserve_state,
+                            progress, safe_load)
 from .data import ImageSet
 
 # %% auto #0
@@ -146,8 +145,7 @@ def _insert(model: nn.Module, layer: str, ae: ConceptAutoencoder) -> None:
         if k == leaf: parent._modules[name] = ae
     if not (isinstance(parent, nn.Sequential) and type(parent).forward is nn.Sequential.forward):
         target.register_forward_hook(_ApplyAutoencoder(ae, layer))
-    p = next(model.parameters(), None)
-    if p is not None: ae.to(p.device)
+    ae.to(model_device(model))
     ae.train(model.training)
 
 def insert_autoencoder(model: nn.Module,          # any classifier; left unchanged
@@ -254,8 +252,7 @@ def feature_layers(model: nn.Module,      # any classifier
         model.eval()
         for n, m in model.named_modules():
             if n and not any(n == a or n.startswith(a + '.') for a in aes): handles.append(m.register_forward_hook(hook(n)))
-        p = next(model.parameters(), None)
-        model(images[:2].to(p.device if p is not None else images.device))
+        model(images[:2].to(model_device(model, images.device)))
     return shapes
 
 def _layer_shape(model, layer, images) -> tuple[int, int, int]:
@@ -458,8 +455,7 @@ def fidelity(model: nn.Module,      # the original classifier
 def _device_of(model, device):
     "`device` if given, else where `model`'s parameters are (so the model is never moved)."
     if device is not None: return get_device(device)
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device('cpu')
+    return model_device(model)
 
 def _onehot(y, like, head):
     "Labels as logits whose argmax (softmax) or sign (sigmoid) is the label, to reuse `_agree` for accuracy."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_cem.ipynb #a5e102c1
 from __future__ import annotations
-import math, time
+import inspect, math, time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -14,16 +14,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import (Node, Normalized, ReportContext, ReportSection, activation_bytes, check_head, check_images, check_logits,
+from .core import (Node, Normalized, ReportContext, ReportSection, activation_bytes, model_device, check_head, check_images, check_logits,
                             chunk_size, default_max_bytes, evaluating, get_module, iter_chunks, probabilities, progress)
-from .attacks import fgsm, bim, pgd, jsma
+from .attacks import ATTACKS, fgsm
 from .interventions import NetworkSCM, ZeroOut, belief_weighted_effect
 
 # %% auto #0
-__all__ = ['MAP_METHODS', 'window_covers', 'causal_effect_map', 'concept_effect_map', 'cam', 'grad_cam', 'GapCNN', 'compare_maps',
-           'plot_maps', 'pointing_game', 'map_auroc', 'localisation_scores', 'localisation_maps', 'map_sensitivity',
-           'feature_squeezing_score', 'max_softmax_score', 'CEDetector', 'detection_table', 'plot_roc', 'AttackSets',
-           'attack_sets', 'report_section']
+__all__ = ['MAPS', 'window_covers', 'causal_effect_map', 'concept_effect_map', 'cam', 'grad_cam', 'GapCNN', 'MapSpec',
+           'register_map', 'available_maps', 'cem_evidence', 'compare_maps', 'plot_maps', 'pointing_game', 'map_auroc',
+           'localisation_scores', 'localisation_maps', 'map_sensitivity', 'feature_squeezing_score',
+           'max_softmax_score', 'CEDetector', 'detection_table', 'plot_roc', 'AttackSets', 'attack_sets',
+           'report_section']
 
 # %% ../nbs/07_cem.ipynb #90900864
 def _pair(v, name: str) -> tuple[int, int]:
@@ -55,10 +56,7 @@ def window_covers(shape: Sequence[int],       # image shape (…, H, W)
     return _covers(h, wh, sh), _covers(w, ww, sw)
 
 # %% ../nbs/07_cem.ipynb #8cb31df9
-def _model_device(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    if p is None: p = next(model.buffers(), None)
-    return p.device if p is not None else torch.device('cpu')
+_model_device = model_device   # core's: parameters, else buffers, else the CPU
 
 def _check_model(model):
     if not isinstance(model, nn.Module): raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -86,11 +84,14 @@ def _fill_for(fill, x: torch.Tensor, bounds) -> torch.Tensor:
     f = torch.as_tensor(fill, dtype=x.dtype, device=x.device)
     if not bool(torch.isfinite(f).all()): raise ValueError("fill must be finite")
     lo, hi = bounds
-    if float(f.min()) < lo - 1e-6 or float(f.max()) > hi + 1e-6: raise ValueError(f"fill must lie inside bounds {tuple(bounds)}, got values in [{float(f.min()):.3g}, {float(f.max()):.3g}]")
+    if float(f.min()) < lo - 1e-6 or float(f.max()) > hi + 1e-6:
+        raise ValueError(f"fill must lie inside bounds {tuple(bounds)}, got values in [{float(f.min()):.3g}, {float(f.max()):.3g}]")
     if f.ndim == 0: return f.view(1, 1, 1, 1).expand(len(x), *x.shape[1:])
     if f.ndim == 3: f = f.unsqueeze(0)
     try: return f.expand(len(x), *x.shape[1:])
-    except RuntimeError: raise ValueError(f"fill of shape {tuple(torch.as_tensor(fill).shape)} does not match the images {tuple(x.shape)}; expected a number, (C, H, W) or (N, C, H, W)") from None
+    except RuntimeError:
+        raise ValueError(f"fill of shape {tuple(torch.as_tensor(fill).shape)} does not match the images {tuple(x.shape)}; "
+                         "expected a number, (C, H, W) or (N, C, H, W)") from None
 
 def _window_effects(readout: Callable[[torch.Tensor], torch.Tensor],  # masked images (B, C, H, W) -> values (B, N_out)
                     x: torch.Tensor, R: torch.Tensor, C: torch.Tensor, fill: torch.Tensor,
@@ -297,7 +298,8 @@ def grad_cam(model: nn.Module,                             # any classifier retu
         with evaluating(model), torch.enable_grad():
             logits = check_logits(model(x), len(x), 'model')
             a = got[0]
-            if not isinstance(a, torch.Tensor) or a.ndim != 4: raise ValueError(f"layer {layer!r} must output (N, C, h, w) feature maps, got {getattr(a, 'shape', type(a).__name__)}")
+            if not isinstance(a, torch.Tensor) or a.ndim != 4:
+                raise ValueError(f"layer {layer!r} must output (N, C, h, w) feature maps, got {getattr(a, 'shape', type(a).__name__)}")
             t = _targets(target, len(x), logits.shape[1], logits.argmax(1).detach())
             g, = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), a)
     finally: h.remove()
@@ -317,34 +319,93 @@ class GapCNN(nn.Sequential):
             conv3=nn.Conv2d(16, 32, 3, padding=1), relu3=nn.ReLU(),
             gap=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(), fc=nn.Linear(32, n_classes)))
 
-# %% ../nbs/07_cem.ipynb #182c3c2f
-MAP_METHODS = ('CEM', 'CAM', 'Grad-CAM')
+# %% ../nbs/07_cem.ipynb #c340e9e9
+_NEEDS = {'window': 'masks windows of the image', 'conv': 'an nn.Conv2d layer',
+          'gap': 'global average pooling (nn.AdaptiveAvgPool2d(1)) followed by one nn.Linear', 'grad': 'a differentiable model'}
 
+@dataclass(frozen=True)
+class MapSpec:
+    "What a caller needs to know about one map method."
+    fn: Callable          # (model, x, target, **settings) -> (N, H, W); larger = more evidence for the target
+    signed: bool = False  # can be negative: draw with a diverging colour map
+    needs: tuple = ()     # any of 'window', 'conv', 'gap', 'grad' (see `_NEEDS`)
+    kind: str = ''        # 'intervention', 'gradient', 'activation' or 'baseline'
+    peer: str = ''        # the independent implementation it is checked against
+    compare: bool = False # shown by `compare_maps` and the CEM explorer unless the caller names methods
+    draw_sign: int = 1    # the explorer draws draw_sign × map (−1: CEM, drawn as the Effect of masking)
+    legend: tuple = ('less', 'more relevant')  # what the low and the high end of the drawn map mean
+    fallback: str = ''    # the map to suggest when a model cannot give this one
+
+MAPS: dict[str, MapSpec] = {}
+
+def register_map(name: str,             # the method's name in tables and explorers, e.g. 'Grad-CAM'
+                 fn: Callable,          # (model, x, target, **settings) -> (N, H, W)
+                 signed: bool = False,  # can be negative
+                 needs: tuple = (),     # any of 'window', 'conv', 'gap', 'grad'
+                 kind: str = '',        # 'intervention', 'gradient', 'activation' or 'baseline'
+                 peer: str = '',        # what it is checked against
+                 **drawing,             # compare, draw_sign, legend, fallback (see `MapSpec`)
+                ) -> MapSpec:
+    "Add (or replace) a map method; `compare_maps`, the faithfulness tables, the report and the explorers loop over `MAPS`."
+    if not isinstance(name, str) or not name: raise ValueError(f"name must be a non-empty string, got {name!r}")
+    if not callable(fn): raise TypeError(f"fn must be a map function (model, x, target, **settings), got {type(fn).__name__}")
+    bad = [n for n in needs if n not in _NEEDS]
+    if bad: raise ValueError(f"needs must be among {list(_NEEDS)}, got {bad}")
+    MAPS[name] = MapSpec(fn, signed, tuple(needs), kind, peer, **drawing); return MAPS[name]
+
+def _missing(model: nn.Module, spec: MapSpec) -> str | None:
+    "The first of the map's needs `model` does not meet (a key of `_NEEDS`), or None."
+    if 'conv' in spec.needs and not any(isinstance(m, nn.Conv2d) for m in model.modules()): return 'conv'
+    if 'gap' in spec.needs:
+        try: _gap_head(model)
+        except ValueError: return 'gap'
+    return None
+
+def available_maps(model: nn.Module) -> list[str]:
+    "The registered methods this model can give."
+    _check_model(model)
+    return [k for k, s in MAPS.items() if _missing(model, s) is None]
+
+def _call_map(method: str, model: nn.Module, x: torch.Tensor, target, settings: Mapping[str, Any]) -> torch.Tensor:
+    "The registered map `method`, given those of `settings` its function names (all of them if it takes **kwargs)."
+    fn = MAPS[method].fn; params = inspect.signature(fn).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()): settings = {k: v for k, v in settings.items() if k in params}
+    return fn(model, x, target, **settings)
+
+def cem_evidence(model: nn.Module, x: torch.Tensor, target=None, window=4, stride=None, fill=0., head: str = 'softmax',
+                 bounds: Sequence[float] = (0., 1.), max_bytes=None, max_batch=None, progress_bar=None) -> torch.Tensor:
+    "−CEM: the drop in P(target) when the windows covering a pixel are masked (larger = more needed)."
+    return -causal_effect_map(model, x, target, window, stride, fill, head, bounds, max_bytes, max_batch, progress_bar)
+
+register_map('CEM', cem_evidence, True, ('window',), 'intervention', "captum Occlusion (chapter 07)",
+             compare=True, draw_sign=-1, legend=('masking lowers P', 'masking raises P'))
+register_map('CAM', cam, True, ('gap',), 'activation', '', compare=True, fallback='Grad-CAM')
+register_map('Grad-CAM', grad_cam, False, ('conv', 'grad'), 'gradient', 'pytorch-grad-cam GradCAM (chapter 07)', compare=True)
+
+# %% ../nbs/07_cem.ipynb #182c3c2f
 def compare_maps(model: nn.Module,                         # the classifier
                  x: torch.Tensor,                          # images (N, C, H, W)
                  target=None,                              # class per image; None: predicted on `x`
                  window: int | tuple[int, int] = 4,
                  stride: int | tuple[int, int] | None = None,
                  fill: float | torch.Tensor = 0.,
-                 layer: str | None = None,                 # Grad-CAM layer; None: the last conv layer
+                 layer: str | None = None,                 # Grad-CAM's layer (any 'conv' map's); None: the last conv layer
                  head: str = 'softmax',
-                 methods: Sequence[str] | None = None,     # any of MAP_METHODS; None: all the model allows (a warning names any left out)
+                 methods: Sequence[str] | None = None,     # keys of MAPS; None: those registered with compare=True the model allows (a warning names any left out)
                 ) -> dict[str, torch.Tensor]:              # method -> (N, H, W); 'CEM' holds −CEM (evidence)
-    "The CEM evidence (−CEM), CAM and Grad-CAM of the same images and targets."
+    "The maps of the same images and targets, one per method: by default the CEM evidence (−CEM), CAM and Grad-CAM."
     asked = methods is not None
-    methods = MAP_METHODS if methods is None else ([methods] if isinstance(methods, str) else list(methods))
-    bad = [m for m in methods if m not in MAP_METHODS]
-    if bad: raise ValueError(f"methods must name {', '.join(map(repr, MAP_METHODS))}, got {bad[0]!r}")
+    methods = [k for k, s in MAPS.items() if s.compare] if methods is None else ([methods] if isinstance(methods, str) else list(methods))
+    bad = [m for m in methods if m not in MAPS]
+    if bad: raise ValueError(f"methods must name {', '.join(map(repr, MAPS))}, got {bad[0]!r}")
+    settings = dict(window=window, stride=stride, fill=fill, layer=layer, head=head)
     out = {}
     for mth in methods:
-        if mth == 'CEM': out[mth] = -causal_effect_map(model, x, target, window, stride, fill, head=head)
-        elif mth == 'CAM':
-            try: out[mth] = cam(model, x, target)
-            except ValueError as e:
-                if asked or 'no global average pooling' not in str(e): raise       # asked for by name: an error, never a silent gap
-                import warnings
-                warnings.warn(f"compare_maps: CAM left out: {e}", stacklevel=2)
-        else: out[mth] = grad_cam(model, x, target, layer)
+        try: out[mth] = _call_map(mth, model, x, target, settings)
+        except ValueError as e:
+            if asked or _missing(model, MAPS[mth]) is None: raise       # asked for by name: an error, never a silent gap
+            import warnings
+            warnings.warn(f"compare_maps: {mth} left out: {e}", stacklevel=2)
     return out
 
 def plot_maps(rows: Mapping[str, tuple[torch.Tensor, Mapping[str, torch.Tensor]]],  # row title -> (image (C,H,W), {method: map (H,W)})
@@ -552,17 +613,18 @@ class AttackSets(dict):
     left_out: dict
 
 def attack_sets(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Sequence[float] = (.3,), head: str = 'softmax',
-                jsma_attack: bool = True, seed: int = 0) -> AttackSets:
-    "Attacked copies of the images of `x` the model got right and the attack changed: FGSM, BIM, PGD (10 steps) at each ε, JSMA (θ = 1, γ = 0.1)."
+                jsma_attack: bool = True,   # also the registered attacks without an ε budget (JSMA)
+                seed: int = 0) -> AttackSets:
+    "Attacked copies of the images of `x` the model got right and the attack changed: each registered attack (FGSM, BIM, PGD: 10 steps) at each ε, then JSMA (θ = 1, γ = 0.1)."
     out = AttackSets(); out.left_out = {}
     def add(name, adv_res):
         adv, res = adv_res
         out[name] = adv[res.attacked.to(adv.device)]; out.left_out[name] = len(adv) - len(out[name])
     for e in eps:
-        add(f'FGSM ε={e:g}', fgsm(model, x, y, eps=e, head=head))
-        add(f'BIM ε={e:g}', bim(model, x, y, eps=e, steps=10, head=head))
-        add(f'PGD ε={e:g}', pgd(model, x, y, eps=e, steps=10, head=head, seed=seed))
-    if jsma_attack: add('JSMA', jsma(model, x, y, head=head))
+        for name, spec in ATTACKS.items():
+            if spec.eps: add(f'{name.upper()} ε={e:g}', spec(model, x, y, **spec.settings(eps=e, steps=10, seed=seed, head=head)))
+    for name, spec in ATTACKS.items():
+        if jsma_attack and not spec.eps: add(name.upper(), spec(model, x, y, **spec.settings(head=head)))
     return out
 
 # %% ../nbs/07_cem.ipynb #d7963a90

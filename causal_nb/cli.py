@@ -7,10 +7,14 @@ from __future__ import annotations
 import argparse, base64, contextlib, html, importlib, importlib.util, inspect, io, json, os, re, shutil, signal, subprocess, sys
 import tempfile, threading, time, traceback, warnings
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import causal_nb
 from . import classroom
+if TYPE_CHECKING:   # annotations only: importing them at run time would import torch, and `--help` must stay fast
+    from torch import nn
+    from causal_nb.core import ReportContext, ReportSection
+    from causal_nb.data import ImageSet
 
 # Names the parser shows in --help. They are spelled here, not imported, because `causal-nb … --help` must not import
 # torch (seconds on a busy machine); the test below checks them against chapter 1's DATASETS and chapter 2's ARCHITECTURES.

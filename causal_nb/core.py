@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #42dbf57a
 from __future__ import annotations
-import base64, contextlib, difflib, hashlib, html, io, math, os, random, tempfile
+import base64, contextlib, difflib, hashlib, html, io, math, os, random, sys, tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -15,11 +15,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['HEADS', 'INTERVENABLE', 'get_device', 'seed_everything', 'check_bounds', 'check_images', 'check_head',
-           'probabilities', 'SelectOutput', 'check_logits', 'Node', 'get_module', 'intervenable_layers', 'paper_label',
-           'intervene', 'ModelState', 'model_state', 'restore_state', 'preserve_state', 'evaluating', 'Normalized',
-           'default_max_bytes', 'chunk_size', 'activation_bytes', 'progress', 'iter_chunks', 'map_batches', 'cache_dir',
-           'atomic_save', 'CacheError', 'safe_load', 'fingerprint', 'ReportContext', 'ReportSection']
+__all__ = ['HEADS', 'INTERVENABLE', 'get_device', 'model_device', 'seed_everything', 'check_bounds', 'check_images', 'check_head',
+           'probabilities', 'SelectOutput', 'check_logits', 'check_labels', 'Node', 'get_module', 'intervenable_layers',
+           'paper_label', 'intervene', 'ModelState', 'model_state', 'restore_state', 'preserve_state', 'evaluating',
+           'InputIntervention', 'Normalized', 'default_max_bytes', 'chunk_size', 'activation_bytes', 'progress',
+           'iter_chunks', 'map_batches', 'bootstrap_ci', 'cache_dir', 'atomic_save', 'CacheError', 'safe_load',
+           'fingerprint', 'ReportContext', 'ReportSection', 'show_table']
 
 # %% ../nbs/00_core.ipynb #43f79b7b
 def get_device(device: str | torch.device | None = None,  # 'cpu', 'cuda', 'cuda:1', …; None picks for you
@@ -35,6 +36,17 @@ def get_device(device: str | torch.device | None = None,  # 'cpu', 'cuda', 'cuda
     if dev.type == 'cuda' and not torch.cuda.is_available():
         raise ValueError(f"device is {device!r} but torch sees no CUDA GPU here; use 'cpu' or leave device=None")
     return dev
+
+# %% ../nbs/00_core.ipynb #50690337
+def model_device(model: nn.Module,                            # any module
+                 fallback: str | torch.device | None = None,  # for a model with neither parameters nor buffers; None: the CPU
+                ) -> torch.device:
+    "The device of `model`'s first parameter, else of its first buffer, else `fallback`."
+    if not isinstance(model, nn.Module): raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    t = next(model.parameters(), None)
+    if t is None: t = next(model.buffers(), None)
+    if t is not None: return t.device
+    return torch.device('cpu') if fallback is None else torch.device(fallback)
 
 # %% ../nbs/00_core.ipynb #cefa214f
 def seed_everything(seed: int,  # any non-negative integer
@@ -120,6 +132,33 @@ def check_logits(out: Any,                # what the model returned
     if out.ndim != 2: raise ValueError(f"{name} must return logits shaped (N, K), got shape {tuple(out.shape)}")
     if n is not None and out.shape[0] != n: raise ValueError(f"{name} returned {out.shape[0]} rows for a batch of {n} images")
     return out
+
+# %% ../nbs/00_core.ipynb #759837f0
+def check_labels(y: Any,              # labels: a tensor or anything torch.as_tensor reads
+                 n: int,              # number of images they belong to
+                 k: int,              # the model's number of outputs
+                 head: str = 'softmax',
+                 name: str = 'y',     # the argument's name, used in messages
+                ) -> torch.Tensor:    # int64 class indices (N,) for softmax, float multi-hot (N, K) for sigmoid
+    "Class indices `(N,)` in `[0, K)` for a softmax head, multi-hot `(N, K)` for a sigmoid head."
+    if not isinstance(y, torch.Tensor):
+        try: y = torch.as_tensor(y)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"{name} must be a tensor of labels, got {type(y).__name__}") from None
+    if check_head(head) == 'softmax':
+        if y.is_floating_point() or y.dtype == torch.bool:
+            raise TypeError(f"{name} must hold integer class indices for a softmax head, got dtype {y.dtype}")
+        if tuple(y.shape) != (n,):
+            raise ValueError(f"{name} must have shape ({n},), one class index per image, got shape {tuple(y.shape)}")
+        if n and (int(y.min()) < 0 or int(y.max()) >= k):
+            raise ValueError(f"{name} must hold class indices in [0, {k - 1}] (the model has {k} outputs), "
+                             f"got values in [{int(y.min())}, {int(y.max())}]")
+        return y.to(torch.long)
+    if tuple(y.shape) != (n, k):
+        raise ValueError(f"{name} must be multi-hot with shape ({n}, {k}) for a sigmoid head, got shape {tuple(y.shape)}")
+    if not bool(((y == 0) | (y == 1)).all()):
+        raise ValueError(f"{name} must be multi-hot (only 0 and 1) for a sigmoid head")
+    return y.to(torch.float32)
 
 # %% ../nbs/00_core.ipynb #0b1e9353
 @dataclass(frozen=True)
@@ -234,6 +273,13 @@ def evaluating(model: nn.Module, frozen: bool = True) -> Iterator[nn.Module]:
             for p in model.parameters(): p.requires_grad_(False)
         yield model
 
+# %% ../nbs/00_core.ipynb #644cf430
+class InputIntervention:
+    "A context F applied to the images before any node intervention: `ctx(model, x, y=None, offset=0)` returns new images."
+    name = 'F'
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, offset: int = 0) -> torch.Tensor:
+        raise NotImplementedError
+
 # %% ../nbs/00_core.ipynb #edfb2577
 class Normalized(nn.Module):
     "`model((x - mean) / std)`: normalisation as the first layer, so images stay in image space."
@@ -296,12 +342,38 @@ def _quiet() -> bool:
     return (os.environ.get('IN_TEST') == '1' or 'PYTEST_CURRENT_TEST' in os.environ
             or os.environ.get('CAUSAL_NB_PROGRESS', '1') == '0')
 
+_NOTEBOOK_BAR = None
+
+def _notebook_bar():
+    """tqdm's notebook bar shown under a display id, whose output is replaced by an empty one when it closes (unless
+    `leave`): closing the widget alone leaves its view in the cell's outputs, which after a reload of the page reads
+    "Error displaying widget: model not found"."""
+    global _NOTEBOOK_BAR
+    if _NOTEBOOK_BAR is None:
+        from tqdm.notebook import tqdm_notebook
+        from IPython import display as ipd
+        class NotebookBar(tqdm_notebook):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, display=False, **kwargs)
+                self._handle = None
+                if not self.disable:
+                    self._handle = ipd.display(self.container, display_id=True); self.displayed = True
+            def close(self):
+                super().close()
+                if self._handle is not None and not self.leave: self._handle.update({'text/plain': ''}, raw=True)
+                self._handle = None
+        _NOTEBOOK_BAR = NotebookBar
+    return _NOTEBOOK_BAR
+
 def progress(iterable: Iterable | None = None, total: int | None = None, desc: str | None = None,
              enabled: bool | None = None,  # None: on, except under tests or with CAUSAL_NB_PROGRESS=0
              **kwargs):
-    "A `tqdm.auto` progress bar (a widget in notebooks, text in terminals), silent under tests."
+    "A `tqdm.auto` progress bar (a widget in notebooks, text in terminals), silent under tests; it leaves nothing behind."
     if enabled is None: enabled = not _quiet()
-    return tqdm(iterable, total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True, **kwargs)
+    kwargs = {'leave': False, 'dynamic_ncols': True, **kwargs}
+    nb = sys.modules.get('tqdm.notebook')                 # imported when tqdm.auto chose the notebook bar
+    bar = _notebook_bar() if enabled and nb is not None and issubclass(tqdm, nb.tqdm_notebook) else tqdm
+    return bar(iterable, total=total, desc=desc, disable=not enabled, **kwargs)
 
 def iter_chunks(n: int, size: int) -> Iterator[slice]:
     "Slices `[0:size], [size:2size], …` covering `range(n)`."
@@ -325,6 +397,20 @@ def map_batches(fn: Callable[..., Any],       # fn(*chunks) -> tensor or tuple o
         outs.append(fn(*(t[s] for t in tensors)))
     if isinstance(outs[0], tuple): return tuple(torch.cat(o) for o in zip(*outs))
     return torch.cat(outs)
+
+# %% ../nbs/00_core.ipynb #0abc3599
+def bootstrap_ci(values,                # array (..., N): the mean is taken over the last axis
+                 level: float = .95,    # coverage of the interval
+                 n_boot: int = 1000,    # resamples
+                 seed: int = 0,         # the resampling generator's seed
+                ) -> tuple[np.ndarray, np.ndarray]:  # (low, high), each of shape values.shape[:-1]
+    "Percentile-bootstrap interval of the mean over the last axis (`scipy.stats.bootstrap`); NaN where fewer than two values."
+    from scipy.stats import bootstrap
+    v = np.asarray(values, dtype=float)
+    if v.shape[-1] < 2: return np.full(v.shape[:-1], np.nan), np.full(v.shape[:-1], np.nan)
+    r = bootstrap((v,), np.mean, n_resamples=n_boot, confidence_level=level, method='percentile', axis=-1, vectorized=True,
+                  batch=max(1, 2**24 // v.size), rng=np.random.default_rng(seed))
+    return np.asarray(r.confidence_interval.low), np.asarray(r.confidence_interval.high)
 
 # %% ../nbs/00_core.ipynb #0dac96b4
 def cache_dir(sub: str | None = None) -> Path:
@@ -412,3 +498,32 @@ class ReportSection:
         "The section as an HTML fragment."
         anchor = ''.join(c if c.isalnum() else '-' for c in self.title.lower())
         return f'<section id="{anchor}"><h2>{html.escape(self.title)}</h2>\n' + '\n'.join(self.parts) + '</section>'
+
+# %% ../nbs/00_core.ipynb #tablesforreadingcode
+def _fmt(v, digits: int, zero: float) -> str:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (float, np.floating)) or not math.isfinite(v): return str(v)
+    return '0' if abs(v) <= zero else f'{float(v):.{digits}g}'
+
+def show_table(table,                 # a pandas DataFrame (left unchanged)
+               digits: int = 4,       # significant digits shown
+               noise: float = 1e-12,  # |value| ≤ noise × its column's largest |value| (or ≤ noise) is shown as 0
+              ):                      # a pandas Styler: display only
+    "A table for reading: float noise shown as 0, `digits` significant digits, `mean [low, high]` when `table.attrs` holds intervals."
+    import pandas as pd
+    if not isinstance(table, pd.DataFrame): raise TypeError(f"table must be a pandas DataFrame, got {type(table).__name__}")
+    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 1: raise ValueError(f"digits must be a positive integer, got {digits!r}")
+    if not (isinstance(noise, (int, float)) and 0 <= noise < 1): raise ValueError(f"noise must be a number in [0, 1), got {noise!r}")
+    def zero(col) -> float:
+        v = pd.to_numeric(table[col], errors='coerce') if table[col].dtype != bool else None
+        top = np.nanmax(np.abs(v.to_numpy(dtype=float))) if v is not None and v.notna().any() else 0.
+        return noise * max(1., float(top))
+    zeros = {c: zero(c) for c in table.columns}
+    low, high = table.attrs.get('low'), table.attrs.get('high')
+    ci = (isinstance(low, pd.DataFrame) and isinstance(high, pd.DataFrame) and low.shape == high.shape == table.shape
+          and low.columns.equals(table.columns) and low.index.equals(table.index))
+    if ci:
+        shown = pd.DataFrame({c: [f"{_fmt(m, digits, zeros[c])} [{_fmt(lo, digits, zeros[c])}, {_fmt(hi, digits, zeros[c])}]"
+                                  for m, lo, hi in zip(table[c], low[c], high[c])] for c in table.columns}, index=table.index)
+        caption = f"mean [{table.attrs.get('level', .95):.0%} interval]" + (f" over {table.attrs['n']} images" if 'n' in table.attrs else '')
+        return shown.style.set_caption(caption)
+    return table.style.format({c: (lambda v, z=zeros[c]: _fmt(v, digits, z)) for c in table.columns})

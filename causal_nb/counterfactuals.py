@@ -4,8 +4,8 @@
 
 # %% ../nbs/08_counterfactuals.ipynb #8173f75a
 from __future__ import annotations
-import time
-from dataclasses import dataclass, field
+import contextlib, time
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -278,7 +278,7 @@ def counterfactual(classifier: nn.Module,               # image classifier retur
         if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive integer, got {v!r}")
     z0 = _latent(generator, query, z0)
     gen_state = model_state(generator) if isinstance(generator, nn.Module) else None
-    with evaluating(classifier), (evaluating(generator) if gen_state else _null()):
+    with evaluating(classifier), (evaluating(generator) if gen_state else contextlib.nullcontext()):
         with torch.no_grad(): out0 = generator(z0[:1])
         if tuple(out0.shape[1:]) != tuple(query.shape[1:]):
             raise ValueError(f"generator output shape {tuple(out0.shape[1:])} does not match the query/classifier input shape {tuple(query.shape[1:])}")
@@ -348,9 +348,7 @@ def counterfactual(classifier: nn.Module,               # image classifier retur
                                 steps=steps * rounds, seconds=seconds, lr=best['lr'], lam_fail=lo, best_step=best['best_step'],
                                 path_class_probs=best['pc'])
 
-class _null:
-    def __enter__(self): return None
-    def __exit__(self, *a): return False
+
 
 # %% ../nbs/08_counterfactuals.ipynb #df8a5d27
 def plot_path(result: CounterfactualResult, idx: Sequence[int] = (0, 1, 2), frames: int = 6, query: torch.Tensor | None = None,

@@ -183,7 +183,7 @@ def _resolve_idx(name: str, tv_name: str, classes, root, env: str, extra: Sequen
             if paths: return _load_idx_set(paths, classes, f"{name} ({split}, downloaded to {paths[0].parent})")
             tried.append("  - torchvision download: finished but left no IDX files")
         except Exception as e: tried.append(f"  - torchvision download: failed ({type(e).__name__}: {str(e)[:120]})")
-    fixes = [f"pass root=FOLDER holding the four IDX files", f"set {env}=FOLDER"]
+    fixes = ["pass root=FOLDER holding the four IDX files", f"set {env}=FOLDER"]
     if name == 'Fashion-MNIST': fixes.append("on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist")
     fixes.append("on a machine with internet, call with download=True (torchvision fetches it into the cache)")
     raise FileNotFoundError(f"{name} not found. Looked at:\n" + '\n'.join(tried) + "\nTo fix, do one of:\n" + '\n'.join(f"  - {f}" for f in fixes))

@@ -717,9 +717,12 @@ steps = [rule2(G, 'M', [], 'X'),       # (a) P(m | do(x)) = P(m | x)
 assert all(steps)                      # each one applies in this graph
 answer = tuple(s.rule for s in steps)""",
     mistakes=[Mistake(lambda: (2,) * 5, "steps (b) and (e) do not exchange anything: an action disappears altogether, and deleting an action is rule 3."),
-              Mistake(lambda: tuple(5 - r for r in _rules_03_3()), "you swapped rules 2 and 3: rule 2 exchanges an action for an observation (do(m) becomes m), rule 3 deletes an action."),
-              Mistake(lambda: tuple(1 if r == 2 else r for r in _rules_03_3()), "rule 1 inserts or deletes an *observation*; steps (a), (c) and (d) turn an action into an observation, which is rule 2.")],
-    explain="Chained (b, c into P(y | do(m)) = Σ_x' P(y | m, x') P(x'); d, e into P(y | do(x), m) = P(y | do(m)); with a), they give the front-door formula: `identify(g, 'Y', 'X', latent=['U'])` derives the same one."))
+              Mistake(lambda: tuple(5 - r for r in _rules_03_3()),
+                      "you swapped rules 2 and 3: rule 2 exchanges an action for an observation (do(m) becomes m), rule 3 deletes an action."),
+              Mistake(lambda: tuple(1 if r == 2 else r for r in _rules_03_3()),
+                      "rule 1 inserts or deletes an *observation*; steps (a), (c) and (d) turn an action into an observation, which is rule 2.")],
+    explain="Chained (b, c into P(y | do(m)) = Σ_x' P(y | m, x') P(x'); d, e into P(y | do(x), m) = P(y | do(m)); with a), they give "
+            "the front-door formula: `identify(g, 'Y', 'X', latent=['U'])` derives the same one."))
 
 # %% ../nbs/12_exercises.ipynb #27747e13
 def _setup_04_1():
@@ -739,7 +742,8 @@ register(Exercise(
     solution_code="""from causal_nb.exercises import setup
 a, a_hat = setup('04.1')
 answer = float((a - a_hat).abs().mean())""",
-    mistakes=[Mistake(lambda: float(((_setup_04_1()[0] - _setup_04_1()[1]) ** 2).mean()), "you squared the differences (a mean squared error); L_shallow is the mean *absolute* difference (L1)."),
+    mistakes=[Mistake(lambda: float(((_setup_04_1()[0] - _setup_04_1()[1]) ** 2).mean()),
+                      "you squared the differences (a mean squared error); L_shallow is the mean *absolute* difference (L1)."),
               Mistake(lambda: float((_setup_04_1()[0] - _setup_04_1()[1]).abs().sum()), "that is the sum of the absolute differences; L_shallow is their mean."),
               Mistake(lambda: float((_setup_04_1()[0] - _setup_04_1()[1]).mean()), "positive and negative differences cancelled: take the absolute value before averaging.")],
     setup=_setup_04_1,
@@ -773,7 +777,8 @@ register(Exercise(
 from causal_nb.exercises import setup
 clf, ae_model, test = setup('04.2')
 answer = fidelity(clf, ae_model, test).agreement""",
-    mistakes=[Mistake(lambda: _fidelity_04().accuracy_autoencoded, "that is the autoencoded network's accuracy against the labels; the question compares the two networks' predictions with each other."),
+    mistakes=[Mistake(lambda: _fidelity_04().accuracy_autoencoded,
+                      "that is the autoencoded network's accuracy against the labels; the question compares the two networks' predictions with each other."),
               Mistake(lambda: _fidelity_04().accuracy_original, "that is the original network's accuracy; the question compares the two networks' predictions with each other."),
               Mistake(lambda: 1 - _fidelity_04().agreement, "that is the share where the two networks *disagree*.")],
     setup=_setup_04,

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_filters.ipynb #c5beb293
 from __future__ import annotations
-import copy, math, time
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -13,10 +13,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .core import (Node, Normalized, ReportContext, ReportSection, chunk_size, default_max_bytes, evaluating, get_module,
-                            iter_chunks, probabilities, progress, seed_everything)
+from .core import (Node, Normalized, ReportContext, ReportSection, check_images, check_labels, chunk_size, model_device,
+                            default_max_bytes, evaluating, get_module, iter_chunks, probabilities, progress)
 from .data import ImageSet
-from .interventions import NetworkSCM, NodeIntervention, SetTo, ZeroOut, _iter_data
+from .interventions import NetworkSCM, SetTo, ZeroOut, _iter_data
 
 # %% auto #0
 __all__ = ['SUMMARIES', 'METHODS', 'conv_layers', 'check_conv', 'filter_responses', 'filter_parents', 'FilterSCM',
@@ -52,7 +52,13 @@ def _images_labels(data, n: int | None) -> tuple[torch.Tensor, torch.Tensor | No
         if not xs: raise ValueError("data is empty; pass at least one image")
         x, y = torch.cat(xs), (None if any(t is None for t in ys) else torch.cat(ys))
     if len(x) == 0: raise ValueError("data is empty; pass at least one image")
+    check_images(x, name='data')                      # the user passed `data`: errors name it
+    if y is not None and len(y) != len(x): raise ValueError(f"data has {len(x)} images but {len(y)} labels")
     return (x[:n], None if y is None else y[:n]) if n else (x, y)
+
+def _labels_for(y, p: torch.Tensor, head: str) -> torch.Tensor | None:
+    "The labels of `data`, checked against the model's K outputs (probabilities `p` (…, N, K)), on the CPU."
+    return None if y is None else check_labels(y.cpu(), p.shape[-2], p.shape[-1], head, 'data')
 
 def filter_responses(model: nn.Module,          # the network (left unchanged)
                      layers: Sequence[str],     # conv layers whose filters are summarised
@@ -73,7 +79,7 @@ def filter_responses(model: nn.Module,          # the network (left unchanged)
             o = o.detach().float().flatten(2)
             got[name].append(o.norm(dim=2) if summary == 'frobenius' else o.mean(2))
         return fn
-    dev = next(model.parameters()).device
+    dev = model_device(model)
     hs = [get_module(model, l).register_forward_hook(hook(l)) for l in layers]
     try:
         with evaluating(model), torch.inference_mode():
@@ -319,7 +325,6 @@ def compare_rankings(a: pd.DataFrame, b: pd.DataFrame,   # two `filter_importanc
 # %% ../nbs/09_filters.ipynb #8b12767f
 def plot_importance(tables: dict[str, pd.DataFrame], top: int = 16):
     "Ranked bars: the `top` filters by the first table's importance, each method's (normalised) importance beside it."
-    import matplotlib.pyplot as plt
     first = next(iter(tables.values()))
     order = first['importance'].nlargest(min(top, len(first))).index
     df = pd.DataFrame({m: t['importance'].reindex(order) / t['importance'].max() for m, t in tables.items()})
@@ -335,7 +340,7 @@ def plot_responses(model: nn.Module, layer: str, image: torch.Tensor, filters: S
     got = []
     h = get_module(model, layer).register_forward_hook(lambda m, i, o: got.append(o.detach()))
     try:
-        with evaluating(model), torch.inference_mode(): model(image[None].to(next(model.parameters()).device))
+        with evaluating(model), torch.inference_mode(): model(image[None].to(model_device(model)))
     finally: h.remove()
     maps = got[0][0].cpu()
     fs = list(filters)
@@ -392,6 +397,7 @@ def ablate_filters(model: nn.Module,        # the network (left unchanged)
     mask = torch.ones(2, conv.out_channels); mask[1, fs] = 0
     p0, p = _masked_probs(net, layer, x, mask)
     p0, p = p0.cpu(), p.cpu()
+    y = _labels_for(y, p, net.head)
     def acc(q):
         if y is None: return None
         return float(((q.argmax(1) == y) if y.ndim == 1 else ((q > .5) == (y > .5)).all(1)).float().mean())
@@ -420,7 +426,7 @@ def pruning_curve(model: nn.Module, layer: str, data: Any,
     masks = torch.ones(len(ks), C)
     for i, k in enumerate(ks): masks[i, order[:k]] = 0
     p = _masked_probs(scm or NetworkSCM(model, head), layer, x, masks).cpu()
-    y = y.cpu()
+    y = _labels_for(y, p, (scm.head if scm is not None else head))
     acc = ((p.argmax(-1) == y) if y.ndim == 1 else ((p > .5) == (y > .5)).all(-1)).float().mean(1)
     return pd.Series(acc.numpy(), index=pd.Index(ks, name='removed'), name='accuracy')
 

@@ -5,7 +5,7 @@
 # %% ../nbs/06_interventions.ipynb #c76defaf
 from __future__ import annotations
 import inspect, math, operator, time, warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -14,17 +14,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn, fx
 
-from .core import (Node, ReportContext, ReportSection, activation_bytes, check_head, check_images, check_logits,
-                            chunk_size, default_max_bytes, evaluating, get_device, get_module, intervenable_layers,
-                            iter_chunks, paper_label, probabilities, progress)
+from .core import (Node, ReportContext, ReportSection, activation_bytes, bootstrap_ci, model_device, check_head,
+                            check_images, check_logits, chunk_size, default_max_bytes, evaluating, get_module,
+                            intervenable_layers, iter_chunks, paper_label, probabilities, progress, InputIntervention)
 from .data import ImageSet
-from .attacks import Adversarial, image_hash
+from .attacks import ATTACKS, Adversarial, image_hash
 
 # %% auto #0
-__all__ = ['idle', 'NodeIntervention', 'ZeroOut', 'SetTo', 'Scale', 'Apply', 'InputIntervention', 'Idle', 'PixelMask',
-           'PatchMask', 'context_name', 'NetworkSCM', 'effect', 'belief_weighted_effect', 'ExpectedCE',
+__all__ = ['idle', 'CONTEXTS', 'NodeIntervention', 'ZeroOut', 'SetTo', 'Scale', 'Apply', 'Idle', 'PixelMask', 'PatchMask',
+           'context_name', 'NetworkSCM', 'effect', 'belief_weighted_effect', 'ExpectedCE',
            'mean_belief_weighted_effect', 'expected_ce', 'paper_contexts', 'belief_weighted_table', 'expected_ce_table',
-           'plot_expected_ce', 'concept_effects', 'node_expected_effect', 'report_section']
+           'plot_expected_ce', 'ContextSpec', 'register_context', 'concept_effects', 'node_expected_effect',
+           'report_section']
 
 # %% ../nbs/06_interventions.ipynb #58210242
 class NodeIntervention:
@@ -77,12 +78,6 @@ class Apply(NodeIntervention):
     def values(self, v): return self.fn(v)
 
 # %% ../nbs/06_interventions.ipynb #9eeae05a
-class InputIntervention:
-    "A context F applied to the images before any node intervention: `ctx(model, x, y=None, offset=0)` returns new images."
-    name = 'F'
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, offset: int = 0) -> torch.Tensor:
-        raise NotImplementedError
-
 class Idle(InputIntervention):
     "No intervention (the paper's F = idle): the clean images, the `Z0` column of the tables."
     name = 'Z0'
@@ -144,12 +139,10 @@ class PatchMask(InputIntervention):
 
 def context_name(context: Any) -> str:
     "The column name a context gets in the tables: Z0, PWM, Patch, FGSM, BIM, PGD, JSMA, …"
-    if isinstance(context, Adversarial): return context.name
     return getattr(context, 'name', type(context).__name__)
 
 def _apply_context(context, model, x, y, offset):
     if isinstance(context, InputIntervention): out = context(model, x, y, offset=offset)
-    elif isinstance(context, Adversarial): out = context(model, x, y, offset=offset)
     elif callable(context): out = context(model, x, y)
     else: raise TypeError(f"context must be idle, an input intervention (PixelMask, PatchMask, Adversarial) or a function (model, x, y) -> images, got {type(context).__name__}")
     if not isinstance(out, torch.Tensor) or out.shape != x.shape:
@@ -293,10 +286,6 @@ def _trim_memory() -> None:
 
 _LIBC = None
 
-def _model_device(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    if p is None: p = next(model.buffers(), None)
-    return p.device if p is not None else torch.device('cpu')
 
 def _check_node(node: Any, name: str = 'node') -> Node:
     if isinstance(node, Node): return node
@@ -370,7 +359,7 @@ class NetworkSCM:
                 ):
         if not isinstance(model, nn.Module): raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.model, self.head = model, check_head(head)
-        self.device = _model_device(model)
+        self.device = model_device(model)
         self.layers = list(intervenable_layers(model) if layers is None else layers)
         for l in self.layers: get_module(model, l)
         if max_bytes is not None and max_bytes < 1: raise ValueError(f"max_bytes must be positive, got {max_bytes}")
@@ -663,8 +652,8 @@ def effect(scm: NetworkSCM,                                   # the network as a
     return scm.do(xc, interventions) - scm.probs(xc)
 
 # %% ../nbs/06_interventions.ipynb #055dc9c8
-def _iter_data(data: Any, batch_size: int) -> Iterator[tuple[int, torch.Tensor, torch.Tensor | None]]:
-    "Batches (offset, images, labels or None) from a tensor, an ImageSet, a DataLoader or any iterable of batches."
+def _iter_data(data: Any, batch_size: int, bounds: Sequence[float] | None = None) -> Iterator[tuple[int, torch.Tensor, torch.Tensor | None]]:
+    "Batches (offset, images, labels or None) from a tensor, an ImageSet, a DataLoader or any iterable of batches; with `bounds`, each checked as `data`."
     if isinstance(data, ImageSet): x, y = data.images, data.labels
     elif isinstance(data, torch.Tensor): x, y = data, None
     elif isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data): x, y = data
@@ -673,9 +662,11 @@ def _iter_data(data: Any, batch_size: int) -> Iterator[tuple[int, torch.Tensor, 
         off = 0
         for b in data:
             bx, by = (b[0], b[1]) if isinstance(b, (tuple, list)) else (b, None)
+            if bounds is not None: check_images(bx, name='data', bounds=bounds)
             yield off, bx, by; off += len(bx)
         return
     if len(x) == 0: raise ValueError("data is empty; pass at least one image")
+    if bounds is not None: check_images(x, name='data', bounds=bounds)
     for s in iter_chunks(len(x), batch_size): yield s.start, x[s], None if y is None else y[s]
 
 def _world() -> tuple[int, int]:
@@ -714,7 +705,7 @@ def _ce_values(scm: NetworkSCM, nodes: Sequence[Node], contexts: Mapping[str, An
     rank, world = _world()
     parts: dict[str, list] = {c: [] for c in contexts}
     seen = 0
-    for b, (off, x, y) in enumerate(progress(_iter_data(data, batch_size), desc='Expected-CE', enabled=progress_bar)):
+    for b, (off, x, y) in enumerate(progress(_iter_data(data, batch_size, scm.bounds), desc='Expected-CE', enabled=progress_bar)):
         seen += len(x)
         if b % world != rank: continue
         x = scm._images(x)
@@ -748,12 +739,7 @@ def _interval(values: torch.Tensor, ci: str, level: float, n_boot: int, seed: in
         from statistics import NormalDist
         z = NormalDist().inv_cdf(.5 + level / 2); se = v.std(1, ddof=1) / math.sqrt(n)
         return mean, mean - z * se, mean + z * se
-    rng = np.random.default_rng(seed); boots = []
-    for s in iter_chunks(n_boot, max(1, 2**24 // n)):   # bootstrap means as counts @ values, in blocks
-        counts = rng.multinomial(n, np.full(n, 1 / n), size=s.stop - s.start).astype(np.float64)
-        boots.append(v @ counts.T / n)
-    boots = np.concatenate(boots, 1)
-    return mean, np.quantile(boots, (1 - level) / 2, axis=1), np.quantile(boots, (1 + level) / 2, axis=1)
+    return (mean, *bootstrap_ci(v, level, n_boot, seed))     # percentile bootstrap over images (scipy.stats.bootstrap)
 
 def _check_ci(ci, level, n_boot):
     if ci not in ('bootstrap', 'normal'): raise ValueError(f"ci must be 'bootstrap' or 'normal', got {ci!r}")
@@ -804,21 +790,20 @@ def expected_ce(*args, **kwargs) -> ExpectedCE:
 expected_ce.__signature__ = inspect.signature(mean_belief_weighted_effect)
 
 # %% ../nbs/06_interventions.ipynb #ce6e13f5
-def paper_contexts(eps: float = .3,          # L∞ budget of the attacks (the paper's 0.3)
-                   steps: int = 10,          # iterations of BIM and PGD (the paper's 10)
+def paper_contexts(eps: float = .3,          # ε budget of the attacks that take one (the paper's L∞ 0.3)
+                   steps: int = 10,          # iterations of the attacks that take steps (BIM, PGD: the paper's 10)
                    fraction: float = .1,     # PWM: share of pixels masked (the paper's 10%)
-                   attacks: Sequence[str] = ('fgsm', 'bim', 'pgd', 'jsma'),
+                   attacks: Sequence[str] | None = None,  # keys of `attacks.ATTACKS`; None: every registered attack (the paper's four)
                    head: str = 'softmax',
-                   seed: int = 0,
+                   seed: int = 0,            # mask and random-start seed
                   ) -> dict[str, Any]:
-    "The paper's table columns as contexts: Z0 (idle), PWM, and one adversarial context per attack."
+    "The paper's table columns as contexts: Z0 (idle), PWM, and one adversarial context per registered attack."
     out: dict[str, Any] = {'Z0': idle, 'PWM': PixelMask(fraction, seed=seed)}
-    for a in attacks:
-        a = a.lower()
-        if a == 'fgsm': ctx = Adversarial('fgsm', eps=eps, head=head)
-        elif a in ('bim', 'pgd'): ctx = Adversarial(a, eps=eps, steps=steps, head=head, **({'seed': seed} if a == 'pgd' else {}))
-        elif a == 'jsma': ctx = Adversarial('jsma', head=head)
-        else: raise ValueError(f"attacks must name fgsm, bim, pgd or jsma, got {a!r}")
+    names = list(ATTACKS) if attacks is None else [attacks] if isinstance(attacks, str) else list(attacks)
+    for a in names:
+        key = a.lower() if isinstance(a, str) else a
+        if key not in ATTACKS: raise ValueError(f"attacks must name registered attacks {list(ATTACKS)}, got {a!r}")
+        ctx = Adversarial(key, **ATTACKS[key].settings(eps=eps, steps=steps, seed=seed, head=head))
         out[ctx.name] = ctx
     return out
 
@@ -880,6 +865,33 @@ def plot_expected_ce(table: pd.DataFrame,  # from `belief_weighted_table` (alias
     if labels: ax.set_yticklabels([f"{i}  ({n})" for i, n in zip(table.index, labels)], rotation=0)
     ax.set_title(title); ax.set_xlabel('context'); ax.figure.tight_layout()
     return ax.figure
+
+# %% ../nbs/06_interventions.ipynb #f7b05f16
+@dataclass(frozen=True)
+class ContextSpec:
+    "How an explorer builds one kind of input context from a single setting, and says it."
+    make: Callable[[float], Any]          # setting -> the context (an InputIntervention)
+    setting: str                          # the setting's name, e.g. 'fraction'
+    low: float = 0.                       # its slider's range, step and start
+    high: float = 1.
+    step: float = .01
+    default: float = .1
+    describe: Callable[[float], str] | None = None   # setting -> caption text; None: '<name> <setting>=<value>'
+
+CONTEXTS: dict[str, ContextSpec] = {}
+
+def register_context(name: str,       # the explorer's label, e.g. 'pixel mask'
+                     make: Callable[[float], Any],  # setting -> context
+                     setting: str,    # the setting's name (one slider per distinct name)
+                     **slider,        # low, high, step, default, describe (see `ContextSpec`)
+                    ) -> ContextSpec:
+    "Add (or replace) a kind of input context; the explorers offer every registered kind."
+    if not isinstance(name, str) or not name or name in ('none', 'attack'):
+        raise ValueError(f"name must be a non-empty string other than 'none' and 'attack', got {name!r}")
+    if not callable(make): raise TypeError(f"make must be a function setting -> context, got {type(make).__name__}")
+    CONTEXTS[name] = ContextSpec(make, setting, **slider); return CONTEXTS[name]
+
+register_context('pixel mask', lambda v: PixelMask(v, seed=0), 'fraction', describe=lambda v: f"pixel mask {v:.0%}")
 
 # %% ../nbs/06_interventions.ipynb #d0a522e4
 def _images_of(data: Any, n: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -990,7 +1002,7 @@ def report_section(ctx: ReportContext) -> ReportSection:
     scm = NetworkSCM(ctx.model, head=ctx.head)
     convs = [l for l in scm.layers if isinstance(get_module(ctx.model, l), nn.Conv2d)][:2] or scm.layers[:2]
     nodes = [Node(l, i) for l in convs for i in (3, 7) if i < get_module(ctx.model, l).weight.shape[0]]
-    contexts = paper_contexts(head=ctx.head, seed=ctx.seed, attacks=('fgsm',) if ctx.quick else ('fgsm', 'bim', 'pgd', 'jsma'))
+    contexts = paper_contexts(head=ctx.head, seed=ctx.seed, attacks=('fgsm',) if ctx.quick else None)
     t0 = time.perf_counter()
     data = ctx.stream if ctx.stream is not None and not ctx.quick else test   # large folders stream through a DataLoader
     table = expected_ce_table(scm, nodes, contexts, data, ci='normal' if ctx.quick else 'bootstrap', seed=ctx.seed)

@@ -6,9 +6,9 @@
 from __future__ import annotations
 import copy, math, os, re, time, warnings
 from collections import OrderedDict
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,10 +17,10 @@ import torch.nn.functional as F
 from torch import nn
 from filelock import FileLock
 
-from .core import (CacheError, Normalized, atomic_save, cache_dir, check_head, check_images, check_logits,
+from .core import (CacheError, Normalized, model_device, atomic_save, cache_dir, check_head, check_images, check_logits,
                             evaluating, fingerprint, get_device, map_batches, probabilities, progress, safe_load,
                             ReportContext, ReportSection)
-from .data import ImageSet, load_data, default_data, plot_samples
+from .data import ImageSet, load_data, plot_samples
 
 # %% auto #0
 __all__ = ['ARCHITECTURES', 'CHEXNET_PAPER_AUROC', 'IMAGENET_MEAN', 'IMAGENET_STD', 'SmallCNN', 'LeNet5', 'build_model',
@@ -295,10 +295,7 @@ def train_stream(model: nn.Module,                      # the classifier to trai
     return TrainResult(model, pd.DataFrame(rows), best_epoch, seconds + time.perf_counter() - t0, False, path)
 
 # %% ../nbs/02_models.ipynb #9a8af666
-def _model_device(model: nn.Module) -> torch.device:
-    "Where the model's parameters live (the CPU for a model without parameters)."
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device('cpu')
+_model_device = model_device   # core's: parameters, else buffers, else the CPU
 
 def predict(model: nn.Module, images: torch.Tensor, head: str = 'softmax', batch_size: int = 512,
             device: str | torch.device | None = None, bounds: Sequence[float] = (0., 1.)) -> torch.Tensor:
@@ -319,7 +316,6 @@ class Evaluation:
 
 def _stream_probs(model, data, head, device):
     "Probabilities and labels of a DataLoader (or any iterable of (images, labels) batches), batch by batch."
-    from torch.utils.data import DataLoader
     ps, ys = [], []
     for b in data:
         if not isinstance(b, (tuple, list)) or len(b) < 2: raise TypeError(f"data must yield (images, labels) batches, got {type(b).__name__}")

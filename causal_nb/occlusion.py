@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import Normalized, activation_bytes, chunk_size, default_max_bytes, evaluating, iter_chunks, progress
-from .cem import _model_device, _window_effects, window_covers
+from .core import Normalized, activation_bytes, chunk_size, default_max_bytes, evaluating, iter_chunks, model_device, progress
+from .cem import _window_effects, window_covers
 
 # %% auto #0
 __all__ = ['Span', 'input_span', 'sliding_span', 'union_span', 'Step', 'IncrementalOcclusion']
@@ -393,7 +393,7 @@ class IncrementalOcclusion:
         import pandas as pd
         R, C = window_covers(x.shape, window, stride)
         with evaluating(model), torch.inference_mode():
-            tr = self.trace(model, x.detach().to(_model_device(model)), R, C)
+            tr = self.trace(model, x.detach().to(model_device(model)), R, C)
         if tr is None: return pd.DataFrame(columns=['node', 'op', 'step', 'slab', 'share of the map'])
         rows = []
         for n, st in tr.steps.items():

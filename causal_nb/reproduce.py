@@ -4,21 +4,21 @@
 
 # %% ../nbs/11_reproduce.ipynb #18d80ed1
 from __future__ import annotations
-import json, math, time, warnings
+import json, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from .core import (Node, ReportContext, ReportSection, get_device, intervenable_layers, progress,
+from .core import (Node, ReportContext, ReportSection, bootstrap_ci, get_device, model_device, intervenable_layers,
                             seed_everything)
 from .autoencoder import (AE_SUFFIX, autoencoder_layers, concept_layer, fidelity, fit_autoencoder,
                                    insert_autoencoders)
-from .interventions import NetworkSCM, expected_ce_table, paper_contexts, plot_expected_ce
+from .interventions import NetworkSCM, expected_ce_table, paper_contexts
 
 # %% auto #0
 __all__ = ['PAPER_TABLES', 'NODE_MODES', 'CLAIMS_FILES', 'paper_table', 'node_from_label', 'concept_network', 'Reproduction',
@@ -171,11 +171,11 @@ def _paired_abs_drop(table: pd.DataFrame, base: str, ctx: str, row: int, n_boot:
     "Bootstrap CI of |mean under ctx| − |mean under base| for one row, resampling images (paired)."
     a, b = table.attrs['per_image'][base][row], table.attrs['per_image'][ctx][row]
     both = ~(np.isnan(a) | np.isnan(b)); a, b = a[both], b[both]     # images an attack left out (NaN) are out of both
-    g = np.random.default_rng(seed); n = len(a)
-    idx = g.integers(0, n, (n_boot, n))
-    d = np.abs(b[idx].mean(1)) - np.abs(a[idx].mean(1))
-    lo, hi = np.quantile(d, [(1 - level) / 2, (1 + level) / 2])
-    return float(abs(b.mean()) - abs(a.mean())), float(lo), float(hi)
+    from scipy.stats import bootstrap
+    drop = lambda a, b, axis=-1: np.abs(b.mean(axis)) - np.abs(a.mean(axis))
+    ci = bootstrap((a, b), drop, paired=True, vectorized=True, n_resamples=n_boot, confidence_level=level, method='percentile',
+                   rng=np.random.default_rng(seed)).confidence_interval      # percentile, images resampled in pairs
+    return float(drop(a, b)), float(ci.low), float(ci.high)
 
 def judge_falls(table: pd.DataFrame,                     # from `expected_ce_table`, with per-image values
                 contexts: Sequence[str] = ('PWM', 'FGSM'),  # the contexts the claim is about
@@ -199,12 +199,12 @@ def judge_falls(table: pd.DataFrame,                     # from `expected_ce_tab
 def judge_attacks(table: pd.DataFrame, which: str = 'FGSM') -> tuple[str, str, dict]:
     "Is `which` the attack with the most negative Expected-CE, with its CI below every other attack's mean?"
     row = table.iloc[0]
-    low, high = table.attrs['low'].iloc[0], table.attrs['high'].iloc[0]
+    high = table.attrs['high'].iloc[0]
     order = row.sort_values()
     ok = order.index[0] == which
     sep = ok and all(high[which] < row[c] for c in row.index if c != which)
     verdict = 'holds' if sep else 'does not hold'
-    why = (f"ordered from most negative: " + ', '.join(f"{c} {v:.2e}" for c, v in order.items())
+    why = ("ordered from most negative: " + ', '.join(f"{c} {v:.2e}" for c, v in order.items())
            + (f"; {which} is the most negative" + ('' if sep else ", but its CI reaches another attack's mean, so the data do not separate them") if ok
               else f"; the most negative is {order.index[0]}, not {which}") + '.')
     return verdict, why, {'order': list(order.index), 'values': row.to_dict()}
@@ -313,8 +313,8 @@ def box_localisation(maps: dict[str, torch.Tensor],   # method -> (P, H, W) maps
 def _boot_ci(v: np.ndarray, n_boot: int, level: float, seed: int) -> tuple[float, float]:
     v = v[np.isfinite(v)]
     if len(v) < 2: return float('nan'), float('nan')
-    m = v[np.random.default_rng(seed).integers(0, len(v), (n_boot, len(v)))].mean(1)
-    return float(np.quantile(m, (1 - level) / 2)), float(np.quantile(m, (1 + level) / 2))
+    lo, hi = bootstrap_ci(v, level, n_boot, seed)            # percentile bootstrap (scipy.stats.bootstrap)
+    return float(lo), float(hi)
 
 def symptom_masking_effect(model: nn.Module,        # the multi-label classifier (sigmoid head)
                            x: torch.Tensor,         # (P, C, H, W) images
@@ -326,7 +326,7 @@ def symptom_masking_effect(model: nn.Module,        # the multi-label classifier
                           ) -> pd.DataFrame:        # rows: symptom box, same box elsewhere, difference
     "X←Y: Effect on P(finding) of masking the finding's box, against masking a box of the same size half an image away."
     from causal_nb.core import evaluating, probabilities, map_batches
-    dev = next(model.parameters()).device
+    dev = model_device(model)
     H, W = masks.shape[-2:]
     control = masks.roll((H // 2, W // 2), dims=(-2, -1))             # the same box, moved half an image down and across
     m = torch.cat([masks, control])[:, None].to(x.dtype)
@@ -426,7 +426,7 @@ def chestxray_study(model: nn.Module,                      # CheXNet (or any 14-
     from causal_nb.attacks import fgsm
     if not isinstance(model, nn.Module): raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(data, ChestXray14): data = ChestXray14(data, split='test', image_size=image_size)
-    if device is None: dev = next(model.parameters()).device
+    if device is None: dev = model_device(model)
     else: dev = get_device(device); model.to(dev)
     s = data.image_size; window = window or max(s // 8, 1); stride = stride or max(window // 2, 1)
     g = torch.Generator().manual_seed(seed)
@@ -567,7 +567,8 @@ def reproduce_table(key: str,                    # 'table1' … 'table4'
     n = table.attrs['n']
     numbers.update(n_images=n, nodes=table.attrs['nodes'], node_mode=nodes)
     desc = setting or type(model).__name__
-    setting = (setting + '; ' if setting else '') + f"{n} images; {nodes}: {', '.join(f'{r} = {s}' for r, s in zip(paper.index if key != 'table2' else [t['node']], table.attrs['nodes']))}"
+    pairs = ', '.join(f'{r} = {s}' for r, s in zip(paper.index if key != 'table2' else [t['node']], table.attrs['nodes']))
+    setting = (setting + '; ' if setting else '') + f"{n} images; {nodes}: {pairs}"
     if (table.iloc[:, 0] < 0).all() and (paper.iloc[:, 0] > 0).all() and key != 'table2':
         why += (" (Signs: our Z0 values are negative — zeroing a node lowers the believed class's probability, which is "
                 "what Eq. 1's interventional-minus-observational difference gives — while the paper prints them positive; "

@@ -5,28 +5,27 @@
 # %% ../nbs/10_widgets.ipynb #15986eff
 from __future__ import annotations
 import contextlib, copy, html, io, math, time
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 import ipywidgets as W
 
-from .core import Node, check_images, evaluating, get_device, iter_chunks, model_state
+from .core import Node, check_images, check_labels, evaluating, get_device, iter_chunks
 from .data import ImageSet
-from .attacks import Adversarial
+from .attacks import ATTACKS, Adversarial
 from .autoencoder import AE_SUFFIX, autoencoder_layers, concept_layer
-from .interventions import NetworkSCM, PixelMask, Scale, SetTo, ZeroOut, expected_ce
+from .interventions import NetworkSCM, Scale, SetTo, ZeroOut, expected_ce, CONTEXTS
 from .patching import Patch, patched_effects
-from .cem import CEDetector, cam, causal_effect_map, grad_cam
+from .cem import MAPS, CEDetector, _call_map, _missing, available_maps
 from .counterfactuals import ATTRIBUTE_GROUPS, attribute_counterfactual, counterfactual, trained_generator
 from .filters import ablate_filters, conv_layers, filter_importance
 
 # %% auto #0
-__all__ = ['BAR_COLOURS', 'EXPLORER_CSS', 'INTERVENTIONS', 'CONTEXTS', 'ATTACK_NAMES', 'MAP_METHODS', 'RANKINGS',
-           'SAMPLE_TARGETS', 'TABS', 'BUILDING', 'image_png', 'probability_bars', 'colour_legend', 'torch_threads',
-           'Explorer', 'InterventionExplorer', 'CEMExplorer', 'CounterfactualExplorer', 'FilterExplorer',
-           'plot_dose_response', 'DoseResponseExplorer', 'dashboard']
+__all__ = ['BAR_COLOURS', 'EXPLORER_CSS', 'INTERVENTIONS', 'RANKINGS', 'SAMPLE_TARGETS', 'TABS', 'BUILDING', 'image_png',
+           'probability_bars', 'colour_legend', 'torch_threads', 'Explorer', 'InterventionExplorer', 'CEMExplorer',
+           'CounterfactualExplorer', 'FilterExplorer', 'plot_dose_response', 'DoseResponseExplorer', 'dashboard']
 
 # %% ../nbs/10_widgets.ipynb #225ef082
 def _as_numpy(a) -> np.ndarray:
@@ -136,9 +135,11 @@ def _class_names(names: list[str] | None, k: int) -> list[str]:
     if len(names) != k: raise ValueError(f"classes has {len(names)} names but the model returns {k} logits")
     return names
 
-def _probs_all(scm: NetworkSCM, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
-    "P(y | x) of every image, in batches, on the CPU."
-    return torch.cat([scm.probs(x[s]).cpu() for s in iter_chunks(len(x), batch)])
+def _probs_all(scm: NetworkSCM, x: torch.Tensor, y: torch.Tensor | None = None, batch: int = 512) -> torch.Tensor:
+    "P(y | x) of every image, in batches, on the CPU; the labels of `data`, if any, checked against the model's outputs."
+    p = torch.cat([scm.probs(x[s]).cpu() for s in iter_chunks(len(x), batch)])
+    if y is not None: check_labels(y.cpu(), len(x), p.shape[1], scm.head, 'data')
+    return p
 
 def _layer_shapes(model: nn.Module, x: torch.Tensor, layers: Sequence[str]) -> dict[str, tuple[int, ...]]:
     "Output shape (without the batch axis) of each named layer, from one forward pass."
@@ -151,9 +152,6 @@ def _layer_shapes(model: nn.Module, x: torch.Tensor, layers: Sequence[str]) -> d
 def _error_html(text: str) -> str:
     return (f"<div style='color:#b00020;background:#fdecea;padding:4px 8px;border-radius:3px;white-space:pre-wrap'>"
             f"⚠ {html.escape(text)}</div>")
-
-def _titled(title: str, *children) -> W.VBox:
-    return W.VBox([W.HTML(f"<div style='font-size:14px;color:#555'>{html.escape(title)}</div>"), *children])
 
 EXPLORER_CSS = '''<style>
 .causal-nb-explorer { --jp-widgets-font-size: 14px; font-size: 14px; }
@@ -303,8 +301,6 @@ def _grid(v: torch.Tensor) -> tuple[torch.Tensor, int]:
     return g.view(rows, cols), cols
 
 INTERVENTIONS = ('zero-out', 'set value', 'scale', 'patch')
-CONTEXTS = ('none', 'pixel mask', 'attack')
-ATTACK_NAMES = ('fgsm', 'bim', 'pgd', 'jsma')
 
 class InterventionExplorer(Explorer):
     "An image, a node, an intervention and an input context; P(y) before and after, Effect and Expected-CE, live."
@@ -324,7 +320,7 @@ class InterventionExplorer(Explorer):
         self.model = _model_on(model, self.device)
         self.scm = NetworkSCM(self.model, head=head, layers=layers, bounds=bounds)
         self.head, self.bounds, self.size, self.x, self.y = self.scm.head, tuple(bounds), size, x, y
-        self.p_data = _probs_all(self.scm, x)
+        self.p_data = _probs_all(self.scm, x, y)
         self.classes = _class_names(names, self.p_data.shape[1])
         opts = _node_layers(self.model, self.scm.layers)
         if not opts: raise ValueError(f"model has no layer to intervene on (conv, linear or concept layers); layers given: {layers}")
@@ -340,9 +336,11 @@ class InterventionExplorer(Explorer):
         C['intervention'] = W.ToggleButtons(options=list(INTERVENTIONS), value='zero-out', description='do')
         C['value'] = W.FloatSlider(0., min=-5., max=5., step=.05, description='value', disabled=True)
         C['source'] = W.IntSlider(1 % len(x), min=0, max=len(x) - 1, description='source', continuous_update=False)   # patch: the image whose node value is put in
-        C['context'] = W.ToggleButtons(options=list(CONTEXTS), value='none', description='context')
-        C['fraction'] = W.FloatSlider(.1, min=0., max=1., step=.01, description='fraction')
-        C['attack'] = W.Dropdown(options=list(ATTACK_NAMES), value='fgsm', description='attack')
+        C['context'] = W.ToggleButtons(options=['none', *CONTEXTS, 'attack'], value='none', description='context')   # every registered kind
+        for spec in CONTEXTS.values():          # one slider per setting the registered contexts name (pixel mask: 'fraction')
+            if spec.setting not in C: C[spec.setting] = W.FloatSlider(spec.default, min=spec.low, max=spec.high, step=spec.step, description=spec.setting)
+        self._settings = list(dict.fromkeys(s.setting for s in CONTEXTS.values()))
+        C['attack'] = W.Dropdown(options=list(ATTACKS), value='fgsm', description='attack')   # every registered attack
         C['eps'] = W.FloatSlider(.1, min=.01, max=.5, step=.01, description='ε', continuous_update=False)
         for k in ('intervention', 'context'): C[k].style.button_width = '96px'
         C['filter'].observe(self._on_filter, names='value')
@@ -357,7 +355,7 @@ class InterventionExplorer(Explorer):
         pics = [W.VBox([self.views[k], self.captions[k]]) for k in self.views]
         self._pert_box = pics[1]
         controls = W.HBox([W.VBox([C['filter'], C['image'], C['layer'], C['node']]),
-                           W.VBox([C['intervention'], C['value'], C['source'], C['context'], C['fraction'], C['attack'], C['eps']])])
+                           W.VBox([C['intervention'], C['value'], C['source'], C['context'], *(C[k] for k in self._settings), C['attack'], C['eps']])])
         self.widget = self._frame(controls, W.VBox([self.summary, W.HBox([*pics, self.probs])]))   # the summary above the fold
         self._on_context(); self.refresh()
 
@@ -388,8 +386,9 @@ class InterventionExplorer(Explorer):
         self.controls['source'].layout.display = None if iv == 'patch' else 'none'
 
     def _on_context(self, change=None):
-        ctx, jsma = self.controls['context'].value, self.controls['attack'].value == 'jsma'   # JSMA has no ε: no slider for it
-        for k, on in (('fraction', ctx == 'pixel mask'), ('attack', ctx == 'attack'), ('eps', ctx == 'attack' and not jsma)):
+        ctx, eps = self.controls['context'].value, ATTACKS[self.controls['attack'].value].eps   # JSMA has no ε: no slider for it
+        own = CONTEXTS[ctx].setting if ctx in CONTEXTS else None
+        for k, on in (*((k, k == own) for k in self._settings), ('attack', ctx == 'attack'), ('eps', ctx == 'attack' and eps)):
             self.controls[k].layout.display = None if on else 'none'
 
     # --- the science, by the chapters' functions
@@ -405,9 +404,10 @@ class InterventionExplorer(Explorer):
         "The input context the controls describe (None for none), for image `index`."
         c = self.controls
         if c['context'].value == 'none': return None
-        if c['context'].value == 'pixel mask': return PixelMask(float(c['fraction'].value), seed=0)
-        kw = {} if c['attack'].value == 'jsma' else {'eps': float(c['eps'].value)}
-        return Adversarial(c['attack'].value, head=self.head, bounds=self.bounds, **kw)
+        if c['context'].value in CONTEXTS:
+            spec = CONTEXTS[c['context'].value]; return spec.make(float(c[spec.setting].value))
+        a = c['attack'].value
+        return Adversarial(a, **ATTACKS[a].settings(eps=float(c['eps'].value), head=self.head, bounds=self.bounds))
 
     def _set_image(self, i: int):
         "Apply the context to image `i` once; the context image stays on the device, so the prefix cache is reused."
@@ -415,8 +415,8 @@ class InterventionExplorer(Explorer):
         ctx = self.context(i)
         mask = pert = None
         if ctx is None: xc = x
-        elif isinstance(ctx, PixelMask):
-            xc = ctx(self.model, x, offset=i); mask = ctx.mask(x.shape, offset=i)[0, 0]
+        elif not isinstance(ctx, Adversarial):     # a registered context; one that masks pixels shows where
+            xc = ctx(self.model, x, offset=i); mask = ctx.mask(x.shape, offset=i)[0, 0] if hasattr(ctx, 'mask') else None
         else:
             self._step(f"{ctx.name}…", 0, 1)
             y = None if self.y is None else self.y[i:i + 1].to(self.device)
@@ -433,15 +433,17 @@ class InterventionExplorer(Explorer):
 
     def _context_text(self) -> str:
         c = self.controls
-        if c['context'].value == 'pixel mask': return f"pixel mask {c['fraction'].value:.0%}"
-        if c['context'].value == 'attack': return c['attack'].value.upper() + ('' if c['attack'].value == 'jsma' else f" ε={c['eps'].value:g}")
+        if c['context'].value in CONTEXTS:
+            name = c['context'].value; spec = CONTEXTS[name]; v = float(c[spec.setting].value)
+            return spec.describe(v) if spec.describe else f"{name} {spec.setting}={v:g}"
+        if c['context'].value == 'attack': return c['attack'].value.upper() + (f" ε={c['eps'].value:g}" if ATTACKS[c['attack'].value].eps else '')
         return 'clean'
 
     def _update(self):
         c = {k: w.value for k, w in self.controls.items()}
         if not self._ids: raise ValueError(f"no image matches the filter {self.controls['filter'].label!r}; pick another")
         i = self._ids[c['image']]
-        key = (i, c['context'], c['fraction'] if c['context'] == 'pixel mask' else None,
+        key = (i, c['context'], c[CONTEXTS[c['context']].setting] if c['context'] in CONTEXTS else None,
                (c['attack'], c['eps']) if c['context'] == 'attack' else None)
         if key != self._key: self._key = None; self._set_image(i); self._key = key
         node, iv = Node(c['layer'], c['node']), self.intervention()
@@ -477,17 +479,17 @@ class InterventionExplorer(Explorer):
             f"Effect on P({name(k_before)}) = <code>{float(eff[k_before]):+.4f}</code>, "
             f"Expected-CE Σ_k P(k|x)·Effect_k = <code>{ece:+.4f}</code>")
         self.state.update(index=i, label=None if self.y is None or self.y.ndim != 1 else int(self.y[i]), layer=c['layer'], node=c['node'],
-                          intervention=c['intervention'], value=c['value'], source=c['source'], context=c['context'], fraction=c['fraction'],
+                          intervention=c['intervention'], value=c['value'], source=c['source'], context=c['context'], **{k: c[k] for k in self._settings},
                           attack=c['attack'], eps=c['eps'], probs_clean=p_clean.tolist(), probs_before=p_obs.tolist(),
                           probs_after=p_do.tolist(), effect=eff.tolist(), expected_ce=ece, predicted_before=k_before,
                           predicted_after=k_after, node_mean_before=float(before.float().mean()), node_mean_after=float(after.float().mean()),
                           cache=self.scm.mode(c['layer']))
 
 # %% ../nbs/10_widgets.ipynb #daabfc1a
-MAP_METHODS = ('CEM', 'CAM', 'Grad-CAM')
+_PLAIN_NEEDS = {'gap': 'ends in global average pooling and one linear layer', 'conv': 'has convolutions'}   # said without code
 
 class CEMExplorer(Explorer):
-    "Causal effect map, CAM or Grad-CAM of an image and of its attacked copy on one scale, with a detector's scores."
+    "A registered map (CEM, CAM, Grad-CAM, …) of an image and of its attacked copy on one scale, with a detector's scores."
     title = 'Causal effect maps: clean and attacked'
 
     def __init__(self, model: nn.Module,                    # classifier returning logits (N, K); never changed
@@ -499,6 +501,7 @@ class CEMExplorer(Explorer):
                  layer: str | None = None,                  # Grad-CAM's layer; None: the last conv
                  window: int | None = None,                 # the CEM window to start with; None: a seventh of the image side
                  stride: int | None = None,                 # the CEM stride to start with; None: half the window
+                 methods: Sequence[str] | None = None,      # keys of `cem.MAPS` to offer; None: those registered with compare=True
                  device: str | torch.device | None = None,
                  bounds: Sequence[float] = (0., 1.),
                  size: int = 140,
@@ -508,20 +511,23 @@ class CEMExplorer(Explorer):
         self.model = _model_on(model, self.device)
         self.scm = NetworkSCM(self.model, head=head, bounds=bounds)
         self.head, self.bounds, self.size, self.x, self.y, self.layer = self.scm.head, tuple(bounds), size, x, y, layer
-        self.p_data = _probs_all(self.scm, x)
+        self.p_data = _probs_all(self.scm, x, y)
         self.classes = _class_names(names, self.p_data.shape[1])
         h, w = x.shape[-2:]
         C = self.controls
         C['image'] = W.IntSlider(0, min=0, max=len(x) - 1, description='image', continuous_update=False)
         C['target'] = W.Dropdown(options=[('predicted', -1)] + [(c, k) for k, c in enumerate(self.classes)], value=-1, description='class')
-        C['method'] = W.ToggleButtons(options=list(MAP_METHODS), value='CEM', description='map')
+        methods = [k for k, s in MAPS.items() if s.compare] if methods is None else [methods] if isinstance(methods, str) else list(methods)
+        bad = [m for m in methods if m not in MAPS]
+        if bad or not methods: raise ValueError(f"methods must name registered maps among {list(MAPS)}, got {bad or methods}")
+        C['method'] = W.ToggleButtons(options=methods, value=methods[0], description='map')
         window = max(1, round(min(h, w) / 7)) if window is None else window
         for n, v, hi in (('window', window, min(h, w)), ('stride', stride, window)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi):
                 raise ValueError(f"{n} must be an integer in [1, {hi}] for {h}×{w} images, got {v!r}")
         C['window'] = W.IntSlider(window, min=1, max=min(h, w), description='window', continuous_update=False)
         C['stride'] = W.IntSlider(max(1, window // 2) if stride is None else stride, min=1, max=window, description='stride', continuous_update=False)
-        C['attack'] = W.Dropdown(options=['none', *ATTACK_NAMES], value='fgsm', description='attack')
+        C['attack'] = W.Dropdown(options=['none', *ATTACKS], value='fgsm', description='attack')
         C['eps'] = W.FloatSlider(.1, min=.01, max=.5, step=.01, description='ε', continuous_update=False)
         C['method'].style.button_width = '104px'     # 'Grad-CAM' whole at 14 px
         C['window'].observe(self._on_window, names='value')
@@ -576,11 +582,12 @@ class CEMExplorer(Explorer):
         with self.hold(): s.value = min(s.value, w); s.max = w
 
     def _on_method(self, change=None):
-        off = self.controls['method'].value != 'CEM'
+        off = 'window' not in MAPS[self.controls['method'].value].needs
         self.controls['window'].disabled = self.controls['stride'].disabled = off
 
     def _on_attack(self, change=None):
-        self.controls['eps'].layout.display = 'none' if self.controls['attack'].value in ('none', 'jsma') else None
+        a = self.controls['attack'].value
+        self.controls['eps'].layout.display = None if a != 'none' and ATTACKS[a].eps else 'none'
 
     def _set_image(self, i: int, attack: str, eps: float):
         "The image and its attacked copy on the device, their probabilities and the detector's scores (once per image and attack)."
@@ -588,9 +595,8 @@ class CEMExplorer(Explorer):
         xa = None
         if attack != 'none':
             self._step(f"{attack.upper()}…", 0, 1)
-            kw = {} if attack == 'jsma' else {'eps': float(eps)}
             y = None if self.y is None else self.y[i:i + 1].to(self.device)
-            xa = Adversarial(attack, head=self.head, bounds=self.bounds, **kw)(self.model, x, y).detach()
+            xa = Adversarial(attack, **ATTACKS[attack].settings(eps=float(eps), head=self.head, bounds=self.bounds))(self.model, x, y).detach()
         xs = x if xa is None else torch.cat([x, xa])
         self._xs, self._p = xs, self.scm.probs(xs).cpu()
         self._scores = None if self.detector is None else [float(s) for s in self.detector.score(xs)]
@@ -599,38 +605,39 @@ class CEMExplorer(Explorer):
         for b in self._attacked_boxes: b.layout.display = None if xa is not None else 'none'
 
     def maps(self) -> torch.Tensor:
-        "(1 or 2, H, W): the chosen method's maps of the image (and its attacked copy) for the chosen class, by chapter 7's functions."
+        "(1 or 2, H, W): the chosen registered map of the image (and its attacked copy) for the chosen class, as the explorer draws it."
         c = {k: w.value for k, w in self.controls.items()}
         t = int(self._p[0].argmax()) if c['target'] == -1 else c['target']
         tt = torch.full((len(self._xs),), t, dtype=torch.long)
-        if c['method'] == 'CEM':
-            return causal_effect_map(self.model, self._xs, tt, c['window'], c['stride'], head=self.head, bounds=self.bounds, progress_bar=False).cpu()
-        if c['method'] == 'CAM':
-            try: return cam(self.model, self._xs, tt, bounds=self.bounds).cpu()
-            except ValueError as e:     # said without code: the app's readers do not write any
-                if 'global average pooling' not in str(e): raise
-                raise ValueError(f"CAM needs a classifier that ends in global average pooling and one linear layer; this model "
-                                 f"({type(self.model).__name__}) does not, so there is no CAM of it. Choose Grad-CAM, which works "
-                                 "for any model with convolutions.") from None
-        return grad_cam(self.model, self._xs, tt, layer=self.layer, bounds=self.bounds).detach().cpu()
+        spec = MAPS[c['method']]
+        why = _missing(self.model, spec)
+        if why:                          # said without code: the app's readers do not write any
+            alts = [spec.fallback] if spec.fallback in self.controls['method'].options else [
+                m for m in self.controls['method'].options if m in available_maps(self.model)]
+            raise ValueError(f"{c['method']} needs a classifier that {_PLAIN_NEEDS.get(why, why)}; this model "
+                             f"({type(self.model).__name__}) does not, so there is no {c['method']} of it. Choose {' or '.join(alts)}, "
+                             "which this model can give.")
+        settings = dict(window=c['window'], stride=c['stride'], layer=self.layer, head=self.head, bounds=self.bounds, progress_bar=False)
+        return (spec.draw_sign * _call_map(c['method'], self.model, self._xs, tt, settings)).detach().cpu()
 
     def _update(self):
         c = {k: w.value for k, w in self.controls.items()}
-        key = (c['image'], c['attack'], c['eps'] if c['attack'] not in ('none', 'jsma') else None)
+        key = (c['image'], c['attack'], c['eps'] if c['attack'] != 'none' and ATTACKS[c['attack']].eps else None)
         if key != self._key: self._key = None; self._set_image(c['image'], c['attack'], c['eps']); self._key = key
         t = int(self._p[0].argmax()) if c['target'] == -1 else c['target']
         m = self.maps()
-        if c['method'] == 'CEM':
-            v = float(m.abs().max()) or 1e-6; cmap, lo, hi = 'RdBu', -v, v        # signed: red where masking lowers P(class)
+        spec = MAPS[c['method']]
+        if spec.signed:                  # one scale around 0, red where the map speaks for the class (for CEM: where masking lowers P)
+            v = float(m.abs().max()) or 1e-6; cmap, lo, hi = 'RdBu' if spec.draw_sign < 0 else 'RdBu_r', -v, v
         else:
             lo, hi = float(m.min()), float(m.max()); cmap = 'magma'
             if hi <= lo: hi = lo + 1e-6
         names = ['clean_map', 'attacked_map'][:len(m)]
         for k, mm in zip(names, m): self.views[k].value = image_png(mm, cmap, lo, hi, self.size)
-        what = f"{c['method']} for {self.classes[t]}" + (f" (window {c['window']}, stride {c['stride']})" if c['method'] == 'CEM' else '')
-        meaning = ('masking lowers P', 'masking raises P') if c['method'] == 'CEM' else ('less', 'more relevant')
+        what = f"{c['method']} for {self.classes[t]}" + (f" (window {c['window']}, stride {c['stride']})" if 'window' in spec.needs else '')
+        meaning = spec.legend
         self.captions['clean_map'].value = html.escape(f"{what}, scale [{lo:.3g}, {hi:.3g}]") + colour_legend(cmap, lo, hi, *meaning, self.size)
-        atk = '' if c['attack'] == 'none' else c['attack'].upper() + ('' if c['attack'] == 'jsma' else f" ε={c['eps']:g}")
+        atk = '' if c['attack'] == 'none' else c['attack'].upper() + (f" ε={c['eps']:g}" if ATTACKS[c['attack']].eps else '')
         if len(m) > 1: self.captions['attacked_map'].value = html.escape(f"{c['method']} of the {atk} image, same scale")
         pred = self._p.argmax(1).tolist()
         self.captions['clean'].value = html.escape(f"image #{c['image']}: {self.classes[pred[0]]} ({float(self._p[0, pred[0]]):.3f})")
@@ -639,7 +646,8 @@ class CEMExplorer(Explorer):
         if len(m) > 1: cols[atk] = self._p[1]
         self.probs.value = probability_bars(cols, self.classes, highlight=t)
         change = float((m[1] - m[0]).abs().mean()) if len(m) > 1 else None
-        det = '' if self._scores is None else ' · detector P(attacked): clean <code>{:.3f}</code>'.format(self._scores[0]) +               ('' if len(self._scores) < 2 else ', {} <code>{:.3f}</code>'.format(html.escape(atk), self._scores[1]))
+        det = '' if self._scores is None else (' · detector P(attacked): clean <code>{:.3f}</code>'.format(self._scores[0])
+               + ('' if len(self._scores) < 2 else ', {} <code>{:.3f}</code>'.format(html.escape(atk), self._scores[1])))
         auc = getattr(self, 'detector_auroc', None) or {}
         if self._scores is not None and auc:    # a score means little without how well the detector separates images it never saw
             det += (" <span style='color:#555'>(held-out AUROC " + ', '.join(f"{k} {v:.2f}" for k, v in auc.items() if k != 'n')
@@ -838,7 +846,7 @@ class FilterExplorer(Explorer):
         self.head, self.size, self.shown = self.scm.head, size, min(shown, n_images, len(x))
         self.x = x[:n_images].to(self.device)                  # kept on the device: the SCM's prefix cache keys on this tensor
         self.y = None if y is None else y[:n_images]
-        self.p0 = _probs_all(self.scm, self.x)
+        self.p0 = _probs_all(self.scm, self.x, self.y)
         self.classes = _class_names(names, self.p0.shape[1])
         self._rankings: dict = {}
         self.toggles: list[W.ToggleButton] = []
@@ -1015,7 +1023,7 @@ class DoseResponseExplorer(Explorer):
         self.head, self.size, self.points = self.scm.head, tuple(size), points
         self.x = x[:n_images].to(self.device)                 # kept on the device: the SCM's prefix cache keys on this tensor
         self.y = None if y is None else y[:n_images]
-        self.p_data = _probs_all(self.scm, self.x)
+        self.p_data = _probs_all(self.scm, self.x, self.y)
         self.classes = _class_names(names, self.p_data.shape[1])
         opts = _node_layers(self.model, self.scm.layers)
         if not opts: raise ValueError(f"model has no layer to intervene on (conv, linear or concept layers); layers given: {layers}")

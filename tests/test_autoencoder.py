@@ -1,5 +1,4 @@
 "Concept autoencoder: the backbone stays untouched (also on errors), the cache survives damage, bad input is refused."
-import copy
 import warnings
 from collections import OrderedDict
 

@@ -1,7 +1,6 @@
 "Causal Effect Maps: −CEM equals Captum's Occlusion, Grad-CAM equals pytorch-grad-cam's, CAM, errors, model untouched."
 import copy
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -142,7 +141,7 @@ def test_compare_maps_never_drops_a_method_silently(net, x):
         maps = compare_maps(net, x, 1)
     assert set(maps) == {'CEM', 'Grad-CAM'}
     with pytest.raises(ValueError, match='no global average pooling'): compare_maps(net, x, 1, methods=('CEM', 'CAM'))
-    with pytest.raises(ValueError, match="methods must name 'CEM', 'CAM', 'Grad-CAM', got 'LIME'"): compare_maps(net, x, 1, methods=['LIME'])
+    with pytest.raises(ValueError, match="methods must name 'CEM', 'CAM', 'Grad-CAM', .*got 'LIME'"): compare_maps(net, x, 1, methods=['LIME'])
 
 
 class _MeanPool(nn.Module):

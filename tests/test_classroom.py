@@ -60,3 +60,45 @@ def test_lab_serves_the_copied_notebooks(tmp_path):
         try: out = proc.communicate(timeout=30)[0]
         except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL); out = proc.communicate()[0]
     assert 'copied' in out
+
+
+def test_a_progress_bar_leaves_no_widget_in_the_outputs():
+    """In a real kernel, `progress` draws tqdm's notebook bar (a widget) and, done, replaces its output with an empty
+    one, so a saved or reloaded notebook holds no widget view ("Error displaying widget: model not found")."""
+    jc = pytest.importorskip('jupyter_client')
+    pytest.importorskip('ipywidgets')
+    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]).rstrip(os.pathsep),
+           'OMP_NUM_THREADS': '1'}
+    env.pop('PYTEST_CURRENT_TEST', None); env.pop('IN_TEST', None); env.pop('CAUSAL_NB_PROGRESS', None)
+    km, kc = jc.manager.start_new_kernel(kernel_name='python3', env=env)
+    try:
+        msg_id = kc.execute("from causal_nb.core import progress\nn = sum(1 for _ in progress(range(5), desc='demo'))\nprint(n)")
+        outputs, shown = {}, []                      # display id -> its latest data, as the front end keeps them
+        while True:
+            m = kc.get_iopub_msg(timeout=60)
+            if m['parent_header'].get('msg_id') != msg_id: continue
+            t, c = m['msg_type'], m['content']
+            if t in ('display_data', 'update_display_data'):
+                did = c.get('transient', {}).get('display_id')
+                if t == 'display_data': shown.append(did)
+                outputs[did] = c['data']
+            if t == 'status' and c['execution_state'] == 'idle': break
+    finally:
+        kc.stop_channels(); km.shutdown_kernel(now=True)
+    assert shown and all(d is not None for d in shown), shown          # the bar was drawn, under a display id
+    left = [d for d in outputs.values() if 'application/vnd.jupyter.widget-view+json' in d]
+    assert not left, left
+
+
+def test_every_slow_cell_says_it_is_optional_and_how_long():
+    "A student runs `#| slow` cells too: the markdown cell just above each says it is optional and about how long it takes."
+    import re
+    missing = []
+    for nb_path in [ROOT / 'index.ipynb', *sorted((ROOT / 'nbs').glob('*.ipynb'))]:
+        cells = json.loads(nb_path.read_text())['cells']
+        for i, c in enumerate(cells):
+            if c['cell_type'] == 'code' and re.search(r'^#\|\s*slow\b', ''.join(c['source']), re.M):
+                above = ''.join(cells[i - 1]['source']) if i else ''
+                if not (i and cells[i - 1]['cell_type'] == 'markdown' and re.match(r'\*Optional, about \d+ (min|h)\b', above)):
+                    missing.append(f'{nb_path.name} cell {i}')
+    assert not missing, missing

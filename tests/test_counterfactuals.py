@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from causal_nb.core import model_state
-from causal_nb.counterfactuals import (ATTRIBUTE_GROUPS, DCGAN, VAE, CounterfactualResult, attribute_counterfactual,
+from causal_nb.counterfactuals import (ATTRIBUTE_GROUPS, DCGAN, VAE, attribute_counterfactual,
                                        bias_discovery, compare_with_pgd, counterfactual, criticism, prototype,
                                        shape_attributes, trained_generator)
 from causal_nb.data import causal_shapes, fashion_mnist

@@ -10,9 +10,10 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
+from _browser import chromium, sync_api
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / 'tests' / 'artifacts'
-CHROMIUM = Path('/usr/bin/chromium')
 pytestmark = pytest.mark.browser
 
 
@@ -57,53 +58,46 @@ def test_site_has_every_chapter_and_module(site):
 
 
 def test_every_page_in_chromium(site):
-    pw = pytest.importorskip('playwright.sync_api', reason='the playwright package is not installed')
-    if not CHROMIUM.exists(): pytest.skip('Debian chromium is not installed (apt-get install chromium)')
+    sync_api()
     base, out = site
     ARTIFACTS.mkdir(exist_ok=True)
     problems, outside, n_images, n_links = [], set(), 0, 0
-    with pw.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-            '--no-first-run'])
-        try:
-            page = browser.new_page(viewport={'width': 1280, 'height': 900})
-            def route(r):  # the site must work offline: nothing from another host
-                host = urlparse(r.request.url).hostname
-                if r.request.url.startswith(base) or r.request.url.startswith(('data:', 'blob:')): return r.continue_()
-                outside.add(host); return r.abort()
-            page.route('**/*', route)
-            errors = []
-            page.on('pageerror', lambda e: errors.append(str(e)))
-            for rel in pages(out):
-                errors.clear()
-                resp = page.goto(f'{base}/{rel}', wait_until='load')
-                if not resp or resp.status != 200: problems.append(f'{rel}: HTTP {resp and resp.status}'); continue
-                imgs = page.eval_on_selector_all('img', 'els => els.map(e => [e.getAttribute("src"), e.complete && e.naturalWidth > 0])')
-                n_images += len(imgs)
-                problems += [f'{rel}: image {src} does not load' for src, ok in imgs if not ok]
-                hrefs = page.eval_on_selector_all('a[href]', 'els => els.map(e => e.href)')
-                for h in hrefs:
-                    u = urlparse(h)
-                    if not h.startswith(base): continue
-                    n_links += 1
-                    target = out / unquote(u.path).lstrip('/')
-                    if target.is_dir(): target = target / 'index.html'
-                    if not target.exists(): problems.append(f'{rel}: broken link {u.path}')
-                errs = page.eval_on_selector_all('.output.traceback, .output.error, div.cell_output .traceback', 'els => els.length')
-                text = page.inner_text('body')
-                if errs or 'Traceback (most recent call last)' in text: problems.append(f'{rel}: shows an error output')
-                problems += [f'{rel}: script error {e}' for e in errors if 'mathjax' not in e.lower()]
-            # search finds the library's names (the index is built offline)
-            page.goto(f'{base}/search.html?q=causal_effect_map', wait_until='load')
-            page.wait_for_selector('#search-results li', timeout=30_000)
-            assert page.eval_on_selector_all('#search-results li', 'els => els.length') > 0
-            page.goto(f'{base}/nbs/07_cem.html', wait_until='load')
-            page.screenshot(path=str(ARTIFACTS / 'docs-site.png'))
-            if os.environ.get('CAUSAL_NB_UPDATE_SCREENSHOTS') == '1':
-                shutil.copy(ARTIFACTS / 'docs-site.png', ROOT / 'docs' / 'images' / 'docs-site.png')
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={'width': 1280, 'height': 900})
+        def route(r):  # the site must work offline: nothing from another host
+            host = urlparse(r.request.url).hostname
+            if r.request.url.startswith(base) or r.request.url.startswith(('data:', 'blob:')): return r.continue_()
+            outside.add(host); return r.abort()
+        page.route('**/*', route)
+        errors = []
+        page.on('pageerror', lambda e: errors.append(str(e)))
+        for rel in pages(out):
+            errors.clear()
+            resp = page.goto(f'{base}/{rel}', wait_until='load')
+            if not resp or resp.status != 200: problems.append(f'{rel}: HTTP {resp and resp.status}'); continue
+            imgs = page.eval_on_selector_all('img', 'els => els.map(e => [e.getAttribute("src"), e.complete && e.naturalWidth > 0])')
+            n_images += len(imgs)
+            problems += [f'{rel}: image {src} does not load' for src, ok in imgs if not ok]
+            hrefs = page.eval_on_selector_all('a[href]', 'els => els.map(e => e.href)')
+            for h in hrefs:
+                u = urlparse(h)
+                if not h.startswith(base): continue
+                n_links += 1
+                target = out / unquote(u.path).lstrip('/')
+                if target.is_dir(): target = target / 'index.html'
+                if not target.exists(): problems.append(f'{rel}: broken link {u.path}')
+            errs = page.eval_on_selector_all('.output.traceback, .output.error, div.cell_output .traceback', 'els => els.length')
+            text = page.inner_text('body')
+            if errs or 'Traceback (most recent call last)' in text: problems.append(f'{rel}: shows an error output')
+            problems += [f'{rel}: script error {e}' for e in errors if 'mathjax' not in e.lower()]
+        # search finds the library's names (the index is built offline)
+        page.goto(f'{base}/search.html?q=causal_effect_map', wait_until='load')
+        page.wait_for_selector('#search-results li', timeout=30_000)
+        assert page.eval_on_selector_all('#search-results li', 'els => els.length') > 0
+        page.goto(f'{base}/nbs/07_cem.html', wait_until='load')
+        page.screenshot(path=str(ARTIFACTS / 'docs-site.png'))
+        if os.environ.get('CAUSAL_NB_UPDATE_SCREENSHOTS') == '1':
+            shutil.copy(ARTIFACTS / 'docs-site.png', ROOT / 'docs' / 'images' / 'docs-site.png')
     assert not problems, '\n'.join(problems[:40])
     assert n_images > 0 and n_links > 0
     # the site works offline: MathJax comes from its npm package (a CDN only when npm could not fetch it)

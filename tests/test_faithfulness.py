@@ -166,3 +166,34 @@ def test_effect_features_equal_network_scm_and_are_differentiable():
     m = FeatureDetector(net).fit(x, y).score(x); k = FeatureDetector(net, 'knn', k=2).fit(x, y).score(x)
     assert m.shape == (6,) and np.isfinite(m).all() and k.shape == (6,)
     with pytest.raises(ValueError, match='has no nn.Linear layer'): FeatureDetector(nn.Sequential(nn.Conv2d(1, 2, 3))).fit(x, y)
+
+
+def test_effect_features_of_every_class_and_the_detectors_built_on_them():
+    from causal_nb.models import SmallCNN
+    from causal_nb.core import Node
+    from causal_nb.interventions import NetworkSCM, ZeroOut
+    from causal_nb.faithfulness import effect_features, EffectDetector, FeatureDetector, adaptive_pgd
+    torch.manual_seed(0)
+    net = SmallCNN().eval(); x = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    state = model_state(net)
+    scm = NetworkSCM(net); p = scm.probs(x)
+    eff, _ = scm.effects(x, [Node('conv2', i) for i in range(64)], ZeroOut(), progress_bar=False)    # (nodes, N, K)
+    full = effect_features(net, x, 'conv2', readout='classes')
+    assert full.shape == (6, 64 * 10)
+    assert (full - eff.permute(1, 0, 2).flatten(1)).abs().max() < 1e-6                             # node-major, every class
+    belief = (full.view(6, 64, 10) * p[:, None]).sum(-1)
+    assert (effect_features(net, x, 'conv2') - belief).abs().max() < 1e-6                          # the belief readout is its p-weighted sum
+    assert (effect_features(net, x, 'conv2', readout='classes', max_bytes=30_000) - full).abs().max() < 1e-6
+    with pytest.raises(ValueError, match="readout must be 'belief' or 'classes', got 'top'"): effect_features(net, x, 'fc1', readout='top')
+    with pytest.raises(ValueError, match="readout must be 'belief' or 'classes'"): EffectDetector(net, readout='top')
+    y = net(x).argmax(1).detach()
+    det = EffectDetector(net, readout='classes', C=.1).fit(x[:3], x[3:].flip(-1))
+    assert det.w.shape == (128 * 10,) and det.score(x).shape == (6,)
+    g = FeatureDetector(net).fit(x, y)
+    lg = g.logit(x, grad=False).double().numpy()
+    assert np.allclose(lg, (g.score(x) - float(g.mu)) / float(g.sd), atol=1e-5)                     # the standardised Mahalanobis score
+    for d in (det, g):                                                                              # both can be attacked adaptively
+        xa = adaptive_pgd(net, d, x, y, eps=.1, steps=2, alpha=.05)
+        assert (xa - x).abs().max() <= .1 + 1e-6 and not torch.equal(xa, x)
+    with pytest.raises(ValueError, match="logit is defined for kind='mahalanobis'"): FeatureDetector(net, 'knn').fit(x, y).logit(x)
+    assert model_state(net) == state

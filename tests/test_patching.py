@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from causal_nb.core import Node, get_module, intervene, model_state
-from causal_nb.interventions import NetworkSCM, PixelMask, ZeroOut
+from causal_nb.interventions import NetworkSCM, PixelMask
 from causal_nb.models import LeNet5, SmallCNN
 from causal_nb.patching import (AddNoise, MeanAblate, Patch, Resample, causal_trace, interchange, path_patch,
                                 patched_do, patched_sweep, patching_ce_table)

@@ -14,7 +14,7 @@ from causal_nb.autoencoder import ConceptAutoencoder, insert_autoencoder
 from causal_nb.cem import GapCNN, causal_effect_map, grad_cam
 from causal_nb.core import Node, model_state
 from causal_nb.counterfactuals import AttributeDecoder, counterfactual, shape_attributes
-from causal_nb.data import ImageSet, causal_shapes, load_data
+from causal_nb.data import causal_shapes, load_data
 from causal_nb.filters import ablate_filters, filter_importance
 from causal_nb.interventions import NetworkSCM, PixelMask, Scale, SetTo, ZeroOut, effect
 from causal_nb.models import SmallCNN, trained_model
@@ -315,7 +315,7 @@ def test_readable_on_a_projector(fm, sample):
         view = e.widget.children[-1]
         assert view.children[0] is e.summary                  # above the pictures, so it is in view at 1280×720
     assert int(cx.controls['method'].style.button_width.rstrip('px')) >= 100
-    s = ex.set(layer='fc1', node=3)                           # 128 units on a 12 × 11 grid: 4 cells of padding
+    ex.set(layer='fc1', node=3)                           # 128 units on a 12 × 11 grid: 4 cells of padding
     from PIL import Image as I
     g = np.asarray(I.open(io.BytesIO(ex.views['node'].value)).convert('RGB'))
     step = g.shape[1] // 12

@@ -3,7 +3,7 @@
 Usage: python tools/render_readme.py [--check]
 Markdown cells are copied, code cells become ```python blocks, cells flagged `#| hide` are left out,
 and nbdev directives are stripped. With --check nothing is written and the exit status says whether
-README.md is current (tests/test_readme.py runs this).
+README.md is current (tests/test_foundation.py runs this).
 """
 import re, sys
 from pathlib import Path
