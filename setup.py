@@ -26,7 +26,7 @@ class BuildWithNotebooks(build_py):
         nbs = HERE / cfg['nbs_path']
         files = [HERE / 'index.ipynb', *sorted(nbs.glob('*.ipynb')), *sorted((nbs / 'images').glob('*.png')),  # images the chapters show
                  # what the front page links to and shows (causal_nb.classroom.FRONT_PAGE_FILES), so a student's copy has them
-                 *[f for f in (HERE / 'BENCHMARKS.md', HERE / 'docs' / 'teaching.md') if f.is_file()], *sorted((HERE / 'docs' / 'images').glob('*.png'))]
+                 *[f for f in (HERE / 'BENCHMARKS.md', HERE / 'CONTRIBUTING.md', HERE / 'docs' / 'teaching.md') if f.is_file()], *sorted((HERE / 'docs' / 'images').glob('*.png'))]
         missing = [str(f) for f in files[:1] if not f.is_file()] + ([] if len(files) > 1 else [f"{nbs}/*.ipynb"])
         if missing: raise FileNotFoundError(f"cannot ship the notebooks, missing: {missing} (an sdist needs MANIFEST.in to include them)")
         out = Path(self.build_lib) / cfg['lib_path'] / 'notebooks'

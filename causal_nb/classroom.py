@@ -40,8 +40,8 @@ def shipped_notebooks(root: str | os.PathLike | None = None,  # a notebooks fold
     return ([FRONT_PAGE] if (root / FRONT_PAGE).is_file() else []) + chapters
 
 IMAGES_FOLDER = 'images'               # under `nbs/`: the pictures chapters show (browser screenshots)
-# what the front page links to and shows: the teacher's guide, the benchmarks and the report/app screenshots
-FRONT_PAGE_FILES = ('BENCHMARKS.md', 'docs/teaching.md', 'docs/images/*.png')
+# what the front page links to and shows: the teacher's guide, the benchmarks, the guide to the house and the screenshots
+FRONT_PAGE_FILES = ('BENCHMARKS.md', 'CONTRIBUTING.md', 'docs/teaching.md', 'docs/images/*.png')
 
 def shipped_files(root: str | os.PathLike | None = None,  # a notebooks folder; None: `notebooks_dir()`
                  ) -> list[str]:                          # relative paths: the notebooks, then the files they show or link to

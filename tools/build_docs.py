@@ -1,5 +1,5 @@
 """Build the documentation site: every chapter with its outputs, the API of each module, the tour, the teacher's guide and
-BENCHMARKS.md, with search and links between them.
+BENCHMARKS.md and CONTRIBUTING.md, with search and links between them.
 
 Usage: python tools/build_docs.py [--out _build/site] [--executed DIR | --no-execute]
 
@@ -18,7 +18,7 @@ import argparse, configparser, json, os, re, shutil, subprocess, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES_MD = ['BENCHMARKS.md', 'docs/teaching.md']
+PAGES_MD = ['BENCHMARKS.md', 'CONTRIBUTING.md', 'docs/teaching.md']
 DIRECTIVE = re.compile(r'^\s*#\|\s*([\w-]+:?)(.*)$')
 
 
