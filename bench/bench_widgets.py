@@ -103,10 +103,10 @@ def run_model(model_name: str, device: str, repeats: int, search_steps: int = 60
             fwd(); floors[b] = statistics.median(C.timed(fwd, device) for _ in range(max(3, min(repeats, 7))))
         return floors[b] * k / b
     rows = []
-    def add(explorer, control, what, res, k, cached=False):
+    def add(explorer, control, what, res, k, cached=False, incremental=False):
         f = floor(k)
         rows.append({'explorer': explorer, 'control': control, 'what': what, **res, 'floor_images': k, 'floor_s': f,
-                     'ratio_vs_floor': res['median_s'] / f, 'prefix_cached': cached})
+                     'ratio_vs_floor': res['median_s'] / f, 'prefix_cached': cached, 'incremental': incremental})
         print(f"{model_name:9s} {explorer:23s} {control:8s} median {1e3 * res['median_s']:7.1f} ms  "
               f"(update {1e3 * res['update_median_s']:.1f} ms; floor {1e3 * f:.1f} ms for {k} images)")
 
@@ -124,7 +124,8 @@ def run_model(model_name: str, device: str, repeats: int, search_steps: int = 60
     per = latency(cx.controls['stride'], list(s), repeats, device, cx, by_value=True)
     for st in s:                                              # each stride on its own: their costs differ
         R, Cc = window_covers(data[0][:1].shape, w, st)
-        add('CEMExplorer', 'stride', f"stride → {st}: CEM window {w} of the image and its FGSM copy", per[st], 2 * len(R) * len(Cc))
+        add('CEMExplorer', 'stride', f"stride → {st}: CEM window {w} of the image and its FGSM copy", per[st], 2 * len(R) * len(Cc),
+            incremental=True)                                 # the explorer computes CEM with chapter 7a's IncrementalOcclusion
     del cx
 
     kx = CounterfactualExplorer(model, data, gen, device=device, steps=search_steps, rounds=4)
@@ -186,6 +187,8 @@ def main(argv=None):
     ap.add_argument('--note', action='append', default=[], help='a line for the results\' notes (how the run was made)')
     ap.add_argument('--out', type=Path, default=None, help='results file (default: bench/results/widgets[-cuda].json)')
     ap.add_argument('--threads-only', action='store_true', help='only the threads comparison, merged into the existing results file')
+    ap.add_argument('--keep-threads', action='store_true', help="skip the threads comparison (minutes beside a busy process): "
+                    "keep the existing results file's threads and browser sections")
     ap.add_argument('--browser', action='store_true', help='only the latency in Chromium (the app test), merged into the existing results file')
     a = ap.parse_args(argv)
     device = C.check_device(ap, a.device, DEVICES)
@@ -220,11 +223,18 @@ def main(argv=None):
     env = C.environment(device)
     t0 = time.perf_counter()
     runs = [run_model(m, device, a.repeats, a.search_steps) for m in models]
-    threads = {'env': C.environment(device), **run_threads(device, a.repeats, search_steps=a.search_steps)} if device == 'cpu' else None
+    out = a.out or C.result_file(NAME, env['device'])
+    old = C.read_result(out) if a.keep_threads else None
+    if a.keep_threads and old is None: ap.error(f"--keep-threads keeps the sections of {out}, which does not exist yet: run without it first")
+    threads = (old.get('threads') if old else
+               {'env': C.environment(device), **run_threads(device, a.repeats, search_steps=a.search_steps)} if device == 'cpu' else None)
     import ipywidgets
     res = {'threads': threads, 'device': env['device'], 'env': env, 'torch': torch.__version__, 'ipywidgets': ipywidgets.__version__,
            'platform': platform.platform(), 'seconds': time.perf_counter() - t0, 'models': runs, 'notes': a.note}
-    out = a.out or C.result_file(NAME, env['device'])
+    if old:
+        if old.get('browser'): res['browser'] = old['browser']
+        res['notes'] = a.note + ["The threads comparison" + (" and the browser latency" if old.get('browser') else "")
+                                 + " are kept from the previous run (--keep-threads): they time other controls, which this run did not change."]
     C.write_result(out, res)
     print(f'\nwritten to {out}')
 
@@ -265,6 +275,13 @@ def _run(file: str, r: dict) -> str:
             verdict += (' ' + C.listing([f"{x['explorer']}'s `{x['control']}`" for x in below])
                         + (" takes" if len(below) == 1 else " take") + " less than the floor: only the layers above the "
                         "cached prefix run.")
+        inc = [x for x in m['rows'] if x.get('incremental')]
+        if inc:
+            verdict += (f" {inc[0]['explorer']}'s CEM is computed with chapter 7a's exact `IncrementalOcclusion` (equal to whole "
+                        "masked images within 1e-6, tests/test_widgets.py): each masked window recomputes only the slab of each "
+                        "feature map it can reach, so its update takes "
+                        + C.listing([f"{C.num(x['ratio_vs_floor'])}× ({x['what'].split(':')[0]})" for x in inc])
+                        + " of the floor of whole masked images.")
         search = (f"The counterfactual search ({m['search_steps']} gradient steps, λ bisection) is long work behind a progress bar, "
                   f"not a live control: {C.seconds(m['counterfactual_search_s'])}.")
         parts += [head, tab, verdict, search]

@@ -373,9 +373,9 @@ def _call_map(method: str, model: nn.Module, x: torch.Tensor, target, settings: 
     return fn(model, x, target, **settings)
 
 def cem_evidence(model: nn.Module, x: torch.Tensor, target=None, window=4, stride=None, fill=0., head: str = 'softmax',
-                 bounds: Sequence[float] = (0., 1.), max_bytes=None, max_batch=None, progress_bar=None) -> torch.Tensor:
+                 bounds: Sequence[float] = (0., 1.), max_bytes=None, max_batch=None, progress_bar=None, engine=None) -> torch.Tensor:
     "−CEM: the drop in P(target) when the windows covering a pixel are masked (larger = more needed)."
-    return -causal_effect_map(model, x, target, window, stride, fill, head, bounds, max_bytes, max_batch, progress_bar)
+    return -causal_effect_map(model, x, target, window, stride, fill, head, bounds, max_bytes, max_batch, progress_bar, engine)
 
 register_map('CEM', cem_evidence, True, ('window',), 'intervention', "captum Occlusion (chapter 07)",
              compare=True, draw_sign=-1, legend=('masking lowers P', 'masking raises P'))

@@ -186,6 +186,23 @@ def test_cem_explorer(fm, sample):
     assert unchanged(fm, snap)
 
 
+def test_cem_explorer_incremental_equals_whole_images(fm, sample):
+    "The explorer computes CEM with chapter 7a's incremental engine: the maps of the image and its FGSM copy equal whole masked images'."
+    from causal_nb.occlusion import IncrementalOcclusion
+    import causal_nb.widgets as wmod
+    assert isinstance(wmod._EXACT_OCCLUSION, IncrementalOcclusion) and wmod._EXACT_OCCLUSION.tau is None and not wmod._EXACT_OCCLUSION.first_order
+    snap = snapshot(fm)
+    cx = CEMExplorer(fm, sample, detector=None, device='cpu')
+    for image, window, stride in ((3, 4, 2), (11, 4, 3), (20, 5, 1)):
+        s = cx.set(image=image, window=window, stride=stride, attack='fgsm', method='CEM', target=-1)
+        assert s['error'] is None and len(cx._xs) == 2
+        t = torch.full((2,), s['target'])
+        whole = causal_effect_map(fm, cx._xs, t, window, stride)               # engine=None: every masked image through the whole model
+        torch.testing.assert_close(cx.maps(), whole, atol=1e-6, rtol=0)
+        assert float(whole.abs().max()) > 1e-4                                   # a map with something in it
+    assert unchanged(fm, snap)
+
+
 def test_counterfactual_explorer_latent(fm, sample):
     from causal_nb.counterfactuals import trained_generator
     vae = trained_generator('vae')
