@@ -1,18 +1,19 @@
 """Time the README's first command and the command line's start-up: `--help` of every subcommand, and
 `causal-nb report` from a cold cache and again from the warm one (issues #24 and #27).
 
-    python bench/bench_cli.py [--full] [--with-setup] [--tests NB_OR_TEST ...] [--repeat 5]
+    python bench/bench_cli.py [--full] [--with-setup] [--with-test-command] [--tests NB_OR_TEST ...] [--repeat 5]
 
 Each command runs as a user would type it, in a subprocess of the installed `causal-nb` (torch picks its own
 thread count; the machine's load average is recorded before each run). `--with-setup` also times the README's
 whole first command, `bash tools/setup.sh && .venv/bin/causal-nb report --out report`, in a fresh clone of this
 checkout's HEAD (a new virtual environment: several minutes and ~6 GB of disk). `--tests` times the given parts of
 the README's second command (`nbs/XX.ipynb` under nbdev_test, `tests/test_X.py` under pytest), for an estimate
-when the whole suite cannot run on a shared machine. Writes bench/results/cli.json.
+when the whole suite cannot run on a shared machine; `--with-test-command` times the whole of it in a fresh clone
+(`bash tools/setup.sh --dev && bash tools/test.sh`, with the user's model cache). Writes bench/results/cli.json.
 Heavy imports live inside the functions: importing this module (render.py does, for `markdown`) does nothing.
 """
 from __future__ import annotations
-import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, re, shutil, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import _common as C
@@ -92,6 +93,30 @@ def measure_setup(work: Path) -> dict:
     return row
 
 
+def measure_test_command(work: Path) -> dict:
+    """The README's second command in a fresh clone of HEAD: `bash tools/setup.sh --dev` (a new .venv with the developer
+    tools), then `bash tools/test.sh` (chapters, pytest, the wheel test), each timed, with the summary lines it printed.
+    The model cache is the user's own (`~/.cache/causal_nb`, as on a machine that has run the chapters before): say so."""
+    clone = work / 'clone-tests'
+    subprocess.run(['git', 'clone', '-q', str(ROOT), str(clone)], check=True)
+    env = {'HOME': os.environ.get('HOME', '/root'), 'PATH': '/usr/local/bin:/usr/bin:/bin'}
+    row = {'load_average': round(os.getloadavg()[0], 2), 'cache': 'the user cache (~/.cache/causal_nb), warm'}
+    t = time.perf_counter()
+    r = subprocess.run(['bash', 'tools/setup.sh', '--dev'], capture_output=True, text=True, cwd=clone, env=env)
+    row.update(setup_seconds=round(time.perf_counter() - t, 1), setup_exit=r.returncode)
+    if r.returncode == 0:
+        t = time.perf_counter()
+        r = subprocess.run(['bash', 'tools/test.sh'], capture_output=True, text=True, cwd=clone, env=env)
+        row.update(test_seconds=round(time.perf_counter() - t, 1), test_exit=r.returncode,
+                   total_seconds=round(row['setup_seconds'] + time.perf_counter() - t, 1),
+                   summary=[l for l in r.stdout.splitlines() if re.search(r'(passed|failed|executed \d+ of)', l)][-4:])
+        if r.returncode: row['tail'] = (r.stdout + r.stderr)[-3000:]
+    else: row['tail'] = r.stderr[-1500:]
+    print('test command', {k: v for k, v in row.items() if k != 'tail'}, flush=True)
+    shutil.rmtree(clone, ignore_errors=True)
+    return row
+
+
 def measure_tests(parts: list[str]) -> list[dict]:
     "Seconds each given part of the test command takes (notebooks under nbdev_test, test files under pytest)."
     rows = []
@@ -113,6 +138,8 @@ def main(argv=None):
     C.add_device_arg(p, DEVICES)
     p.add_argument('--full', action='store_true', help='also time the full setting, cold and warm (25+ min on a 2-core CPU)')
     p.add_argument('--with-setup', action='store_true', help='also time setup.sh + the report in a fresh clone')
+    p.add_argument('--with-test-command', action='store_true',
+                   help="also time the README's second command (setup.sh --dev + tools/test.sh) in a fresh clone (15-30 min)")
     p.add_argument('--tests', nargs='*', default=[], help='parts of the test command to time')
     p.add_argument('--repeat', type=int, default=5, help='runs per --help timing')
     p.add_argument('--out', type=Path, default=None)
@@ -125,6 +152,7 @@ def main(argv=None):
             cache = work / f'cache-{setting}'
             for label in ('cold', 'warm'): res['report'].append(measure_report(setting, _cli(), work, cache, label))
         if a.with_setup: res['fresh_clone'] = measure_setup(work)
+        if a.with_test_command: res['test_command'] = measure_test_command(work)
     if a.tests: res['tests'] = measure_tests(a.tests)
     out = C.write_result(a.out or C.result_file(NAME), res)
     print(markdown(out.parent))
@@ -174,17 +202,28 @@ def markdown(results: Path) -> str:
              + ('timed above.' if any(x['setting'] == 'full' for x in r['report']) else
                 "not timed in this run (25+ minutes on a 2-core CPU from a cold cache; its second run takes the sections "
                 "from the cache like the quick one)."))
+    tc = r.get('test_command')
+    if tc and 'test_seconds' in tc:
+        tcmd = (f"The README's second command in a fresh clone (load {tc['load_average']:.1f} at the start; model cache: "
+                f"{tc['cache']}): `bash tools/setup.sh --dev` {C.seconds(tc['setup_seconds'])}, `bash tools/test.sh` "
+                f"{C.seconds(tc['test_seconds'])} ({'passed' if tc['test_exit'] == 0 else 'exit ' + str(tc['test_exit'])}), "
+                f"together {C.seconds(tc['total_seconds'])}; target for the test command under 30 min on 2 cores: "
+                f"{C.verdict(tc['test_exit'] == 0 and tc['test_seconds'] <= 1800)}. What it printed last: "
+                + '; '.join(f"`{l.strip()}`" for l in tc.get('summary', [])) + '.')
+    elif tc: tcmd = f"The README's second command in a fresh clone failed at setup.sh --dev (exit {tc['setup_exit']})."
+    else: tcmd = ''
     tests = r.get('tests')
     if tests:
         ttab = C.table(['part of `bash tools/test.sh`', 'load', 'wall time', 'result'],
                        [[f"`{t['part']}`", f"{t['load_average']:.1f}", C.seconds(t['seconds']),
                          ('passed' if t['exit'] == 0 else f"exit {t['exit']}") + (f": {t['summary']}" if t['summary'] else '')]
                         for t in tests])
-        tnote = ("The README's second command (`bash tools/setup.sh --dev && bash tools/test.sh`: every chapter and the front page "
+        tnote = "Parts of the test command, also timed on their own:" if tc and 'test_seconds' in tc else (
+                "The README's second command (`bash tools/setup.sh --dev && bash tools/test.sh`: every chapter and the front page "
                  "under nbdev_test, then pytest, then the wheel test) was **not run whole** on this shared machine; these are "
                  "the parts that were timed, so any total for it is an estimate from them.")
     else: ttab, tnote = '', ''
-    return C.section(head, intro, help_tab, help_v, rep_tab, parts, clone, rep_v, tnote, ttab, C.notes(r))
+    return C.section(head, intro, help_tab, help_v, rep_tab, parts, clone, rep_v, tcmd, tnote, ttab, C.notes(r))
 
 
 if __name__ == '__main__':
