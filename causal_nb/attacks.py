@@ -649,5 +649,4 @@ def report_section(ctx: ReportContext) -> ReportSection:
     sec.table('robustness_curve', curve, f'Accuracy under attack on {n} test images')
     sec.numbers.update({'attacks': summary, 'robustness': {a: curve[a].tolist() for a in curve.columns},
                         'eps': list(curve.index)})
-    ctx.extras['attacks'] = summary
     return sec

@@ -584,6 +584,5 @@ def report_section(ctx: ReportContext,                 # the report's shared con
     sec.numbers.update(layers=layers, n_concepts=n_concepts, epochs=epochs, n_train=len(train),
                        fidelity={k: {c: float(v) for c, v in f.summary().items()} for k, f in fids.items()},
                        fit_seconds={l: f.seconds for l, f in fits.items()})
-    ctx.extras['autoencoder'] = both
-    ctx.extras['autoencoder_fits'] = fits
+    ctx.autoencoder = both
     return sec

@@ -4,7 +4,7 @@
 
 # %% ../nbs/14_cli.ipynb #c7f797d6
 from __future__ import annotations
-import argparse, base64, contextlib, html, importlib, importlib.util, inspect, io, json, os, re, shutil, signal, subprocess, sys
+import argparse, base64, contextlib, html, importlib.util, inspect, io, json, os, re, shutil, signal, subprocess, sys
 import tempfile, threading, time, traceback, warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -22,38 +22,31 @@ DATA_NAMES = ('fashion-mnist', 'mnist', 'digits', 'causal-shapes')
 ARCH_NAMES = ('small-cnn', 'lenet5')
 
 # %% auto #0
-__all__ = ['DATA_NAMES', 'ARCH_NAMES', 'SECTIONS', 'SETTINGS', 'FIRST_RUN_SECONDS', 'available_sections', 'setting_of',
+__all__ = ['DATA_NAMES', 'ARCH_NAMES', 'SECTIONS', 'SETTINGS', 'FIRST_RUN_SECONDS', 'report_sections', 'setting_of',
            'stamp_figures', 'section_estimates', 'record_timings', 'build_report', 'staged_folder', 'write_report',
            'report_data', 'load_model_file', 'UsageError', 'weights_mismatch', 'parser', 'report_key', 'save_sections',
            'load_sections', 'report', 'reproduce_command', 'find_repo', 'bench', 'main']
 
 # %% ../nbs/14_cli.ipynb #b76dbea1
-SECTIONS: list[tuple[str, str]] = [
-    ('data', 'causal_nb.models:data_report_section'),
-    ('model', 'causal_nb.models:model_report_section'),
-    ('docalculus', 'causal_nb.docalculus:report_section'),
-    ('autoencoder', 'causal_nb.autoencoder:report_section'),
-    ('attacks', 'causal_nb.attacks:report_section'),
-    ('interventions', 'causal_nb.interventions:report_section'),
-    ('patching', 'causal_nb.patching:report_section'),
-    ('cem', 'causal_nb.cem:report_section'),
-    ('faithfulness', 'causal_nb.faithfulness:report_section'),
-    ('counterfactuals', 'causal_nb.counterfactuals:report_section'),
-    ('filters', 'causal_nb.filters:report_section'),
-    ('claims', 'causal_nb.reproduce:claims_report_section'),
-    ('reproduce', 'causal_nb.reproduce:report_section'),
-]
+SECTIONS: tuple[str, ...] = ('data', 'model', 'docalculus', 'autoencoder', 'attacks', 'interventions', 'patching', 'cem',
+                             'faithfulness', 'counterfactuals', 'filters', 'claims', 'reproduce')
 
-def available_sections() -> list[tuple[str, Callable]]:
-    "The report sections whose chapter modules are installed, as (name, function)."
-    out = []
-    for name, target in SECTIONS:
-        mod, fn = target.split(':')
-        try: out.append((name, getattr(importlib.import_module(mod), fn)))
-        except ModuleNotFoundError as e:
-            if e.name != mod: raise
-        except AttributeError: pass
-    return out
+def report_sections() -> tuple[tuple[str, Callable[[ReportContext], ReportSection]], ...]:
+    "The report's sections in reading order, as (name, function); importing them imports every chapter (and torch)."
+    from causal_nb.models import data_report_section as data, model_report_section as model
+    from causal_nb.docalculus import report_section as docalculus
+    from causal_nb.autoencoder import report_section as autoencoder
+    from causal_nb.attacks import report_section as attacks
+    from causal_nb.interventions import report_section as interventions
+    from causal_nb.patching import report_section as patching
+    from causal_nb.cem import report_section as cem
+    from causal_nb.faithfulness import report_section as faithfulness
+    from causal_nb.counterfactuals import report_section as counterfactuals
+    from causal_nb.filters import report_section as filters
+    from causal_nb.reproduce import claims_report_section as claims, report_section as reproduce
+    return (('data', data), ('model', model), ('docalculus', docalculus), ('autoencoder', autoencoder), ('attacks', attacks),
+            ('interventions', interventions), ('patching', patching), ('cem', cem), ('faithfulness', faithfulness),
+            ('counterfactuals', counterfactuals), ('filters', filters), ('claims', claims), ('reproduce', reproduce))
 
 # %% ../nbs/14_cli.ipynb #1b074dac
 _CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
@@ -138,7 +131,7 @@ def _left(est: dict[str, float], names: Sequence[str], i: int, elapsed: float) -
 
 # %% ../nbs/14_cli.ipynb #674b44ed
 def build_report(ctx: ReportContext,                      # data, device, settings; the model may be None
-                 sections: Sequence[tuple[str, Callable]] | None = None,  # default: `available_sections()`
+                 sections: Sequence[tuple[str, Callable]] | None = None,  # default: `report_sections()`
                  log: Callable[[str], None] = print,
                  progress_bar: bool = False,               # a tqdm bar over the sections besides the log lines
                  estimates: dict[str, float] | None = None,  # expected seconds per section, for 'about … left'
@@ -146,7 +139,7 @@ def build_report(ctx: ReportContext,                      # data, device, settin
     "Run each section on `ctx` in order; a failing section becomes an error section instead of stopping the report."
     from causal_nb.core import ReportSection, progress
     out = []
-    todo = list(available_sections() if sections is None else sections)
+    todo = list(report_sections() if sections is None else sections)
     names = [n for n, _ in todo]
     label = f"causal-nb report, {setting_of(ctx)} setting"
     bar = progress(todo, desc='report', position=0, leave=True, enabled=True) if progress_bar else todo
@@ -154,7 +147,7 @@ def build_report(ctx: ReportContext,                      # data, device, settin
     for i, (name, fn) in enumerate(bar):
         if progress_bar: bar.set_description(f"report: {name}")
         left = _left(estimates, names, i, time.perf_counter() - t_start) if estimates else 0
-        ctx.extras['running_section'] = name
+        ctx.running = name
         t0 = time.perf_counter(); log(f"[causal-nb] {i + 1}/{len(todo)} {name} …" + (f" (about {_duration(left)} left)" if left else ''))
         try: sec = fn(ctx)
         except Exception as e:
@@ -166,7 +159,7 @@ def build_report(ctx: ReportContext,                      # data, device, settin
         sec.numbers['seconds'] = round(time.perf_counter() - t0, 2)
         sec.numbers['section'] = name
         out.append(stamp_figures(sec, label))
-    ctx.extras.pop('running_section', None)
+    ctx.running = None
     return out
 
 @contextlib.contextmanager
@@ -221,12 +214,11 @@ def write_report(sections: Sequence[ReportSection], out: str | Path, title: str 
 # %% ../nbs/14_cli.ipynb #c3fe9778
 def _sample(ds, n: int, seed: int, classes, name: str, max_bytes: int) -> ImageSet:
     "A seeded random sample of a streaming data set, in memory, at most `n` images and `max_bytes` bytes."
-    import torch
     from torch.utils.data import Subset
-    from causal_nb.data import to_imageset
+    from causal_nb.data import seeded_indices, to_imageset
     x0 = ds[0][0]
     n = max(1, min(n, len(ds), max_bytes // (x0.numel() * 4)))
-    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n].sort().values.tolist()
+    idx = seeded_indices(len(ds), n, seed).tolist()
     return to_imageset(Subset(ds, idx), classes=classes, name=name)
 
 def _folder_splits(root: Path, image_size: int, strict: bool = False):
@@ -252,8 +244,7 @@ def report_data(data: str | None,          # a data set name, a folder, or None 
                 strict: bool = False,       # folders: refuse unreadable or non-image files instead of skipping them
                ) -> tuple[ImageSet, ImageSet, Any]:
     "The report's (train, test, stream): in-memory sets, plus a DataLoader over all test images for folders (else None)."
-    import torch
-    from causal_nb.data import DATASETS, load_data
+    from causal_nb.data import DATASETS, load_data, seeded_indices
     if data is None:
         try: train, test = load_data('fashion-mnist', True), load_data('fashion-mnist', False)
         except FileNotFoundError as e:
@@ -268,7 +259,7 @@ def report_data(data: str | None,          # a data set name, a folder, or None 
         classes = list(te.classes)
         train = _sample(tr, 2000 if quick else 10_000, seed, classes, f"{root} (train sample)", max_bytes)
         test = _sample(te, 256 if quick else 1000, seed + 1, classes, f"{root} (test sample)", max_bytes)
-        if limit and limit < len(te): te = Subset(te, torch.randperm(len(te), generator=torch.Generator().manual_seed(seed))[:limit].sort().values.tolist())
+        if limit and limit < len(te): te = Subset(te, seeded_indices(len(te), limit, seed).tolist())
         stream = DataLoader(te, batch_size=batch_size, shuffle=False, num_workers=workers)
         stream.classes = classes
         return train, test, stream
@@ -424,7 +415,7 @@ def _add_report(sub):
     r.add_argument('--workers', type=_whole(0), default=0, help='folders: DataLoader worker processes')
     r.add_argument('--batch-size', type=_whole(1), default=64, help='folders: images per streamed batch')
     r.add_argument('--strict', action='store_true', help='folders: refuse a folder with unreadable or non-image files (default: skip them with a warning)')
-    r.add_argument('--sections', default=None, help='comma-separated subset of: ' + ', '.join(n for n, _ in SECTIONS))
+    r.add_argument('--sections', default=None, help='comma-separated subset of: ' + ', '.join(SECTIONS))
     r.add_argument('--recompute', action='store_true', help='run every section again even when an identical earlier run is cached '
                    '(trained models, autoencoders and generators still come from the cache)')
 
@@ -531,8 +522,8 @@ def report(a: argparse.Namespace) -> int:
     wanted = None
     if a.sections:
         wanted = [s.strip() for s in a.sections.split(',') if s.strip()]
-        unknown = sorted(set(wanted) - {n for n, _ in SECTIONS})
-        if unknown or not wanted: raise UsageError('--sections', f"unknown section(s) {unknown}; choose from {[n for n, _ in SECTIONS]}")
+        unknown = sorted(set(wanted) - set(SECTIONS))
+        if unknown or not wanted: raise UsageError('--sections', f"unknown section(s) {unknown}; choose from {list(SECTIONS)}")
     import torch
     from causal_nb.core import ReportContext, seed_everything
     try: rank, world, device = _distributed(a.device)
@@ -547,7 +538,7 @@ def report(a: argparse.Namespace) -> int:
     if ctx.model is None: ctx.arch = a.model
     else: ctx.model.to(device)
     ctx.head = train_set.head
-    sections = available_sections()
+    sections = report_sections()
     if wanted: sections = [(n, f) for n, f in sections if n in wanted or n in ('data', 'model')]
     names = [n for n, _ in sections]
     n_test = len(stream.dataset) if stream is not None else len(test_set)
@@ -562,7 +553,7 @@ def report(a: argparse.Namespace) -> int:
         log(_plan(a, setting, names, train_set, n_test, stream is not None, device, est, source) + (f"; {world} processes" if world > 1 else ''))
         try: secs = build_report(ctx, sections, log=log, estimates=est)
         except KeyboardInterrupt:
-            raise KeyboardInterrupt(f"during the {ctx.extras.get('running_section', 'first')} section; no report was written "
+            raise KeyboardInterrupt(f"during the {ctx.running or 'first'} section; no report was written "
                                     f"({out} is as it was)") from None
     meta = {'data': train_set.name, 'model': a.model, 'setting': setting, 'device': str(device), 'quick': setting == 'quick',
             'seed': a.seed, 'causal_nb': causal_nb.__version__, 'torch': torch.__version__, 'seconds': round(time.perf_counter() - t0, 1)}

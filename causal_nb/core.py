@@ -459,7 +459,7 @@ def fingerprint(*parts: Any) -> str:
 # %% ../nbs/00_core.ipynb #4c90806c
 @dataclass
 class ReportContext:
-    "What the report's sections share: data, trained model, device and settings."
+    "What the report's sections share: data, trained model, device and settings, and each result one section hands to a later one."
     train: Any                      # training ImageSet
     test: Any                       # test ImageSet (in memory: a sample of the test data when `stream` is set)
     model: nn.Module | None = None  # the trained classifier (filled in by the models section)
@@ -470,7 +470,9 @@ class ReportContext:
     out: Path | None = None         # the report folder
     arch: str = 'small-cnn'         # the architecture the model section trains when `model` is None
     stream: Any = None              # a DataLoader over all test data (large folders), for sections that stream it
-    extras: dict[str, Any] = field(default_factory=dict)  # results one section passes to later ones
+    evaluation: Any = None          # the model section's `Evaluation` on the test data (the paper's tables reuse its accuracy)
+    autoencoder: nn.Module | None = None  # the model with the autoencoder section's concept autoencoders inserted (its concept nodes feed the interventions section)
+    running: str | None = None      # the name of the section being run (an interrupted report names it)
 
 @dataclass
 class ReportSection:

@@ -505,5 +505,4 @@ def report_section(ctx: ReportContext) -> ReportSection:
     cmp = compare_with_pgd(ctx.model, vae, q, tgt, {'generative (VAE latent)': res, 'generative (DCGAN latent)': res_gan}, seed=ctx.seed)
     sec.table('counterfactuals_vs_pgd', cmp, 'Generative counterfactuals against targeted PGD (realism: VAE reconstruction error)')
     sec.numbers['counterfactuals'] = res.summary(); sec.numbers['counterfactuals_dcgan'] = res_gan.summary()
-    ctx.extras['counterfactuals'] = res.summary()
     return sec

@@ -7,7 +7,7 @@ from __future__ import annotations
 import gzip, os, shutil, struct, tempfile, warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,14 +15,25 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from filelock import FileLock
 
-from .core import cache_dir, check_images, fingerprint
+from .core import cache_dir, check_images, fingerprint, iter_chunks
 
 # %% auto #0
 __all__ = ['FASHION_MNIST_CLASSES', 'MNIST_CLASSES', 'DEBIAN_FASHION_MNIST', 'CHESTXRAY14_LABELS', 'BOXED_FINDINGS', 'SHAPES',
-           'TEXTURES', 'MULTILABELS', 'DATASETS', 'ImageSet', 'read_idx', 'write_idx', 'fashion_mnist', 'mnist',
-           'make_idx_fixture', 'digits', 'ChestXray14', 'image_folder', 'to_imageset', 'make_chestxray14_fixture',
-           'make_chestxray_fixture', 'chestxray_boxes', 'box_masks', 'causal_shapes', 'show_images', 'plot_samples',
-           'load_data', 'default_data']
+           'TEXTURES', 'MULTILABELS', 'DATASETS', 'seeded_indices', 'ImageSet', 'iter_batches', 'as_images_labels',
+           'read_idx', 'write_idx', 'fashion_mnist', 'mnist', 'make_idx_fixture', 'digits', 'ChestXray14',
+           'image_folder', 'to_imageset', 'make_chestxray14_fixture', 'make_chestxray_fixture', 'chestxray_boxes',
+           'box_masks', 'causal_shapes', 'show_images', 'plot_samples', 'load_data', 'default_data']
+
+# %% ../nbs/01_data.ipynb #seededidxfn
+def seeded_indices(total: int,          # the size of the data set
+                   n: int | None,       # how many to draw; None or n ≥ total: all of them, in order
+                   seed: int = 0,       # which ones, deterministically
+                  ) -> torch.Tensor:    # sorted int64 indices into range(total)
+    "A seeded random choice of `n` of `range(total)`, sorted: the one way every chapter draws a subset."
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"n must be a whole number ≥ 1 (or None for all), got {n!r}")
+    if n is None or n >= total: return torch.arange(total)
+    return torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
 
 # %% ../nbs/01_data.ipynb #9d392806
 @dataclass
@@ -76,7 +87,7 @@ class ImageSet(Dataset):
         "A random subset of `n` images, the same for the same seed."
         if n < 1: raise ValueError(f"n must be at least 1, got {n}")
         if n >= len(self): return self
-        return self.select(torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n].sort().values)
+        return self.select(seeded_indices(len(self), n, seed))
 
     def split(self, fraction: float,  # share of images in the second part, in (0, 1)
               seed: int = 0) -> tuple['ImageSet', 'ImageSet']:
@@ -96,6 +107,65 @@ class ImageSet(Dataset):
         "A short hash of the labels and a strided sample of images: a cheap cache key for this data."
         step = max(1, len(self) // 512)
         return fingerprint(self.name, tuple(self.images.shape), self.labels, self.images[::step])
+
+# %% ../nbs/01_data.ipynb #adapterfn
+def _in_memory(data: Any) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    "(images, labels or None) of in-memory data; None for a DataLoader or other iterable of batches."
+    if isinstance(data, ImageSet): return data.images, data.labels
+    if isinstance(data, torch.Tensor): return data, None
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data): return data[0], data[1]
+    return None
+
+def iter_batches(data: Any,                              # images (N, C, H, W), (images, labels), an ImageSet, or a DataLoader of batches
+                 batch_size: int = 512,                  # images per batch of in-memory data (a DataLoader keeps its own)
+                 bounds: Sequence[float] | None = None,  # when given, each batch is checked to lie in these (low, high) bounds
+                 name: str = 'data',                     # the argument's name in errors (the one the caller's user passed)
+                ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor | None]]:  # (offset, images, labels or None)
+    "The batches of any data a chapter accepts, in order, each with its offset; labels are None where the data has none."
+    mem = _in_memory(data)
+    if mem is None:
+        if not isinstance(data, Iterable) or isinstance(data, (str, bytes)):
+            raise TypeError(f"{name} must be an ImageSet, images (N, C, H, W), a pair (images, labels) or a DataLoader of batches, "
+                            f"got {type(data).__name__}")
+        off = 0
+        for b in data:
+            bx, by = (b[0], b[1]) if isinstance(b, (tuple, list)) and len(b) >= 2 else (b, None)
+            if not isinstance(bx, torch.Tensor):
+                raise TypeError(f"{name} must be an ImageSet, images (N, C, H, W), a pair (images, labels) or a DataLoader of "
+                                f"batches; it yielded a batch of {type(bx).__name__}")
+            if bounds is not None: check_images(bx, name=name, bounds=bounds)
+            yield off, bx, by; off += len(bx)
+        return
+    x, y = mem
+    if len(x) == 0: raise ValueError(f"{name} is empty; pass at least one image")
+    if bounds is not None: check_images(x, name=name, bounds=bounds)
+    for s in iter_chunks(len(x), batch_size): yield s.start, x[s], None if y is None else y[s]
+
+def as_images_labels(data: Any,                              # images, (images, labels), an ImageSet, or a DataLoader of batches
+                     limit: int | None = None,               # at most this many images; None: all
+                     seed: int | None = None,                # with `limit`: a seeded random choice (`seeded_indices`) instead of the first ones
+                     bounds: Sequence[float] | None = (0., 1.),  # the valid pixel range; None: only the shape is checked here
+                     name: str = 'data',                         # the argument's name in errors
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:  # images (n, C, H, W) and labels (n, …) or None
+    "The images (and labels, or None) of any data a chapter accepts, in memory and checked."
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"the number of images must be a whole number ≥ 1 (or None for all), got {limit!r}")
+    mem = _in_memory(data)
+    if mem is None:
+        xs, ys, got = [], [], 0
+        for _, bx, by in iter_batches(data, name=name):
+            xs.append(bx); ys.append(by); got += len(bx)
+            if limit is not None and seed is None and got >= limit: break
+        if not xs: raise ValueError(f"{name} is empty; pass at least one image")
+        mem = torch.cat(xs), None if any(t is None for t in ys) else torch.cat([torch.as_tensor(t) for t in ys])
+    x, y = mem
+    if len(x) == 0: raise ValueError(f"{name} is empty; pass at least one image")
+    if bounds is not None: check_images(x, name=name, bounds=bounds)
+    elif x.ndim != 4: raise ValueError(f"{name} must be images shaped (N, C, H, W), got shape {tuple(x.shape)}")
+    if y is not None and len(y) != len(x): raise ValueError(f"{name} has {len(x)} images but {len(y)} labels")
+    if limit is None or limit >= len(x): return x, y
+    idx = slice(0, limit) if seed is None else seeded_indices(len(x), limit, seed)
+    return x[idx], None if y is None else y[idx]
 
 # %% ../nbs/01_data.ipynb #8d91b01d
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: '>i2', 0x0C: '>i4', 0x0D: '>f4', 0x0E: '>f8'}

@@ -13,10 +13,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .core import (Node, Normalized, ReportContext, ReportSection, check_images, check_labels, chunk_size, model_device,
-                            default_max_bytes, evaluating, get_module, iter_chunks, probabilities, progress)
-from .data import ImageSet
-from .interventions import NetworkSCM, SetTo, ZeroOut, _iter_data
+from .core import (Node, Normalized, ReportContext, ReportSection, check_labels, model_device,
+                            evaluating, get_module, iter_chunks)
+from .data import as_images_labels
+from .interventions import NetworkSCM, SetTo, ZeroOut
 
 # %% auto #0
 __all__ = ['SUMMARIES', 'METHODS', 'conv_layers', 'check_conv', 'filter_responses', 'filter_parents', 'FilterSCM',
@@ -39,23 +39,6 @@ def check_conv(model: nn.Module, layer: str, name: str = 'layer') -> nn.Conv2d:
 
 SUMMARIES = ('frobenius', 'mean', 'active')
 
-def _images_labels(data, n: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    "Up to `n` images (and labels) of an ImageSet, a tensor, (images, labels) or a DataLoader."
-    if isinstance(data, ImageSet): x, y = data.images, data.labels
-    elif isinstance(data, torch.Tensor): x, y = data, None
-    elif isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor): x, y = data
-    else:
-        xs, ys = [], []
-        for _, bx, by in _iter_data(data, 256):
-            xs.append(bx); ys.append(by)
-            if n is not None and sum(map(len, xs)) >= n: break
-        if not xs: raise ValueError("data is empty; pass at least one image")
-        x, y = torch.cat(xs), (None if any(t is None for t in ys) else torch.cat(ys))
-    if len(x) == 0: raise ValueError("data is empty; pass at least one image")
-    check_images(x, name='data')                      # the user passed `data`: errors name it
-    if y is not None and len(y) != len(x): raise ValueError(f"data has {len(x)} images but {len(y)} labels")
-    return (x[:n], None if y is None else y[:n]) if n else (x, y)
-
 def _labels_for(y, p: torch.Tensor, head: str) -> torch.Tensor | None:
     "The labels of `data`, checked against the model's K outputs (probabilities `p` (…, N, K)), on the CPU."
     return None if y is None else check_labels(y.cpu(), p.shape[-2], p.shape[-1], head, 'data')
@@ -72,7 +55,7 @@ def filter_responses(model: nn.Module,          # the network (left unchanged)
     if summary not in SUMMARIES: raise ValueError(f"summary must be one of {SUMMARIES}, got {summary!r}")
     if isinstance(layers, str) or not layers: raise ValueError(f"layers must be a non-empty list of conv layer names, got {layers!r}")
     for l in layers: check_conv(model, l, 'layers[i]')
-    x, _ = _images_labels(data, n_images)
+    x, _ = as_images_labels(data, n_images)
     got: dict[str, list] = {l: [] for l in layers}
     def hook(name):
         def fn(m, i, o):
@@ -178,7 +161,7 @@ class FilterSCM:
 
     def values(self, data: Any, n_images: int | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         "The variables' values on `data` (per layer (N, C)) and the output probabilities (N, K)."
-        x, _ = _images_labels(data, n_images)
+        x, _ = as_images_labels(data, n_images)
         return self._summaries(x), NetworkSCM(self.model, self.head).probs(x).cpu()
 
     def _inputs(self, tgt: str, vals: dict[str, torch.Tensor]) -> np.ndarray:
@@ -190,7 +173,7 @@ class FilterSCM:
             holdout: float = .25,              # share of images kept out of fitting, on which R² is measured
             seed: int = 0) -> 'FilterSCM':
         "Fit every structural equation by regression on the parents' filter values; R² on held-out images says how well each fits."
-        x, _ = _images_labels(data, n_images)
+        x, _ = as_images_labels(data, n_images)
         if len(x) < 8: raise ValueError(f"data must hold at least 8 images to fit and score the equations, got {len(x)}")
         self._thresholds = None
         s = self._summaries(x)
@@ -291,7 +274,7 @@ def filter_importance(model: nn.Module,            # the network (left unchanged
     if method == 'magnitude':
         imp = conv.weight.detach().abs().flatten(1).sum(1).cpu()
     elif method == 'counterfactual':
-        x, _ = _images_labels(data, n_images)
+        x, _ = as_images_labels(data, n_images)
         net = NetworkSCM(model, head)
         iv = ZeroOut() if value == 0 else SetTo(float(value))
         eff, p = net.effects(x, [Node(layer, i) for i in range(C)], iv, progress_bar=progress_bar)
@@ -362,24 +345,12 @@ class Ablation:
     changed: torch.Tensor         # (N,) bool: the prediction differs from the intact model's
 
 def _masked_probs(net: NetworkSCM, layer: str, x: torch.Tensor, masks: torch.Tensor, progress_bar=None) -> torch.Tensor:
-    "(M, N, K) probabilities with each row of `masks` (M, C) multiplied onto the layer's filters: the layers below run once."
-    s = net.split(layer)
-    vals = net.observe(x, layer)
-    M, N = masks.shape[0], len(x)
-    masks = masks.to(net.device, vals[0].dtype if s.mode == 'prefix-cache' else torch.float32)
-    per = 2 * net._per_image_bytes(x)
-    mc = chunk_size(M, N * per, net.max_bytes or default_max_bytes(net.device))
-    out = []
-    with evaluating(net.model), torch.inference_mode():
-        for sl in progress(list(iter_chunks(M, mc)), desc=f'masks on {layer}', enabled=progress_bar if progress_bar is not None else (False if M <= mc else None)):
-            k = sl.stop - sl.start
-            m = masks[sl]
-            def edit(t, m=m, k=k):
-                shape = (k, -1, t.shape[1]) + (1,) * (t.ndim - 2)
-                return (t.reshape(k, -1, *t.shape[1:]) * m.view(shape)).reshape(-1, *t.shape[1:])
-            rep = [v.repeat(k, *([1] * (v.ndim - 1))) for v in vals]
-            out.append(probabilities(s.suffix(rep, edit), net.head).view(k, N, -1))
-    return torch.cat(out)
+    "(M, N, K) probabilities with each row of `masks` (M, C) multiplied onto the layer's filters (`NetworkSCM.edited_probs`)."
+    masks = masks.to(net.device)
+    def scale(t, sl):                                  # t: (k worlds, N, C, …)
+        m = masks[sl].to(t.dtype)
+        return t * m.view(len(m), 1, t.shape[2], *(1,) * (t.ndim - 3))
+    return net.edited_probs(x, layer, len(masks), scale, desc=f'masks on {layer}', progress_bar=progress_bar)
 
 def ablate_filters(model: nn.Module,        # the network (left unchanged)
                    layer: str,              # a conv layer
@@ -392,7 +363,7 @@ def ablate_filters(model: nn.Module,        # the network (left unchanged)
     "Predictions and accuracy with some filters of a layer switched off; one suffix pass when the images are cached."
     conv = check_conv(model, layer)
     fs = _check_filters(filters, conv.out_channels, layer)
-    x, y = _images_labels(data, n_images)
+    x, y = as_images_labels(data, n_images)
     net = scm or NetworkSCM(model, head)
     mask = torch.ones(2, conv.out_channels); mask[1, fs] = 0
     p0, p = _masked_probs(net, layer, x, mask)
@@ -421,7 +392,7 @@ def pruning_curve(model: nn.Module, layer: str, data: Any,
     ks = default_ks(len(order)) if ks is None else list(ks)
     bad = [k for k in ks if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= len(order)]
     if bad: raise ValueError(f"ks must be counts in [0, {len(order)}] (layer {layer!r} has {C} filters), got {bad[:5]}")
-    x, y = _images_labels(data, n_images)
+    x, y = as_images_labels(data, n_images)
     if y is None: raise ValueError("data must carry labels to measure accuracy: an ImageSet, (images, labels) or a DataLoader of both")
     masks = torch.ones(len(ks), C)
     for i, k in enumerate(ks): masks[i, order[:k]] = 0
@@ -448,7 +419,7 @@ def pruning_curves(model: nn.Module, layer: str,
     C = check_conv(model, layer).out_channels
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1: raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
     net = NetworkSCM(model, head)
-    x, y = _images_labels(eval_data, None)
+    x, y = as_images_labels(eval_data, None)
     cols, orders = {}, {}
     for m in methods:
         imp = filter_importance(model, layer, rank_data, m, head=head, n_images=n_images)

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import inspect, math, operator, time, warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,7 @@ from torch import nn, fx
 from .core import (Node, ReportContext, ReportSection, activation_bytes, bootstrap_ci, model_device, check_head,
                             check_images, check_logits, chunk_size, default_max_bytes, evaluating, get_module,
                             intervenable_layers, iter_chunks, paper_label, probabilities, progress, InputIntervention)
-from .data import ImageSet
+from .data import as_images_labels, iter_batches
 from .attacks import ATTACKS, Adversarial, image_hash
 
 # %% auto #0
@@ -384,13 +384,16 @@ class NetworkSCM:
         "'prefix-cache' when the layers below `layer` run once per image batch, 'hooks' when the whole model reruns."
         return self.split(layer, x).mode
 
-    def _images(self, x) -> torch.Tensor:
-        check_images(x, name='x', bounds=self.bounds)
+    def images(self, x: torch.Tensor,   # images (N, C, H, W)
+               name: str = 'x',          # the argument's name in errors
+              ) -> torch.Tensor:
+        "Images `x` checked (a non-empty finite batch within `bounds`; errors name `name`) and moved to the model's device."
+        check_images(x, name=name, bounds=self.bounds)
         return x.to(self.device)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         "The model's logits for `x` (observational), in eval mode and without gradients."
-        x = self._images(x)
+        x = self.images(x)
         with evaluating(self.model), torch.inference_mode():
             return check_logits(self.model(x), len(x), 'model')
 
@@ -400,7 +403,7 @@ class NetworkSCM:
 
     def observe(self, x: torch.Tensor, layer: str) -> tuple[torch.Tensor, ...]:
         "The values the layers above `layer` need for images `x` (the layer's output first); cached for the last two `x`."
-        x = self._images(x)
+        x = self.images(x)
         key = (layer, id(x))     # the entry holds `x` itself, so its id cannot be reused while the entry lives
         hit = self._cache.get(key)
         if hit is not None and hit[0] is x and hit[1] == x._version: return hit[2]
@@ -413,31 +416,36 @@ class NetworkSCM:
     def activation(self, x: torch.Tensor, node: Node | str) -> torch.Tensor:
         "The values of a node (or a whole layer, given its name) for images `x`."
         node = Node(node) if isinstance(node, str) else _check_node(node)
-        a = self.observe(x, node.layer)[0] if self.mode(node.layer, x) == 'prefix-cache' else self._capture(x, node.layer)
-        return a if node.index is None else a[:, self._index(node, a)]
+        a = self.observe(x, node.layer)[0] if self.mode(node.layer, x) == 'prefix-cache' else self.capture(x, node.layer)
+        return a if node.index is None else a[:, self.node_index(node, a)]
 
-    def _capture(self, x, layer):
+    def capture(self, x: torch.Tensor, layer: str) -> torch.Tensor:
+        "The output of `layer` for images `x` from one whole forward pass with a hook (no cut, nothing cached)."
         got = []
         h = get_module(self.model, layer).register_forward_hook(lambda m, i, o: got.append(o))
         try:
-            with evaluating(self.model), torch.inference_mode(): self.model(self._images(x))
+            with evaluating(self.model), torch.inference_mode(): self.model(self.images(x))
         finally: h.remove()
         return got[0]
 
     @staticmethod
-    def _index(node: Node, a: torch.Tensor) -> int:
+    def node_index(node: Node, a: torch.Tensor) -> int:
+        "The position of `node` on the node axis (axis 1) of its layer's values `a`, checked; a negative index counts from the end."
         if a.ndim < 2: raise ValueError(f"layer {node.layer!r} has no node axis (its output has shape {tuple(a.shape)})")
         n = a.shape[1]
         if isinstance(node.index, bool) or not isinstance(node.index, int) or not -n <= node.index < n:
             raise ValueError(f"node index {node.index!r} is out of range for layer {node.layer!r}, which has {n} nodes (0 … {n - 1})")
         return node.index % n
 
-    def _per_image_bytes(self, x):
+    _capture, _index = capture, node_index   # the names chapter 07's concept CEM still calls (it is being rewritten alongside)
+
+    def per_image_bytes(self, x: torch.Tensor) -> int:
+        "Activation bytes of one image like `x` in a forward pass (measured once, then reused): what batching budgets with."
         if self._bytes_per_image is None: self._bytes_per_image = activation_bytes(self.model, x[:1])
         return self._bytes_per_image
 
     def _sweep(self, x, nodes, intervention, progress_bar, baseline: bool):
-        x = self._images(x)
+        x = self.images(x)
         nodes = [_check_node(n, 'nodes[i]') for n in nodes]
         if not nodes: raise ValueError("nodes is empty; pass at least one Node")
         layers = {n.layer for n in nodes}
@@ -445,7 +453,7 @@ class NetworkSCM:
         iv = _check_intervention(intervention)
         layer = nodes[0].layer
         n_img, m, b = len(x), len(nodes), int(baseline)
-        per = 2 * self._per_image_bytes(x)      # the suffix's activations plus the cached prefix values, per image (upper bound)
+        per = 2 * self.per_image_bytes(x)      # the suffix's activations plus the cached prefix values, per image (upper bound)
         budget = self.max_bytes or default_max_bytes(self.device)
         if (1 + b) * n_img * per > budget and n_img > 1:       # even one intervention on all images is too much: split them
             step = max(1, budget // ((1 + b) * per))
@@ -453,11 +461,11 @@ class NetworkSCM:
             return torch.cat([p for p, _ in parts], 1), (torch.cat([q for _, q in parts]) if baseline else None)
         s = self.split(layer, x)
         vals = self.observe(x, layer)
-        out0 = vals[0] if s.mode == 'prefix-cache' else self._capture(x[:1], layer)
+        out0 = vals[0] if s.mode == 'prefix-cache' else self.capture(x[:1], layer)
         if not isinstance(out0, torch.Tensor): raise TypeError(f"layer {layer!r} returns {type(out0).__name__}, not a tensor")
         whole = [n.index is None for n in nodes]
         if any(whole) and not all(whole): raise ValueError("mix of whole-layer and single-node interventions in one sweep; split them")
-        idx = None if whole[0] else torch.tensor([self._index(n, out0) for n in nodes], device=self.device)
+        idx = None if whole[0] else torch.tensor([self.node_index(n, out0) for n in nodes], device=self.device)
         cap = None if self.max_batch is None else max(1, self.max_batch // n_img - b)
         mc = chunk_size(m, n_img * per, max(budget - b * n_img * per, n_img * per), cap)   # the untouched copy's share first
         outs, bases = [], []
@@ -537,7 +545,7 @@ class NetworkSCM:
             raise TypeError(f"interventions must be a non-empty mapping Node -> intervention, got {interventions!r}")
         items = [(_check_node(n, 'interventions key'), _check_intervention(v, f'interventions[{n}]')) for n, v in interventions.items()]
         if len(items) == 1: return self.sweep(x, [items[0][0]], items[0][1])[0]
-        x = self._images(x)
+        x = self.images(x)
         by_layer: dict[str, list] = {}
         for n, v in items: by_layer.setdefault(n.layer, []).append((n, v))
         def make(layer, pairs):
@@ -545,7 +553,7 @@ class NetworkSCM:
                 t = t.clone()
                 for n, v in pairs:
                     if n.index is None: t = v(t)
-                    else: i = self._index(n, t); t[:, i] = v(t[:, i])
+                    else: i = self.node_index(n, t); t[:, i] = v(t[:, i])
                 return t
             return fn
         from causal_nb.core import intervene
@@ -631,6 +639,36 @@ def _delta_rows(plan: _DeltaPlan, layer_out: torch.Tensor, boundary: nn.Module, 
     wk = w.view(w.shape[0], -1, p)[:, channels]                  # (O, k, P): the columns each channel feeds
     return torch.einsum('knp,okp->kno', d.reshape(k, n, p), wk)
 
+# %% ../nbs/06_interventions.ipynb #editedprobsfn
+def _edited_probs(self: NetworkSCM,
+                  x: torch.Tensor,      # images (N, C, H, W)
+                  layer: str,           # the layer whose output each world edits
+                  n_worlds: int,        # M, the number of worlds
+                  edit: Callable[[torch.Tensor, slice], torch.Tensor],  # (the layer's output of worlds `sl`, (k, N, …), sl) -> edited
+                  desc: str | None = None,           # the progress bar's label
+                  progress_bar: bool | None = None,  # None: shown only when the worlds take more than one pass
+                 ) -> torch.Tensor:                  # (M, N, K) P(y | do(layer := edit_m(layer)), x)
+    "P(y | do(layer := edit_m(layer)), x) for M worlds: the layers below `layer` run once, the rest in memory-sized chunks of worlds."
+    if isinstance(n_worlds, bool) or not isinstance(n_worlds, int) or n_worlds < 1:
+        raise ValueError(f"n_worlds must be a whole number ≥ 1, got {n_worlds!r}")
+    if not callable(edit): raise TypeError(f"edit must be a function (values, worlds) -> values, got {type(edit).__name__}")
+    x = self.images(x)
+    s, vals, n = self.split(layer, x), self.observe(x, layer), len(x)
+    mc = chunk_size(n_worlds, n * 2 * self.per_image_bytes(x), self.max_bytes or default_max_bytes(self.device))
+    show = progress_bar if progress_bar is not None else (False if n_worlds <= mc else None)
+    out = []
+    with evaluating(self.model), torch.inference_mode():
+        for sl in progress(list(iter_chunks(n_worlds, mc)), desc=desc or f'worlds on {layer}', enabled=show):
+            k = sl.stop - sl.start
+            def ed(t, k=k, sl=sl):
+                t = t if s.mode == 'prefix-cache' else t.clone()     # a hook's output may be shared (in-place layers)
+                return edit(t.reshape(k, n, *t.shape[1:]), sl).reshape(k * n, *t.shape[1:])
+            rep = [v.repeat(k, *([1] * (v.ndim - 1))) for v in vals]
+            out.append(probabilities(check_logits(s.suffix(rep, ed), k * n, 'model'), self.head).view(k, n, -1))
+    return torch.cat(out)
+
+NetworkSCM.edited_probs = _edited_probs
+
 # %% ../nbs/06_interventions.ipynb #3b2113f9
 def effect(scm: NetworkSCM,                                   # the network as an SCM
            x: torch.Tensor,                                   # images: the evidence Z
@@ -640,7 +678,7 @@ def effect(scm: NetworkSCM,                                   # the network as a
           ) -> torch.Tensor:                                  # (N, K)
     "Eq. 1 with the image as evidence: P(y=k | do(F), x) − P(y=k | x), per image and class."
     if not isinstance(scm, NetworkSCM): raise TypeError(f"scm must be a NetworkSCM, got {type(scm).__name__}")
-    x = scm._images(x)
+    x = scm.images(x)
     if interventions is None:
         if context is idle: raise ValueError("nothing to intervene on: pass interventions, a context, or both")
         with evaluating(scm.model): xc = _apply_context(context, scm.model, x, y, 0)
@@ -652,23 +690,6 @@ def effect(scm: NetworkSCM,                                   # the network as a
     return scm.do(xc, interventions) - scm.probs(xc)
 
 # %% ../nbs/06_interventions.ipynb #055dc9c8
-def _iter_data(data: Any, batch_size: int, bounds: Sequence[float] | None = None) -> Iterator[tuple[int, torch.Tensor, torch.Tensor | None]]:
-    "Batches (offset, images, labels or None) from a tensor, an ImageSet, a DataLoader or any iterable of batches; with `bounds`, each checked as `data`."
-    if isinstance(data, ImageSet): x, y = data.images, data.labels
-    elif isinstance(data, torch.Tensor): x, y = data, None
-    elif isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data): x, y = data
-    else:
-        if not isinstance(data, Iterable): raise TypeError(f"data must be images, (images, labels), an ImageSet or a DataLoader, got {type(data).__name__}")
-        off = 0
-        for b in data:
-            bx, by = (b[0], b[1]) if isinstance(b, (tuple, list)) else (b, None)
-            if bounds is not None: check_images(bx, name='data', bounds=bounds)
-            yield off, bx, by; off += len(bx)
-        return
-    if len(x) == 0: raise ValueError("data is empty; pass at least one image")
-    if bounds is not None: check_images(x, name='data', bounds=bounds)
-    for s in iter_chunks(len(x), batch_size): yield s.start, x[s], None if y is None else y[s]
-
 def _world() -> tuple[int, int]:
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
@@ -705,10 +726,10 @@ def _ce_values(scm: NetworkSCM, nodes: Sequence[Node], contexts: Mapping[str, An
     rank, world = _world()
     parts: dict[str, list] = {c: [] for c in contexts}
     seen = 0
-    for b, (off, x, y) in enumerate(progress(_iter_data(data, batch_size, scm.bounds), desc='Expected-CE', enabled=progress_bar)):
+    for b, (off, x, y) in enumerate(progress(iter_batches(data, batch_size, scm.bounds), desc='Expected-CE', enabled=progress_bar)):
         seen += len(x)
         if b % world != rank: continue
-        x = scm._images(x)
+        x = scm.images(x)
         if y is not None: y = y.to(scm.device)
         for name, ctx in contexts.items():
             with evaluating(scm.model): xc = _apply_context(ctx, scm.model, x, y, off)
@@ -894,15 +915,6 @@ def register_context(name: str,       # the explorer's label, e.g. 'pixel mask'
 register_context('pixel mask', lambda v: PixelMask(v, seed=0), 'fraction', describe=lambda v: f"pixel mask {v:.0%}")
 
 # %% ../nbs/06_interventions.ipynb #d0a522e4
-def _images_of(data: Any, n: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    xs, ys = [], []
-    for _, x, y in _iter_data(data, 512):
-        xs.append(x); ys.append(y)
-        if n is not None and sum(map(len, xs)) >= n: break
-    x = torch.cat(xs)[:n]
-    y = None if any(t is None for t in ys) else torch.cat(ys)[:n]
-    return x, y
-
 def _set_mean(t: torch.Tensor, r: float, spatial: int) -> torch.Tensor:
     "Each map (the last `spatial` axes of `t`) rescaled to mean activation `r` (shifted instead where a map is all but empty)."
     if spatial == 0: return torch.full_like(t, r)
@@ -921,8 +933,8 @@ def concept_effects(scm: NetworkSCM,           # the network (with a concept aut
     from scipy.stats import spearmanr
     if not isinstance(scm, NetworkSCM): raise TypeError(f"scm must be a NetworkSCM, got {type(scm).__name__}")
     if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2: raise ValueError(f"bins must be an integer ≥ 2, got {bins!r}")
-    x, _ = _images_of(data, n_images)
-    x = scm._images(x)
+    x, _ = as_images_labels(data, n_images, bounds=scm.bounds)
+    x = scm.images(x)
     a = scm.activation(x, layer)
     if a.ndim < 2: raise ValueError(f"layer {layer!r} has no concept axis (output shape {tuple(a.shape)})")
     s = a.flatten(2).mean(-1) if a.ndim > 2 else a                     # (N, K) mean activation of each concept
@@ -963,8 +975,8 @@ def node_expected_effect(scm: NetworkSCM,          # the network as an SCM
     if not isinstance(scm, NetworkSCM): raise TypeError(f"scm must be a NetworkSCM, got {type(scm).__name__}")
     node = _check_node(node)
     if node.index is None: raise ValueError(f"node must name one node (Node(layer, index)), got the whole layer {node.layer!r}")
-    x, _ = _images_of(data, n_images)
-    x = scm._images(x)
+    x, _ = as_images_labels(data, n_images, bounds=scm.bounds)
+    x = scm.images(x)
     a = scm.activation(x, node)
     s = (a.flatten(1).mean(1) if a.ndim > 1 else a).float()             # (N,) the node's state per image
     if isinstance(bins, bool): raise TypeError(f"bins must be an integer ≥ 2 or a sequence of edges, got {bins!r}")
@@ -1027,7 +1039,7 @@ def report_section(ctx: ReportContext) -> ReportSection:
              "the attacks): " + ', '.join(f"{c}: {v:.0%}" for c, v in verdict.items()) + '.')
     sec.numbers.update(expected_ce=table.to_dict(), nodes=table.attrs['nodes'], n_images=table.attrs['n'], falls_under_z0=verdict,
                        expected_ce_quantity=table.attrs['quantity'], expected_ce_excluded=table.attrs['excluded'])
-    ae = ctx.extras.get('autoencoder')
+    ae = ctx.autoencoder
     if ae is not None:
         from causal_nb.autoencoder import autoencoder_layers, concept_layer
         layer = concept_layer(autoencoder_layers(ae)[-1])
@@ -1044,5 +1056,4 @@ def report_section(ctx: ReportContext) -> ReportSection:
                       f"(Spearman ρ = {ce.attrs['spearman']:.2f})", float_format='{:.3e}')
             sec.numbers['concept_effects_spearman'] = ce.attrs['spearman']
         sec.numbers['expected_ce_concepts'] = ct.to_dict()
-    ctx.extras['expected_ce'] = table
     return sec

@@ -20,7 +20,7 @@ from filelock import FileLock
 from .core import (CacheError, Normalized, model_device, atomic_save, cache_dir, check_head, check_images, check_logits,
                             evaluating, fingerprint, get_device, map_batches, probabilities, progress, safe_load,
                             ReportContext, ReportSection)
-from .data import ImageSet, load_data, plot_samples
+from .data import ImageSet, iter_batches, load_data, plot_samples
 
 # %% auto #0
 __all__ = ['ARCHITECTURES', 'CHEXNET_PAPER_AUROC', 'IMAGENET_MEAN', 'IMAGENET_STD', 'SmallCNN', 'LeNet5', 'build_model',
@@ -317,9 +317,9 @@ class Evaluation:
 def _stream_probs(model, data, head, device):
     "Probabilities and labels of a DataLoader (or any iterable of (images, labels) batches), batch by batch."
     ps, ys = [], []
-    for b in data:
-        if not isinstance(b, (tuple, list)) or len(b) < 2: raise TypeError(f"data must yield (images, labels) batches, got {type(b).__name__}")
-        ps.append(predict(model, b[0], head, len(b[0]), device)); ys.append(torch.as_tensor(b[1]))
+    for _, bx, by in iter_batches(data):                    # chapter 1's one way through any data
+        if by is None: raise TypeError("data must yield (images, labels) batches, got images without labels")
+        ps.append(predict(model, bx, head, len(bx), device)); ys.append(torch.as_tensor(by))
     if not ps: raise ValueError("data is empty; pass at least one batch")
     return torch.cat(ps), torch.cat(ys)
 
@@ -569,5 +569,5 @@ def model_report_section(ctx: ReportContext, arch: str | None = None) -> ReportS
     sec.text(f"Test accuracy: {ev.accuracy:.2%} (the paper reports 89.6% for its Fashion-MNIST model).")
     if ev.confusion is not None: sec.figure(plot_confusion_matrix(ev.confusion, ctx.test.classes), 'Confusion matrix (row-normalised)')
     sec.numbers.update(test_accuracy=ev.accuracy, test_loss=ev.loss)
-    ctx.extras['evaluation'] = ev
+    ctx.evaluation = ev
     return sec

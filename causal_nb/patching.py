@@ -14,9 +14,9 @@ import torch
 
 from .core import (Node, ReportContext, ReportSection, activation_bytes, check_images, check_logits, chunk_size,
                             default_max_bytes, evaluating, get_module, iter_chunks, paper_label, probabilities, progress)
-from .data import ImageSet
+from .data import ImageSet, as_images_labels, iter_batches
 from .interventions import (InputIntervention, NetworkSCM, NodeIntervention, PatchMask, SetTo, ZeroOut, context_name, idle,
-                                     _apply_context, _interval, _iter_data, _check_ci)
+                                     _apply_context, _interval, _check_ci)
 
 # %% auto #0
 __all__ = ['hashed_uniform', 'hashed_normal', 'PatchingIntervention', 'Patch', 'MeanAblate', 'Resample', 'AddNoise',
@@ -51,13 +51,10 @@ def hashed_normal(seed: int, index: torch.Tensor, n: int) -> torch.Tensor:
 
 # %% ../nbs/06b_patching.ipynb #7f23d878
 def _images_of(data: Any, name: str) -> torch.Tensor:
-    "Images from a tensor or an ImageSet, checked to be a non-empty batch."
-    if isinstance(data, ImageSet): data = data.images
-    if not isinstance(data, torch.Tensor):
+    "The images of `data` (images or an ImageSet: a patch's source is a fixed set of images, not a stream), checked; errors name `name`."
+    if not isinstance(data, (ImageSet, torch.Tensor)):
         raise TypeError(f"{name} must be images (N, C, H, W) or an ImageSet, got {type(data).__name__}")
-    if data.ndim != 4: raise ValueError(f"{name} must be images shaped (N, C, H, W), got shape {tuple(data.shape)}")
-    if len(data) == 0: raise ValueError(f"{name} is empty; pass at least one image")
-    return data
+    return as_images_labels(data, name=name, bounds=None)[0]     # the bounds are the network's, checked where it runs
 
 class PatchingIntervention(NodeIntervention):
     "A node intervention whose values come from other images: `replacement(scm, layer, x, offset)` gives the whole layer's new values."
@@ -524,7 +521,7 @@ def patching_ce_table(scm: NetworkSCM,                  # the network as an SCM
     layers: dict[str, list[int]] = {}
     for i, n in enumerate(nodes): layers.setdefault(n.layer, []).append(i)
     parts: dict[str, list] = {c: [] for c in contexts}
-    for off, x, y in progress(_iter_data(data, batch_size), desc='Expected-CE', enabled=progress_bar):
+    for off, x, y in progress(iter_batches(data, batch_size), desc='Expected-CE', enabled=progress_bar):
         x = _checked(scm, x, 'data')
         if y is not None: y = y.to(scm.device)
         for name, ctx in contexts.items():

@@ -285,12 +285,12 @@ def box_pairs(data,                              # a ChestXray14 data set (usual
               seed: int = 0,
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # images (P, C, H, W), finding (P,), masks (P, H, W), data index (P,)
     "One row per (image, boxed finding): the image, the finding's label index and its box mask."
-    from causal_nb.data import box_masks
+    from causal_nb.data import box_masks, seeded_indices
     idx, masks = box_masks(data, boxes)
     if len(idx) == 0: raise ValueError(f"data ({data!r}) holds none of the boxed images; the boxes are on test_list.txt images")
     img, lab = masks.flatten(2).any(2).nonzero(as_tuple=True)
     if n is not None and n < len(img):
-        keep = torch.randperm(len(img), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+        keep = seeded_indices(len(img), n, seed)
         img, lab = img[keep], lab[keep]
     uniq, inv = torch.unique(img, return_inverse=True)
     x = torch.stack([data[int(i)][0] for i in idx[uniq]])[inv]
@@ -420,7 +420,7 @@ def chestxray_study(model: nn.Module,                      # CheXNet (or any 14-
                    ) -> ChestXrayStudy:
     "Tables and Fig. 3 of the paper's ChestX-ray14 case: CheXNet's AUROC table, map localisation against the boxes, X←Y, Z←X→Y."
     from torch.utils.data import DataLoader, Subset
-    from causal_nb.data import ChestXray14, CHESTXRAY14_LABELS
+    from causal_nb.data import ChestXray14, CHESTXRAY14_LABELS, seeded_indices
     from causal_nb.models import evaluate, label_auroc, multilabel_accuracy
     from causal_nb.cem import compare_maps, pointing_game, map_sensitivity
     from causal_nb.attacks import fgsm
@@ -429,8 +429,7 @@ def chestxray_study(model: nn.Module,                      # CheXNet (or any 14-
     if device is None: dev = model_device(model)
     else: dev = get_device(device); model.to(dev)
     s = data.image_size; window = window or max(s // 8, 1); stride = stride or max(window // 2, 1)
-    g = torch.Generator().manual_seed(seed)
-    pick = torch.randperm(len(data), generator=g)[:n_images].sort().values if n_images else torch.arange(len(data))
+    pick = seeded_indices(len(data), n_images or None, seed)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', UserWarning)          # sklearn: a label without positives in a small subset
         ev = evaluate(model, DataLoader(Subset(data, pick.tolist()), batch_size=batch_size), device=dev, classes=CHESTXRAY14_LABELS)
@@ -520,10 +519,10 @@ def _chestxray_part(model, data, n, quick, seed, batch_size, device, figures) ->
 # %% ../nbs/11_reproduce.ipynb #3bed8011
 def _subset_loader(data, n: int | None, seed: int, batch_size: int):
     "An ImageSet subset, or a DataLoader over a seeded random subset of a streaming data set."
-    from causal_nb.data import ImageSet
+    from causal_nb.data import ImageSet, seeded_indices
     if isinstance(data, ImageSet): return data.subset(n, seed=seed) if n else data
     from torch.utils.data import DataLoader, Subset
-    if n and n < len(data): data = Subset(data, torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n].sort().values.tolist())
+    if n and n < len(data): data = Subset(data, seeded_indices(len(data), n, seed).tolist())
     return DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0)
 
 def _levels(key: str) -> list[int]:
@@ -727,7 +726,7 @@ def report_section(ctx: ReportContext) -> ReportSection:
     for key in PAPER_TABLES:
         if key == 'table3' and fashion:
             from causal_nb.models import evaluate
-            acc = ctx.extras['evaluation'].accuracy if 'evaluation' in ctx.extras else evaluate(ctx.model, ctx.test, device=ctx.device).accuracy
+            acc = ctx.evaluation.accuracy if ctx.evaluation is not None else evaluate(ctx.model, ctx.test, device=ctx.device).accuracy
             r = reproduce_table('table3', ctx.model, ctx.test, 'softmax', 500 if ctx.quick else None, ctx.seed, 256,
                                 f"the report's model ({type(ctx.model).__name__}), test accuracy {acc:.2%} (paper 89.6%)", progress_bar=False,
                                 same_architecture=len(_base_layers(ctx.model)) == 4 and sum(isinstance(m, nn.Conv2d) for m in ctx.model.modules()) == 2)

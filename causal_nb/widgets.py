@@ -12,8 +12,8 @@ import torch
 from torch import nn
 import ipywidgets as W
 
-from .core import Node, check_images, check_labels, evaluating, get_device, iter_chunks
-from .data import ImageSet
+from .core import Node, check_labels, evaluating, get_device, iter_chunks
+from .data import ImageSet, as_images_labels
 from .attacks import ATTACKS, Adversarial
 from .autoencoder import AE_SUFFIX, autoencoder_layers, concept_layer
 from .interventions import NetworkSCM, Scale, SetTo, ZeroOut, expected_ce, CONTEXTS
@@ -118,13 +118,9 @@ def _model_on(model: nn.Module, device: torch.device, name: str = 'model') -> nn
     return copy.deepcopy(model).to(device)
 
 def _dataset(data: Any, classes: Sequence[str] | None, bounds) -> tuple[torch.Tensor, torch.Tensor | None, list[str] | None]:
-    "Images, labels (or None) and class names (or None) from an ImageSet, images, or (images, labels)."
-    if isinstance(data, ImageSet): x, y, names = data.images, data.labels, list(data.classes)
-    elif isinstance(data, torch.Tensor): x, y, names = data, None, None
-    elif isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data): (x, y), names = data, None
-    else: raise TypeError(f"data must be an ImageSet, images (N, C, H, W) or a pair (images, labels), got {type(data).__name__}")
-    check_images(x, name='data', bounds=bounds)
-    if y is not None and len(y) != len(x): raise ValueError(f"data has {len(x)} images but {len(y)} labels")
+    "Images, labels (or None) and class names (or None) from an ImageSet, images, (images, labels) or a DataLoader."
+    x, y = as_images_labels(data, bounds=bounds)              # chapter 1's adapter: checked, errors name `data`
+    names = list(data.classes) if isinstance(data, ImageSet) else None
     if classes is not None:
         if isinstance(classes, str) or not isinstance(classes, Sequence): raise TypeError(f"classes must be a list of class names, got {type(classes).__name__}")
         names = [str(c) for c in classes]
@@ -324,7 +320,7 @@ class InterventionExplorer(Explorer):
         self.classes = _class_names(names, self.p_data.shape[1])
         opts = _node_layers(self.model, self.scm.layers)
         if not opts: raise ValueError(f"model has no layer to intervene on (conv, linear or concept layers); layers given: {layers}")
-        self.shapes = _layer_shapes(self.model, self.scm._images(x[:1]), [n for _, n in opts])
+        self.shapes = _layer_shapes(self.model, self.scm.images(x[:1], name="data"), [n for _, n in opts])
         self._ids = list(range(len(x))); self._key = None
         filters = [('all images', 'all')] + ([('misclassified', 'misclassified')] if y is not None else []) \
                   + [(f"class {c}", k) for k, c in enumerate(self.classes)]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from causal_nb.autoencoder import autoencoder_layers
-from causal_nb.cli import available_sections
+from causal_nb.cli import report_sections
 from causal_nb.core import ReportContext
 from causal_nb.models import trained_model
 from causal_nb.reproduce import (CLAIMS_FILES, claims_report_section, comparability, find_claims, paper_table, reproduce,
@@ -89,7 +89,7 @@ def _bench_claims():
 
 
 def test_claims_section_renders_the_committed_ledger():
-    assert 'claims' in [n for n, _ in available_sections()]
+    assert 'claims' in [n for n, _ in report_sections()]
     path = find_claims(ROOT)
     assert path is not None and path.name in CLAIMS_FILES
     recorded = json.loads(path.read_text())
