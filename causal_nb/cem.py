@@ -167,8 +167,8 @@ def concept_effect_map(model: nn.Module,                  # any model; never cha
     fillv = _fill_for(fill, x, bounds)
     scm = NetworkSCM(model, layers=[node.layer], max_bytes=max_bytes, bounds=bounds)
     def act(xx):
-        a = scm.split(node.layer).prefix(xx)[0] if scm.mode(node.layer) == 'prefix-cache' else scm._capture(xx, node.layer)
-        a = a[:, scm._index(node, a)]
+        a = scm.split(node.layer).prefix(xx)[0] if scm.mode(node.layer) == 'prefix-cache' else scm.capture(xx, node.layer)
+        a = a[:, scm.node_index(node, a)]
         return a.flatten(1).mean(1) if a.ndim > 1 else a
     with evaluating(model), torch.inference_mode():
         base = act(x)

@@ -437,8 +437,6 @@ class NetworkSCM:
             raise ValueError(f"node index {node.index!r} is out of range for layer {node.layer!r}, which has {n} nodes (0 … {n - 1})")
         return node.index % n
 
-    _capture, _index = capture, node_index   # the names chapter 07's concept CEM still calls (it is being rewritten alongside)
-
     def per_image_bytes(self, x: torch.Tensor) -> int:
         "Activation bytes of one image like `x` in a forward pass (measured once, then reused): what batching budgets with."
         if self._bytes_per_image is None: self._bytes_per_image = activation_bytes(self.model, x[:1])
