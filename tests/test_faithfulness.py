@@ -197,3 +197,23 @@ def test_effect_features_of_every_class_and_the_detectors_built_on_them():
         assert (xa - x).abs().max() <= .1 + 1e-6 and not torch.equal(xa, x)
     with pytest.raises(ValueError, match="logit is defined for kind='mahalanobis'"): FeatureDetector(net, 'knn').fit(x, y).logit(x)
     assert model_state(net) == state
+
+
+def test_detection_report_without_torchattacks(monkeypatch):
+    """A runtime install has no torchattacks (a dev extra): the report's detection table keeps every other column and says
+    which unseen attacks are left out, instead of failing the whole report (found by timing the README's first command
+    in a fresh clone)."""
+    import sys
+    from causal_nb.core import ReportContext, ReportSection
+    from causal_nb.data import load_data
+    from causal_nb.faithfulness import _detection_report
+    from causal_nb.models import trained_model
+    monkeypatch.setitem(sys.modules, 'torchattacks', None)          # `import torchattacks` now raises ImportError
+    data = 'digits'
+    model = trained_model('small-cnn', data, quick=True, progress_bar=False).model
+    ctx = ReportContext(train=load_data(data, train=True), test=load_data(data, train=False), model=model, quick=True)
+    sec = _detection_report(ReportSection('detection'), ctx)
+    text = ' '.join(sec.parts)
+    assert 'torchattacks, which is not installed here' in text, text[-600:]
+    cols = list(sec.tables['detection_cross_attack_auroc'].columns)
+    assert not any('unseen' in c for c in cols) and any('adaptive' in c for c in cols) and any('FGSM' in c for c in cols), cols
