@@ -109,7 +109,7 @@ def colour_legend(cmap: str,          # the matplotlib colormap the map was draw
             f'<span>{tick(hi)}</span></div>'
             f'<div style="display:flex;justify-content:space-between">{label(low)}{label(high)}</div></div>')
 
-# %% ../nbs/10_widgets.ipynb #21b3377d
+# %% ../nbs/10_widgets.ipynb #20939f2d
 def _model_on(model: nn.Module, device: torch.device, name: str = 'model') -> nn.Module:
     "`model` itself when all its tensors are on `device`, else a copy moved there (the caller's model is never moved)."
     if not isinstance(model, nn.Module): raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
@@ -145,6 +145,7 @@ def _layer_shapes(model: nn.Module, x: torch.Tensor, layers: Sequence[str]) -> d
         model(x)
     return got
 
+# %% ../nbs/10_widgets.ipynb #ac4c4302
 def _error_html(text: str) -> str:
     return (f"<div style='color:#b00020;background:#fdecea;padding:4px 8px;border-radius:3px;white-space:pre-wrap'>"
             f"⚠ {html.escape(text)}</div>")
@@ -178,6 +179,7 @@ def torch_threads(n: int | None):  # torch's intra-op threads within the block; 
     finally:
         if torch.get_num_threads() != old: torch.set_num_threads(old)
 
+# %% ../nbs/10_widgets.ipynb #bc5de3b4
 class Explorer:
     "The base of the explorers: named controls, a message line for errors, a progress bar, `.state`, `set()` and `.widget`."
     title = 'Explorer'
@@ -278,7 +280,7 @@ class Explorer:
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
     def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={c.value!r}' for k, c in self.controls.items())})"
 
-# %% ../nbs/10_widgets.ipynb #6430f39f
+# %% ../nbs/10_widgets.ipynb #3d2b9730
 def _node_layers(model: nn.Module, layers: Sequence[str]) -> list[tuple[str, str]]:
     "(label, name) of the layers an explorer offers: the SCM's layers, concept layers named as such, an autoencoder's own convolutions left out."
     inserted = autoencoder_layers(model)
@@ -298,6 +300,7 @@ def _grid(v: torch.Tensor) -> tuple[torch.Tensor, int]:
 
 INTERVENTIONS = ('zero-out', 'set value', 'scale', 'patch')
 
+# %% ../nbs/10_widgets.ipynb #7e5d2d44
 class InterventionExplorer(Explorer):
     "An image, a node, an intervention and an input context; P(y) before and after, Effect and Expected-CE, live."
     title = 'Interventions: do(node) on one image'
