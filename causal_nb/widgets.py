@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 import ipywidgets as W
+from fastcore.basics import patch
 
 from .core import Node, check_labels, evaluating, get_device, iter_chunks
 from .data import ImageSet, as_images_labels
@@ -109,7 +110,7 @@ def colour_legend(cmap: str,          # the matplotlib colormap the map was draw
             f'<span>{tick(hi)}</span></div>'
             f'<div style="display:flex;justify-content:space-between">{label(low)}{label(high)}</div></div>')
 
-# %% ../nbs/10_widgets.ipynb #20939f2d
+# %% ../nbs/10_widgets.ipynb #07769129
 def _model_on(model: nn.Module, device: torch.device, name: str = 'model') -> nn.Module:
     "`model` itself when all its tensors are on `device`, else a copy moved there (the caller's model is never moved)."
     if not isinstance(model, nn.Module): raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
@@ -145,7 +146,7 @@ def _layer_shapes(model: nn.Module, x: torch.Tensor, layers: Sequence[str]) -> d
         model(x)
     return got
 
-# %% ../nbs/10_widgets.ipynb #ac4c4302
+# %% ../nbs/10_widgets.ipynb #58c37a8e
 def _error_html(text: str) -> str:
     return (f"<div style='color:#b00020;background:#fdecea;padding:4px 8px;border-radius:3px;white-space:pre-wrap'>"
             f"⚠ {html.escape(text)}</div>")
@@ -179,7 +180,7 @@ def torch_threads(n: int | None):  # torch's intra-op threads within the block; 
     finally:
         if torch.get_num_threads() != old: torch.set_num_threads(old)
 
-# %% ../nbs/10_widgets.ipynb #bc5de3b4
+# %% ../nbs/10_widgets.ipynb #a2587896
 class Explorer:
     "The base of the explorers: named controls, a message line for errors, a progress bar, `.state`, `set()` and `.widget`."
     title = 'Explorer'
@@ -280,7 +281,7 @@ class Explorer:
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
     def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={c.value!r}' for k, c in self.controls.items())})"
 
-# %% ../nbs/10_widgets.ipynb #3d2b9730
+# %% ../nbs/10_widgets.ipynb #02b88a05
 def _node_layers(model: nn.Module, layers: Sequence[str]) -> list[tuple[str, str]]:
     "(label, name) of the layers an explorer offers: the SCM's layers, concept layers named as such, an autoencoder's own convolutions left out."
     inserted = autoencoder_layers(model)
@@ -300,7 +301,7 @@ def _grid(v: torch.Tensor) -> tuple[torch.Tensor, int]:
 
 INTERVENTIONS = ('zero-out', 'set value', 'scale', 'patch')
 
-# %% ../nbs/10_widgets.ipynb #7e5d2d44
+# %% ../nbs/10_widgets.ipynb #174ad626
 class InterventionExplorer(Explorer):
     "An image, a node, an intervention and an input context; P(y) before and after, Effect and Expected-CE, live."
     title = 'Interventions: do(node) on one image'
@@ -358,133 +359,143 @@ class InterventionExplorer(Explorer):
         self.widget = self._frame(controls, W.VBox([self.summary, W.HBox([*pics, self.probs])]))   # the summary above the fold
         self._on_context(); self.refresh()
 
-    # --- structure: which controls apply, ranges
-    def _on_filter(self, change=None):
-        f = self.controls['filter'].value
-        if f == 'all': ids = range(len(self.x))
-        elif f == 'misclassified':
-            pred, y = self.p_data.argmax(1), self.y
-            wrong = (pred != y) if y.ndim == 1 else ((self.p_data > .5) != (y > .5)).any(1)
-            ids = wrong.nonzero().flatten().tolist()
-        else: ids = ((self.y == f) if self.y is not None and self.y.ndim == 1 else
-                     (self.y[:, f] > .5) if self.y is not None else (self.p_data.argmax(1) == f)).nonzero().flatten().tolist()
-        self._ids = list(ids)
-        with self.hold():
-            s = self.controls['image']; s.value = 0; s.max = max(len(self._ids) - 1, 0)
+# %% ../nbs/10_widgets.ipynb #fa699a48
+@patch
+def _on_filter(self: InterventionExplorer, change=None):
+    f = self.controls['filter'].value
+    if f == 'all': ids = range(len(self.x))
+    elif f == 'misclassified':
+        pred, y = self.p_data.argmax(1), self.y
+        wrong = (pred != y) if y.ndim == 1 else ((self.p_data > .5) != (y > .5)).any(1)
+        ids = wrong.nonzero().flatten().tolist()
+    else: ids = ((self.y == f) if self.y is not None and self.y.ndim == 1 else
+                 (self.y[:, f] > .5) if self.y is not None else (self.p_data.argmax(1) == f)).nonzero().flatten().tolist()
+    self._ids = list(ids)
+    with self.hold():
+        s = self.controls['image']; s.value = 0; s.max = max(len(self._ids) - 1, 0)
 
-    def _on_layer(self, change=None):
-        n = self.shapes[self.controls['layer'].value][0]
-        with self.hold():
-            s = self.controls['node']; s.value = min(s.value, n - 1); s.max = n - 1
+@patch
+def _on_layer(self: InterventionExplorer, change=None):
+    n = self.shapes[self.controls['layer'].value][0]
+    with self.hold():
+        s = self.controls['node']; s.value = min(s.value, n - 1); s.max = n - 1
 
-    def _on_intervention(self, change=None):
-        iv, s = self.controls['intervention'].value, self.controls['value']
-        s.disabled = iv == 'zero-out'
-        s.description = 'factor' if iv == 'scale' else 'value'
-        s.layout.display = 'none' if iv == 'patch' else None
-        self.controls['source'].layout.display = None if iv == 'patch' else 'none'
+@patch
+def _on_intervention(self: InterventionExplorer, change=None):
+    iv, s = self.controls['intervention'].value, self.controls['value']
+    s.disabled = iv == 'zero-out'
+    s.description = 'factor' if iv == 'scale' else 'value'
+    s.layout.display = 'none' if iv == 'patch' else None
+    self.controls['source'].layout.display = None if iv == 'patch' else 'none'
 
-    def _on_context(self, change=None):
-        ctx, eps = self.controls['context'].value, ATTACKS[self.controls['attack'].value].eps   # JSMA has no ε: no slider for it
-        own = CONTEXTS[ctx].setting if ctx in CONTEXTS else None
-        for k, on in (*((k, k == own) for k in self._settings), ('attack', ctx == 'attack'), ('eps', ctx == 'attack' and eps)):
-            self.controls[k].layout.display = None if on else 'none'
+@patch
+def _on_context(self: InterventionExplorer, change=None):
+    ctx, eps = self.controls['context'].value, ATTACKS[self.controls['attack'].value].eps   # JSMA has no ε: no slider for it
+    own = CONTEXTS[ctx].setting if ctx in CONTEXTS else None
+    for k, on in (*((k, k == own) for k in self._settings), ('attack', ctx == 'attack'), ('eps', ctx == 'attack' and eps)):
+        self.controls[k].layout.display = None if on else 'none'
 
-    # --- the science, by the chapters' functions
-    def intervention(self):
-        "The node intervention the controls describe."
-        v = self.controls['intervention'].value; val = float(self.controls['value'].value)
-        if v == 'patch':                      # the node's value on the source image (chapter 06b's interchange intervention)
-            s = int(self.controls['source'].value)
-            return Patch(self.x[s:s + 1].to(self.device))
-        return ZeroOut() if v == 'zero-out' else SetTo(val) if v == 'set value' else Scale(val)
+# %% ../nbs/10_widgets.ipynb #91e278df
+@patch
+def intervention(self: InterventionExplorer):
+    "The node intervention the controls describe."
+    v = self.controls['intervention'].value; val = float(self.controls['value'].value)
+    if v == 'patch':                      # the node's value on the source image (chapter 06b's interchange intervention)
+        s = int(self.controls['source'].value)
+        return Patch(self.x[s:s + 1].to(self.device))
+    return ZeroOut() if v == 'zero-out' else SetTo(val) if v == 'set value' else Scale(val)
 
-    def context(self, index: int):
-        "The input context the controls describe (None for none), for image `index`."
-        c = self.controls
-        if c['context'].value == 'none': return None
-        if c['context'].value in CONTEXTS:
-            spec = CONTEXTS[c['context'].value]; return spec.make(float(c[spec.setting].value))
-        a = c['attack'].value
-        return Adversarial(a, **ATTACKS[a].settings(eps=float(c['eps'].value), head=self.head, bounds=self.bounds))
+@patch
+def context(self: InterventionExplorer, index: int):
+    "The input context the controls describe (None for none), for image `index`."
+    c = self.controls
+    if c['context'].value == 'none': return None
+    if c['context'].value in CONTEXTS:
+        spec = CONTEXTS[c['context'].value]; return spec.make(float(c[spec.setting].value))
+    a = c['attack'].value
+    return Adversarial(a, **ATTACKS[a].settings(eps=float(c['eps'].value), head=self.head, bounds=self.bounds))
 
-    def _set_image(self, i: int):
-        "Apply the context to image `i` once; the context image stays on the device, so the prefix cache is reused."
-        x = self.x[i:i + 1].to(self.device)
-        ctx = self.context(i)
-        mask = pert = None
-        if ctx is None: xc = x
-        elif not isinstance(ctx, Adversarial):     # a registered context; one that masks pixels shows where
-            xc = ctx(self.model, x, offset=i); mask = ctx.mask(x.shape, offset=i)[0, 0] if hasattr(ctx, 'mask') else None
-        else:
-            self._step(f"{ctx.name}…", 0, 1)
-            y = None if self.y is None else self.y[i:i + 1].to(self.device)
-            xc = ctx(self.model, x, y).detach(); pert = (xc - x)[0]
-        self._x, self._xc = x, xc
-        self.views['input'].value = image_png(xc[0], size=self.size, mask=mask)
-        label = '' if self.y is None or self.y.ndim != 1 else f" ({self.classes[int(self.y[i])]})"
-        self.captions['input'].value = f"image #{i}{html.escape(label)}" + ('' if ctx is None else f", {html.escape(self._context_text())}")
-        if pert is not None:
-            e = float(pert.abs().max()) or 1.
-            self.views['perturbation'].value = image_png(pert.mean(0), 'RdBu_r', -e, e, size=self.size)
-            self.captions['perturbation'].value = f"perturbation (max |δ| {e:.3f})"
-        self._pert_box.layout.display = None if pert is not None else 'none'
+@patch
+def _set_image(self: InterventionExplorer, i: int):
+    "Apply the context to image `i` once; the context image stays on the device, so the prefix cache is reused."
+    x = self.x[i:i + 1].to(self.device)
+    ctx = self.context(i)
+    mask = pert = None
+    if ctx is None: xc = x
+    elif not isinstance(ctx, Adversarial):     # a registered context; one that masks pixels shows where
+        xc = ctx(self.model, x, offset=i); mask = ctx.mask(x.shape, offset=i)[0, 0] if hasattr(ctx, 'mask') else None
+    else:
+        self._step(f"{ctx.name}…", 0, 1)
+        y = None if self.y is None else self.y[i:i + 1].to(self.device)
+        xc = ctx(self.model, x, y).detach(); pert = (xc - x)[0]
+    self._x, self._xc = x, xc
+    self.views['input'].value = image_png(xc[0], size=self.size, mask=mask)
+    label = '' if self.y is None or self.y.ndim != 1 else f" ({self.classes[int(self.y[i])]})"
+    self.captions['input'].value = f"image #{i}{html.escape(label)}" + ('' if ctx is None else f", {html.escape(self._context_text())}")
+    if pert is not None:
+        e = float(pert.abs().max()) or 1.
+        self.views['perturbation'].value = image_png(pert.mean(0), 'RdBu_r', -e, e, size=self.size)
+        self.captions['perturbation'].value = f"perturbation (max |δ| {e:.3f})"
+    self._pert_box.layout.display = None if pert is not None else 'none'
 
-    def _context_text(self) -> str:
-        c = self.controls
-        if c['context'].value in CONTEXTS:
-            name = c['context'].value; spec = CONTEXTS[name]; v = float(c[spec.setting].value)
-            return spec.describe(v) if spec.describe else f"{name} {spec.setting}={v:g}"
-        if c['context'].value == 'attack': return c['attack'].value.upper() + (f" ε={c['eps'].value:g}" if ATTACKS[c['attack'].value].eps else '')
-        return 'clean'
+@patch
+def _context_text(self: InterventionExplorer) -> str:
+    c = self.controls
+    if c['context'].value in CONTEXTS:
+        name = c['context'].value; spec = CONTEXTS[name]; v = float(c[spec.setting].value)
+        return spec.describe(v) if spec.describe else f"{name} {spec.setting}={v:g}"
+    if c['context'].value == 'attack': return c['attack'].value.upper() + (f" ε={c['eps'].value:g}" if ATTACKS[c['attack'].value].eps else '')
+    return 'clean'
 
-    def _update(self):
-        c = {k: w.value for k, w in self.controls.items()}
-        if not self._ids: raise ValueError(f"no image matches the filter {self.controls['filter'].label!r}; pick another")
-        i = self._ids[c['image']]
-        key = (i, c['context'], c[CONTEXTS[c['context']].setting] if c['context'] in CONTEXTS else None,
-               (c['attack'], c['eps']) if c['context'] == 'attack' else None)
-        if key != self._key: self._key = None; self._set_image(i); self._key = key
-        node, iv = Node(c['layer'], c['node']), self.intervention()
-        eff, p_obs = (patched_effects(self.scm, self._xc, [node], iv) if isinstance(iv, Patch)
-                      else self.scm.effects(self._xc, [node], iv, progress_bar=False))
-        eff, p_obs = eff[0, 0].cpu(), p_obs[0].cpu()
-        p_do = p_obs + eff
-        ece = float((p_obs * eff).sum())
-        a = self.scm.activation(self._xc, Node(c['layer']))[0]          # the whole layer for this image, from the cache
-        before = a[c['node']]
-        after = iv.replacement(self.scm, c['layer'], self._xc)[0, c['node']] if isinstance(iv, Patch) else iv(before.unsqueeze(0))[0]
-        if before.ndim == 0:                                               # a unit of a linear layer: the layer as a grid
-            g, cols = _grid(a); g2 = g.clone().flatten(); g2[c['node']] = float(after); g2 = g2.view_as(g)
-            mark = torch.zeros(g.shape, dtype=torch.bool); mark.view(-1)[c['node']] = True
-            pics, mask = (g, g2), mark
-        else: pics, mask = (before, after), None
-        lo = min(float(np.nanmin(_as_numpy(p))) for p in pics); hi = max(float(np.nanmax(_as_numpy(p))) for p in pics)
-        if hi <= lo: hi = lo + 1e-6
-        self.views['node'].value = image_png(pics[0], 'magma', lo, hi, self.size, mask)
-        self.views['node_after'].value = image_png(pics[1], 'magma', lo, hi, self.size, mask)
-        self.captions['node'].value = f"{html.escape(str(node))}, observed" + (' (grey: no unit)' if mask is not None and len(a) < g.numel() else '')
-        self.captions['node_after'].value = (f"after do({html.escape(repr(iv))})  [{lo:.2f}, {hi:.2f}]"
-                                             + colour_legend('magma', lo, hi, 'low activation', 'high', self.size))
-        k_before, k_after = int(p_obs.argmax()), int(p_do.argmax())
-        p_clean = self.p_data[i]
-        self.probs.value = probability_bars({'P(y | x)' if c['context'] == 'none' else f'P(y | x, {self._context_text()})': p_obs,
-                                             f'P(y | do({node}))': p_do}, self.classes, highlight=k_before)
-        name = lambda k: html.escape(self.classes[k])
-        ctx = '' if c['context'] == 'none' else f"{html.escape(self._context_text())}: <b>{name(k_before)}</b> ({float(p_obs[k_before]):.3f}); "
-        self.summary.value = (
-            f"prediction <b>{name(int(p_clean.argmax()))}</b> ({float(p_clean.max()):.3f}); {ctx}"
-            f"after do({html.escape(str(node))} := {html.escape(repr(iv))}): <b>{name(k_after)}</b> ({float(p_do[k_after]):.3f})<br>"
-            f"Effect on P({name(k_before)}) = <code>{float(eff[k_before]):+.4f}</code>, "
-            f"Expected-CE Σ_k P(k|x)·Effect_k = <code>{ece:+.4f}</code>")
-        self.state.update(index=i, label=None if self.y is None or self.y.ndim != 1 else int(self.y[i]), layer=c['layer'], node=c['node'],
-                          intervention=c['intervention'], value=c['value'], source=c['source'], context=c['context'], **{k: c[k] for k in self._settings},
-                          attack=c['attack'], eps=c['eps'], probs_clean=p_clean.tolist(), probs_before=p_obs.tolist(),
-                          probs_after=p_do.tolist(), effect=eff.tolist(), expected_ce=ece, predicted_before=k_before,
-                          predicted_after=k_after, node_mean_before=float(before.float().mean()), node_mean_after=float(after.float().mean()),
-                          cache=self.scm.mode(c['layer']))
+# %% ../nbs/10_widgets.ipynb #723ea7cd
+@patch
+def _update(self: InterventionExplorer):
+    c = {k: w.value for k, w in self.controls.items()}
+    if not self._ids: raise ValueError(f"no image matches the filter {self.controls['filter'].label!r}; pick another")
+    i = self._ids[c['image']]
+    key = (i, c['context'], c[CONTEXTS[c['context']].setting] if c['context'] in CONTEXTS else None,
+           (c['attack'], c['eps']) if c['context'] == 'attack' else None)
+    if key != self._key: self._key = None; self._set_image(i); self._key = key
+    node, iv = Node(c['layer'], c['node']), self.intervention()
+    eff, p_obs = (patched_effects(self.scm, self._xc, [node], iv) if isinstance(iv, Patch)
+                  else self.scm.effects(self._xc, [node], iv, progress_bar=False))
+    eff, p_obs = eff[0, 0].cpu(), p_obs[0].cpu()
+    p_do = p_obs + eff
+    ece = float((p_obs * eff).sum())
+    a = self.scm.activation(self._xc, Node(c['layer']))[0]          # the whole layer for this image, from the cache
+    before = a[c['node']]
+    after = iv.replacement(self.scm, c['layer'], self._xc)[0, c['node']] if isinstance(iv, Patch) else iv(before.unsqueeze(0))[0]
+    if before.ndim == 0:                                               # a unit of a linear layer: the layer as a grid
+        g, cols = _grid(a); g2 = g.clone().flatten(); g2[c['node']] = float(after); g2 = g2.view_as(g)
+        mark = torch.zeros(g.shape, dtype=torch.bool); mark.view(-1)[c['node']] = True
+        pics, mask = (g, g2), mark
+    else: pics, mask = (before, after), None
+    lo = min(float(np.nanmin(_as_numpy(p))) for p in pics); hi = max(float(np.nanmax(_as_numpy(p))) for p in pics)
+    if hi <= lo: hi = lo + 1e-6
+    self.views['node'].value = image_png(pics[0], 'magma', lo, hi, self.size, mask)
+    self.views['node_after'].value = image_png(pics[1], 'magma', lo, hi, self.size, mask)
+    self.captions['node'].value = f"{html.escape(str(node))}, observed" + (' (grey: no unit)' if mask is not None and len(a) < g.numel() else '')
+    self.captions['node_after'].value = (f"after do({html.escape(repr(iv))})  [{lo:.2f}, {hi:.2f}]"
+                                         + colour_legend('magma', lo, hi, 'low activation', 'high', self.size))
+    k_before, k_after = int(p_obs.argmax()), int(p_do.argmax())
+    p_clean = self.p_data[i]
+    self.probs.value = probability_bars({'P(y | x)' if c['context'] == 'none' else f'P(y | x, {self._context_text()})': p_obs,
+                                         f'P(y | do({node}))': p_do}, self.classes, highlight=k_before)
+    name = lambda k: html.escape(self.classes[k])
+    ctx = '' if c['context'] == 'none' else f"{html.escape(self._context_text())}: <b>{name(k_before)}</b> ({float(p_obs[k_before]):.3f}); "
+    self.summary.value = (
+        f"prediction <b>{name(int(p_clean.argmax()))}</b> ({float(p_clean.max()):.3f}); {ctx}"
+        f"after do({html.escape(str(node))} := {html.escape(repr(iv))}): <b>{name(k_after)}</b> ({float(p_do[k_after]):.3f})<br>"
+        f"Effect on P({name(k_before)}) = <code>{float(eff[k_before]):+.4f}</code>, "
+        f"Expected-CE Σ_k P(k|x)·Effect_k = <code>{ece:+.4f}</code>")
+    self.state.update(index=i, label=None if self.y is None or self.y.ndim != 1 else int(self.y[i]), layer=c['layer'], node=c['node'],
+                      intervention=c['intervention'], value=c['value'], source=c['source'], context=c['context'], **{k: c[k] for k in self._settings},
+                      attack=c['attack'], eps=c['eps'], probs_clean=p_clean.tolist(), probs_before=p_obs.tolist(),
+                      probs_after=p_do.tolist(), effect=eff.tolist(), expected_ce=ece, predicted_before=k_before,
+                      predicted_after=k_after, node_mean_before=float(before.float().mean()), node_mean_after=float(after.float().mean()),
+                      cache=self.scm.mode(c['layer']))
 
-# %% ../nbs/10_widgets.ipynb #daabfc1a
+# %% ../nbs/10_widgets.ipynb #1c00dad2
 import warnings
 from .occlusion import IncrementalOcclusion
 _EXACT_OCCLUSION = IncrementalOcclusion()   # chapter 7a's exact engine: masking a window recomputes only what it can reach
@@ -549,120 +560,130 @@ class CEMExplorer(Explorer):
         with torch_threads(self.threads): self.detector = self._detector(detector, n_fit)
         self.refresh()
 
-    def _detector(self, detector, n_fit):
-        if detector is None or detector is False: return None
-        if isinstance(detector, CEDetector):
-            if detector.clf is None: raise ValueError("detector is not fitted; call detector.fit(clean, adversarial) first, or pass detector=True")
-            return detector
-        if detector is not True: raise TypeError(f"detector must be True, None or a fitted CEDetector, got {type(detector).__name__}")
-        if isinstance(n_fit, bool) or not isinstance(n_fit, int) or n_fit < 4: raise ValueError(f"n_fit must be an integer ≥ 4, got {n_fit!r}")
-        h = min(self.x.shape[-2:])
-        perm = torch.randperm(len(self.x), generator=torch.Generator().manual_seed(0))
-        idx, held = perm[:n_fit], perm[n_fit:2 * n_fit]          # fitted on some images, judged on others
-        def copies(i):
-            xi = self.x[i].to(self.device); yi = None if self.y is None else self.y[i].to(self.device)
-            return xi, {'FGSM': Adversarial('fgsm', eps=.1, head=self.head, bounds=self.bounds)(self.model, xi, yi),
-                        'PGD': Adversarial('pgd', eps=.1, steps=10, head=self.head, bounds=self.bounds)(self.model, xi, yi)}
-        self._step('FGSM and PGD copies', 0, 3)
-        xf, adv = copies(idx)
-        self._step('fitting the detector', 1, 3)
-        det = CEDetector(self.model, head=self.head, window=max(1, h // 2), stride=max(1, h // 4)).fit(xf, list(adv.values()))
-        self.detector_auroc = {}
-        if len(held) >= 4:                                       # how well it separates, on images it was not fitted on
-            self._step('judging the detector on held-out images', 2, 3)
-            from sklearn.metrics import roc_auc_score
-            xh, advh = copies(held)
-            s0 = np.array([float(v) for v in det.score(xh)])
-            for name, xa in advh.items():
-                s1 = np.array([float(v) for v in det.score(xa)])
-                self.detector_auroc[name] = float(roc_auc_score(np.r_[np.zeros(len(s0)), np.ones(len(s1))], np.r_[s0, s1]))
-            self.detector_auroc['n'] = len(held)
-        self._done()
-        return det
+# %% ../nbs/10_widgets.ipynb #66d8a860
+@patch
+def _detector(self: CEMExplorer, detector, n_fit):
+    if detector is None or detector is False: return None
+    if isinstance(detector, CEDetector):
+        if detector.clf is None: raise ValueError("detector is not fitted; call detector.fit(clean, adversarial) first, or pass detector=True")
+        return detector
+    if detector is not True: raise TypeError(f"detector must be True, None or a fitted CEDetector, got {type(detector).__name__}")
+    if isinstance(n_fit, bool) or not isinstance(n_fit, int) or n_fit < 4: raise ValueError(f"n_fit must be an integer ≥ 4, got {n_fit!r}")
+    h = min(self.x.shape[-2:])
+    perm = torch.randperm(len(self.x), generator=torch.Generator().manual_seed(0))
+    idx, held = perm[:n_fit], perm[n_fit:2 * n_fit]          # fitted on some images, judged on others
+    def copies(i):
+        xi = self.x[i].to(self.device); yi = None if self.y is None else self.y[i].to(self.device)
+        return xi, {'FGSM': Adversarial('fgsm', eps=.1, head=self.head, bounds=self.bounds)(self.model, xi, yi),
+                    'PGD': Adversarial('pgd', eps=.1, steps=10, head=self.head, bounds=self.bounds)(self.model, xi, yi)}
+    self._step('FGSM and PGD copies', 0, 3)
+    xf, adv = copies(idx)
+    self._step('fitting the detector', 1, 3)
+    det = CEDetector(self.model, head=self.head, window=max(1, h // 2), stride=max(1, h // 4)).fit(xf, list(adv.values()))
+    self.detector_auroc = {}
+    if len(held) >= 4:                                       # how well it separates, on images it was not fitted on
+        self._step('judging the detector on held-out images', 2, 3)
+        from sklearn.metrics import roc_auc_score
+        xh, advh = copies(held)
+        s0 = np.array([float(v) for v in det.score(xh)])
+        for name, xa in advh.items():
+            s1 = np.array([float(v) for v in det.score(xa)])
+            self.detector_auroc[name] = float(roc_auc_score(np.r_[np.zeros(len(s0)), np.ones(len(s1))], np.r_[s0, s1]))
+        self.detector_auroc['n'] = len(held)
+    self._done()
+    return det
 
-    def _on_window(self, change=None):
-        w, s = self.controls['window'].value, self.controls['stride']
-        with self.hold(): s.value = min(s.value, w); s.max = w
+# %% ../nbs/10_widgets.ipynb #1ea9cc34
+@patch
+def _on_window(self: CEMExplorer, change=None):
+    w, s = self.controls['window'].value, self.controls['stride']
+    with self.hold(): s.value = min(s.value, w); s.max = w
 
-    def _on_method(self, change=None):
-        off = 'window' not in MAPS[self.controls['method'].value].needs
-        self.controls['window'].disabled = self.controls['stride'].disabled = off
+@patch
+def _on_method(self: CEMExplorer, change=None):
+    off = 'window' not in MAPS[self.controls['method'].value].needs
+    self.controls['window'].disabled = self.controls['stride'].disabled = off
 
-    def _on_attack(self, change=None):
-        a = self.controls['attack'].value
-        self.controls['eps'].layout.display = None if a != 'none' and ATTACKS[a].eps else 'none'
+@patch
+def _on_attack(self: CEMExplorer, change=None):
+    a = self.controls['attack'].value
+    self.controls['eps'].layout.display = None if a != 'none' and ATTACKS[a].eps else 'none'
 
-    def _set_image(self, i: int, attack: str, eps: float):
-        "The image and its attacked copy on the device, their probabilities and the detector's scores (once per image and attack)."
-        x = self.x[i:i + 1].to(self.device)
-        xa = None
-        if attack != 'none':
-            self._step(f"{attack.upper()}…", 0, 1)
-            y = None if self.y is None else self.y[i:i + 1].to(self.device)
-            xa = Adversarial(attack, **ATTACKS[attack].settings(eps=float(eps), head=self.head, bounds=self.bounds))(self.model, x, y).detach()
-        xs = x if xa is None else torch.cat([x, xa])
-        self._xs, self._p = xs, self.scm.probs(xs).cpu()
-        self._scores = None if self.detector is None else [float(s) for s in self.detector.score(xs)]
-        self.views['clean'].value = image_png(x[0], size=self.size)
-        if xa is not None: self.views['attacked'].value = image_png(xa[0], size=self.size)
-        for b in self._attacked_boxes: b.layout.display = None if xa is not None else 'none'
+@patch
+def _set_image(self: CEMExplorer, i: int, attack: str, eps: float):
+    "The image and its attacked copy on the device, their probabilities and the detector's scores (once per image and attack)."
+    x = self.x[i:i + 1].to(self.device)
+    xa = None
+    if attack != 'none':
+        self._step(f"{attack.upper()}…", 0, 1)
+        y = None if self.y is None else self.y[i:i + 1].to(self.device)
+        xa = Adversarial(attack, **ATTACKS[attack].settings(eps=float(eps), head=self.head, bounds=self.bounds))(self.model, x, y).detach()
+    xs = x if xa is None else torch.cat([x, xa])
+    self._xs, self._p = xs, self.scm.probs(xs).cpu()
+    self._scores = None if self.detector is None else [float(s) for s in self.detector.score(xs)]
+    self.views['clean'].value = image_png(x[0], size=self.size)
+    if xa is not None: self.views['attacked'].value = image_png(xa[0], size=self.size)
+    for b in self._attacked_boxes: b.layout.display = None if xa is not None else 'none'
 
-    def maps(self) -> torch.Tensor:
-        "(1 or 2, H, W): the chosen registered map of the image (and its attacked copy) for the chosen class, as the explorer draws it."
-        c = {k: w.value for k, w in self.controls.items()}
-        t = int(self._p[0].argmax()) if c['target'] == -1 else c['target']
-        tt = torch.full((len(self._xs),), t, dtype=torch.long)
-        spec = MAPS[c['method']]
-        why = _missing(self.model, spec)
-        if why:                          # said without code: the app's readers do not write any
-            alts = [spec.fallback] if spec.fallback in self.controls['method'].options else [
-                m for m in self.controls['method'].options if m in available_maps(self.model)]
-            raise ValueError(f"{c['method']} needs a classifier that {_PLAIN_NEEDS.get(why, why)}; this model "
-                             f"({type(self.model).__name__}) does not, so there is no {c['method']} of it. Choose {' or '.join(alts)}, "
-                             "which this model can give.")
-        settings = dict(window=c['window'], stride=c['stride'], layer=self.layer, head=self.head, bounds=self.bounds, progress_bar=False,
-                        engine=_EXACT_OCCLUSION)   # occlusion maps (CEM) from slabs: equal to whole masked images, ~4× less work on the small CNN
-        with warnings.catch_warnings():  # a model torch.fx cannot trace gets whole masked images (exact): nothing for the reader to act on
-            warnings.filterwarnings('ignore', message='incremental occlusion')
-            return (spec.draw_sign * _call_map(c['method'], self.model, self._xs, tt, settings)).detach().cpu()
+# %% ../nbs/10_widgets.ipynb #dd6c09c4
+@patch
+def maps(self: CEMExplorer) -> torch.Tensor:
+    "(1 or 2, H, W): the chosen registered map of the image (and its attacked copy) for the chosen class, as the explorer draws it."
+    c = {k: w.value for k, w in self.controls.items()}
+    t = int(self._p[0].argmax()) if c['target'] == -1 else c['target']
+    tt = torch.full((len(self._xs),), t, dtype=torch.long)
+    spec = MAPS[c['method']]
+    why = _missing(self.model, spec)
+    if why:                          # said without code: the app's readers do not write any
+        alts = [spec.fallback] if spec.fallback in self.controls['method'].options else [
+            m for m in self.controls['method'].options if m in available_maps(self.model)]
+        raise ValueError(f"{c['method']} needs a classifier that {_PLAIN_NEEDS.get(why, why)}; this model "
+                         f"({type(self.model).__name__}) does not, so there is no {c['method']} of it. Choose {' or '.join(alts)}, "
+                         "which this model can give.")
+    settings = dict(window=c['window'], stride=c['stride'], layer=self.layer, head=self.head, bounds=self.bounds, progress_bar=False,
+                    engine=_EXACT_OCCLUSION)   # occlusion maps (CEM) from slabs: equal to whole masked images, ~4× less work on the small CNN
+    with warnings.catch_warnings():  # a model torch.fx cannot trace gets whole masked images (exact): nothing for the reader to act on
+        warnings.filterwarnings('ignore', message='incremental occlusion')
+        return (spec.draw_sign * _call_map(c['method'], self.model, self._xs, tt, settings)).detach().cpu()
 
-    def _update(self):
-        c = {k: w.value for k, w in self.controls.items()}
-        key = (c['image'], c['attack'], c['eps'] if c['attack'] != 'none' and ATTACKS[c['attack']].eps else None)
-        if key != self._key: self._key = None; self._set_image(c['image'], c['attack'], c['eps']); self._key = key
-        t = int(self._p[0].argmax()) if c['target'] == -1 else c['target']
-        m = self.maps()
-        spec = MAPS[c['method']]
-        if spec.signed:                  # one scale around 0, red where the map speaks for the class (for CEM: where masking lowers P)
-            v = float(m.abs().max()) or 1e-6; cmap, lo, hi = 'RdBu' if spec.draw_sign < 0 else 'RdBu_r', -v, v
-        else:
-            lo, hi = float(m.min()), float(m.max()); cmap = 'magma'
-            if hi <= lo: hi = lo + 1e-6
-        names = ['clean_map', 'attacked_map'][:len(m)]
-        for k, mm in zip(names, m): self.views[k].value = image_png(mm, cmap, lo, hi, self.size)
-        what = f"{c['method']} for {self.classes[t]}" + (f" (window {c['window']}, stride {c['stride']})" if 'window' in spec.needs else '')
-        meaning = spec.legend
-        self.captions['clean_map'].value = html.escape(f"{what}, scale [{lo:.3g}, {hi:.3g}]") + colour_legend(cmap, lo, hi, *meaning, self.size)
-        atk = '' if c['attack'] == 'none' else c['attack'].upper() + (f" ε={c['eps']:g}" if ATTACKS[c['attack']].eps else '')
-        if len(m) > 1: self.captions['attacked_map'].value = html.escape(f"{c['method']} of the {atk} image, same scale")
-        pred = self._p.argmax(1).tolist()
-        self.captions['clean'].value = html.escape(f"image #{c['image']}: {self.classes[pred[0]]} ({float(self._p[0, pred[0]]):.3f})")
-        if len(m) > 1: self.captions['attacked'].value = html.escape(f"{atk}: {self.classes[pred[1]]} ({float(self._p[1, pred[1]]):.3f})")
-        cols = {'clean': self._p[0]}
-        if len(m) > 1: cols[atk] = self._p[1]
-        self.probs.value = probability_bars(cols, self.classes, highlight=t)
-        change = float((m[1] - m[0]).abs().mean()) if len(m) > 1 else None
-        det = '' if self._scores is None else (' · detector P(attacked): clean <code>{:.3f}</code>'.format(self._scores[0])
-               + ('' if len(self._scores) < 2 else ', {} <code>{:.3f}</code>'.format(html.escape(atk), self._scores[1])))
-        auc = getattr(self, 'detector_auroc', None) or {}
-        if self._scores is not None and auc:    # a score means little without how well the detector separates images it never saw
-            det += (" <span style='color:#555'>(held-out AUROC " + ', '.join(f"{k} {v:.2f}" for k, v in auc.items() if k != 'n')
-                    + f" on {auc['n']} images at ε = 0.1: the score ranks images, and one image's reading is no verdict)</span>")
-        self.summary.value = (f"{html.escape(what)}: range <code>[{float(m[0].min()):+.4f}, {float(m[0].max()):+.4f}]</code>"
-                              + ('' if change is None else f" · mean |map change| under {html.escape(atk)} <code>{change:.4f}</code>") + det)
-        self.state.update(image=c['image'], target=t, method=c['method'], window=c['window'], stride=c['stride'], attack=c['attack'],
-                          eps=c['eps'], predicted=pred, probs=self._p.tolist(), scale=(lo, hi), map_change=change,
-                          map_min=float(m.min()), map_max=float(m.max()), scores=self._scores)
+@patch
+def _update(self: CEMExplorer):
+    c = {k: w.value for k, w in self.controls.items()}
+    key = (c['image'], c['attack'], c['eps'] if c['attack'] != 'none' and ATTACKS[c['attack']].eps else None)
+    if key != self._key: self._key = None; self._set_image(c['image'], c['attack'], c['eps']); self._key = key
+    t = int(self._p[0].argmax()) if c['target'] == -1 else c['target']
+    m = self.maps()
+    spec = MAPS[c['method']]
+    if spec.signed:                  # one scale around 0, red where the map speaks for the class (for CEM: where masking lowers P)
+        v = float(m.abs().max()) or 1e-6; cmap, lo, hi = 'RdBu' if spec.draw_sign < 0 else 'RdBu_r', -v, v
+    else:
+        lo, hi = float(m.min()), float(m.max()); cmap = 'magma'
+        if hi <= lo: hi = lo + 1e-6
+    names = ['clean_map', 'attacked_map'][:len(m)]
+    for k, mm in zip(names, m): self.views[k].value = image_png(mm, cmap, lo, hi, self.size)
+    what = f"{c['method']} for {self.classes[t]}" + (f" (window {c['window']}, stride {c['stride']})" if 'window' in spec.needs else '')
+    meaning = spec.legend
+    self.captions['clean_map'].value = html.escape(f"{what}, scale [{lo:.3g}, {hi:.3g}]") + colour_legend(cmap, lo, hi, *meaning, self.size)
+    atk = '' if c['attack'] == 'none' else c['attack'].upper() + (f" ε={c['eps']:g}" if ATTACKS[c['attack']].eps else '')
+    if len(m) > 1: self.captions['attacked_map'].value = html.escape(f"{c['method']} of the {atk} image, same scale")
+    pred = self._p.argmax(1).tolist()
+    self.captions['clean'].value = html.escape(f"image #{c['image']}: {self.classes[pred[0]]} ({float(self._p[0, pred[0]]):.3f})")
+    if len(m) > 1: self.captions['attacked'].value = html.escape(f"{atk}: {self.classes[pred[1]]} ({float(self._p[1, pred[1]]):.3f})")
+    cols = {'clean': self._p[0]}
+    if len(m) > 1: cols[atk] = self._p[1]
+    self.probs.value = probability_bars(cols, self.classes, highlight=t)
+    change = float((m[1] - m[0]).abs().mean()) if len(m) > 1 else None
+    det = '' if self._scores is None else (' · detector P(attacked): clean <code>{:.3f}</code>'.format(self._scores[0])
+           + ('' if len(self._scores) < 2 else ', {} <code>{:.3f}</code>'.format(html.escape(atk), self._scores[1])))
+    auc = getattr(self, 'detector_auroc', None) or {}
+    if self._scores is not None and auc:    # a score means little without how well the detector separates images it never saw
+        det += (" <span style='color:#555'>(held-out AUROC " + ', '.join(f"{k} {v:.2f}" for k, v in auc.items() if k != 'n')
+                + f" on {auc['n']} images at ε = 0.1: the score ranks images, and one image's reading is no verdict)</span>")
+    self.summary.value = (f"{html.escape(what)}: range <code>[{float(m[0].min()):+.4f}, {float(m[0].max()):+.4f}]</code>"
+                          + ('' if change is None else f" · mean |map change| under {html.escape(atk)} <code>{change:.4f}</code>") + det)
+    self.state.update(image=c['image'], target=t, method=c['method'], window=c['window'], stride=c['stride'], attack=c['attack'],
+                      eps=c['eps'], predicted=pred, probs=self._p.tolist(), scale=(lo, hi), map_change=change,
+                      map_min=float(m.min()), map_max=float(m.max()), scores=self._scores)
 
 # %% ../nbs/10_widgets.ipynb #0b200534
 def _attribute_names(n: int, groups: Mapping[str, Sequence[int]] = ATTRIBUTE_GROUPS) -> list[str]:
