@@ -301,7 +301,7 @@ def _grid(v: torch.Tensor) -> tuple[torch.Tensor, int]:
 
 INTERVENTIONS = ('zero-out', 'set value', 'scale', 'patch')
 
-# %% ../nbs/10_widgets.ipynb #174ad626
+# %% ../nbs/10_widgets.ipynb #cf40cde6
 class InterventionExplorer(Explorer):
     "An image, a node, an intervention and an input context; P(y) before and after, Effect and Expected-CE, live."
     title = 'Interventions: do(node) on one image'
@@ -359,7 +359,7 @@ class InterventionExplorer(Explorer):
         self.widget = self._frame(controls, W.VBox([self.summary, W.HBox([*pics, self.probs])]))   # the summary above the fold
         self._on_context(); self.refresh()
 
-# %% ../nbs/10_widgets.ipynb #fa699a48
+# %% ../nbs/10_widgets.ipynb #961280a7
 @patch
 def _on_filter(self: InterventionExplorer, change=None):
     f = self.controls['filter'].value
@@ -395,7 +395,7 @@ def _on_context(self: InterventionExplorer, change=None):
     for k, on in (*((k, k == own) for k in self._settings), ('attack', ctx == 'attack'), ('eps', ctx == 'attack' and eps)):
         self.controls[k].layout.display = None if on else 'none'
 
-# %% ../nbs/10_widgets.ipynb #91e278df
+# %% ../nbs/10_widgets.ipynb #27af5016
 @patch
 def intervention(self: InterventionExplorer):
     "The node intervention the controls describe."
@@ -447,7 +447,7 @@ def _context_text(self: InterventionExplorer) -> str:
     if c['context'].value == 'attack': return c['attack'].value.upper() + (f" ε={c['eps'].value:g}" if ATTACKS[c['attack'].value].eps else '')
     return 'clean'
 
-# %% ../nbs/10_widgets.ipynb #723ea7cd
+# %% ../nbs/10_widgets.ipynb #335fee32
 @patch
 def _update(self: InterventionExplorer):
     c = {k: w.value for k, w in self.controls.items()}
@@ -495,7 +495,7 @@ def _update(self: InterventionExplorer):
                       predicted_after=k_after, node_mean_before=float(before.float().mean()), node_mean_after=float(after.float().mean()),
                       cache=self.scm.mode(c['layer']))
 
-# %% ../nbs/10_widgets.ipynb #1c00dad2
+# %% ../nbs/10_widgets.ipynb #f28c3db6
 import warnings
 from .occlusion import IncrementalOcclusion
 _EXACT_OCCLUSION = IncrementalOcclusion()   # chapter 7a's exact engine: masking a window recomputes only what it can reach
@@ -560,7 +560,7 @@ class CEMExplorer(Explorer):
         with torch_threads(self.threads): self.detector = self._detector(detector, n_fit)
         self.refresh()
 
-# %% ../nbs/10_widgets.ipynb #66d8a860
+# %% ../nbs/10_widgets.ipynb #89d9c306
 @patch
 def _detector(self: CEMExplorer, detector, n_fit):
     if detector is None or detector is False: return None
@@ -593,7 +593,7 @@ def _detector(self: CEMExplorer, detector, n_fit):
     self._done()
     return det
 
-# %% ../nbs/10_widgets.ipynb #1ea9cc34
+# %% ../nbs/10_widgets.ipynb #3bcd48a4
 @patch
 def _on_window(self: CEMExplorer, change=None):
     w, s = self.controls['window'].value, self.controls['stride']
@@ -625,7 +625,7 @@ def _set_image(self: CEMExplorer, i: int, attack: str, eps: float):
     if xa is not None: self.views['attacked'].value = image_png(xa[0], size=self.size)
     for b in self._attacked_boxes: b.layout.display = None if xa is not None else 'none'
 
-# %% ../nbs/10_widgets.ipynb #dd6c09c4
+# %% ../nbs/10_widgets.ipynb #33836589
 @patch
 def maps(self: CEMExplorer) -> torch.Tensor:
     "(1 or 2, H, W): the chosen registered map of the image (and its attacked copy) for the chosen class, as the explorer draws it."
@@ -685,7 +685,7 @@ def _update(self: CEMExplorer):
                       eps=c['eps'], predicted=pred, probs=self._p.tolist(), scale=(lo, hi), map_change=change,
                       map_min=float(m.min()), map_max=float(m.max()), scores=self._scores)
 
-# %% ../nbs/10_widgets.ipynb #0b200534
+# %% ../nbs/10_widgets.ipynb #8ead220f
 def _attribute_names(n: int, groups: Mapping[str, Sequence[int]] = ATTRIBUTE_GROUPS) -> list[str]:
     "Slider names for attribute coordinates: a group's name, numbered when it has several coordinates."
     names = [f"a{i}" for i in range(n)]
@@ -766,86 +766,93 @@ class CounterfactualExplorer(Explorer):
         self._key = self._z_key = None; self.result = None
         self.refresh()
 
-    def _on_query(self, change=None):
-        "A target the new query already has would be a trivial 'found': move it to the query's runner-up class."
-        q, t = self.controls['query'].value, self.controls['target']
-        if int(self.p_data[q].argmax()) == t.value:
-            with self.hold(): t.value = int(self.p_data[q].topk(2).indices[1])
+# %% ../nbs/10_widgets.ipynb #1724f2c2
+@patch
+def _on_query(self: CounterfactualExplorer, change=None):
+    "A target the new query already has would be a trivial 'found': move it to the query's runner-up class."
+    q, t = self.controls['query'].value, self.controls['target']
+    if int(self.p_data[q].argmax()) == t.value:
+        with self.hold(): t.value = int(self.p_data[q].topk(2).indices[1])
 
-    def set_latent(self, which: str = 'counterfactual') -> dict:
-        "Move the latent sliders to the query's latent or to the counterfactual's, and redraw."
-        if which not in ('query', 'counterfactual'): raise ValueError(f"which must be 'query' or 'counterfactual', got {which!r}")
-        if self.result is None: raise ValueError("no counterfactual yet")
-        z = (self.result.z0 if which == 'query' else self.result.z)[0]
-        with self.hold():
-            for n, v in zip(self.z_names, z.tolist()):
-                s = self.controls[n]; s.value = _on_step(min(max(v, s.min), s.max), s)
-        return self.refresh()
+@patch
+def set_latent(self: CounterfactualExplorer, which: str = 'counterfactual') -> dict:
+    "Move the latent sliders to the query's latent or to the counterfactual's, and redraw."
+    if which not in ('query', 'counterfactual'): raise ValueError(f"which must be 'query' or 'counterfactual', got {which!r}")
+    if self.result is None: raise ValueError("no counterfactual yet")
+    z = (self.result.z0 if which == 'query' else self.result.z)[0]
+    with self.hold():
+        for n, v in zip(self.z_names, z.tolist()):
+            s = self.controls[n]; s.value = _on_step(min(max(v, s.min), s.max), s)
+    return self.refresh()
 
-    def _search(self, q: int, target: int, lam: float, auto: bool):
-        "Chapter 8's search for query `q` (on the CPU), the classifier's probabilities along its path, and the sliders moved to its latent."
-        self._step('counterfactual search', 0, 1)
-        kw = dict(lam=float(lam), rounds=self.rounds if auto else 1, steps=self.steps, record_every=self.record_every)
-        if self.mode == 'attributes':
-            r = attribute_counterfactual(self._cpu_model, self._cpu_gen, self.z_all[q:q + 1], target, **kw)
-        else: r = counterfactual(self._cpu_model, self._cpu_gen, self.x[q:q + 1], target, z0=self.z_all[q:q + 1], **kw)
-        self.result = r
-        path = r.path_images[:, 0]
-        with evaluating(self.model), torch.no_grad(): self._path_p = self.model(path.to(self.device)).softmax(1).cpu()
-        self._query_img = self.x[q] if self.mode == 'latent' else self._cpu_gen(self.z_all[q:q + 1])[0].detach()
-        self._recon = path[0]                                   # step 0 decodes the query's own latent: G(z0), the reconstruction
-        self._query_p = self.p_data[q] if self.mode == 'latent' else self._path_p[0]
-        T = len(path)
-        with self.hold():
-            s = self.controls['step']; s.max = T - 1; s.value = T - 1
-            self.play.max = T - 1
-            for n, v in zip(self.z_names, r.z[0].tolist()):
-                sl = self.controls[n]
-                if v < sl.min: sl.min = math.floor(v)          # the search may leave the sliders' range: widen it
-                if v > sl.max: sl.max = math.ceil(v)
-                sl.value = _on_step(v, sl)
-        self.views['query'].value = image_png(self._query_img, size=self.size)
-        self.captions['query'].value = html.escape(f"query #{q}: {self.classes[int(self._query_p.argmax())]} ({float(self._query_p.max()):.3f})")
+# %% ../nbs/10_widgets.ipynb #2035a21d
+@patch
+def _search(self: CounterfactualExplorer, q: int, target: int, lam: float, auto: bool):
+    "Chapter 8's search for query `q` (on the CPU), the classifier's probabilities along its path, and the sliders moved to its latent."
+    self._step('counterfactual search', 0, 1)
+    kw = dict(lam=float(lam), rounds=self.rounds if auto else 1, steps=self.steps, record_every=self.record_every)
+    if self.mode == 'attributes':
+        r = attribute_counterfactual(self._cpu_model, self._cpu_gen, self.z_all[q:q + 1], target, **kw)
+    else: r = counterfactual(self._cpu_model, self._cpu_gen, self.x[q:q + 1], target, z0=self.z_all[q:q + 1], **kw)
+    self.result = r
+    path = r.path_images[:, 0]
+    with evaluating(self.model), torch.no_grad(): self._path_p = self.model(path.to(self.device)).softmax(1).cpu()
+    self._query_img = self.x[q] if self.mode == 'latent' else self._cpu_gen(self.z_all[q:q + 1])[0].detach()
+    self._recon = path[0]                                   # step 0 decodes the query's own latent: G(z0), the reconstruction
+    self._query_p = self.p_data[q] if self.mode == 'latent' else self._path_p[0]
+    T = len(path)
+    with self.hold():
+        s = self.controls['step']; s.max = T - 1; s.value = T - 1
+        self.play.max = T - 1
+        for n, v in zip(self.z_names, r.z[0].tolist()):
+            sl = self.controls[n]
+            if v < sl.min: sl.min = math.floor(v)          # the search may leave the sliders' range: widen it
+            if v > sl.max: sl.max = math.ceil(v)
+            sl.value = _on_step(v, sl)
+    self.views['query'].value = image_png(self._query_img, size=self.size)
+    self.captions['query'].value = html.escape(f"query #{q}: {self.classes[int(self._query_p.argmax())]} ({float(self._query_p.max()):.3f})")
 
-    def _update(self):
-        c = {k: w.value for k, w in self.controls.items()}
-        key = (c['query'], c['target'], round(c['lam'], 6), c['auto'])
-        if key != self._key: self._key = None; self._search(*key); self._key = key
-        c = {k: w.value for k, w in self.controls.items()}     # the search may have moved the step and the sliders
-        r, t, k = self.result, c['target'], c['step']
-        img = r.path_images[k, 0]
-        self.views['path'].value = image_png(img, size=self.size)
-        self.captions['path'].value = html.escape(f"frame {k} = Adam step {min(k * self.record_every, self.steps)} of the kept round: "
-                                                  f"P({self.classes[t]}) {float(r.path_probs[k, 0]):.3f}")
-        # the edit is measured from the reconstruction G(z0), not from the query: the generator's own blur is no part of it
-        diff = (img - self._recon).mean(0)
-        e = float(diff.abs().max()) or 1.
-        self.views['change'].value = image_png(diff, 'RdBu_r', -e, e, size=self.size)
-        self.captions['change'].value = (f"change from the reconstruction G(z₀) (max {e:.2f})"
-                                         + colour_legend('RdBu_r', -e, e, 'darker', 'brighter', self.size))
-        l1_edit = float((r.images[0].cpu() - self._recon).abs().sum())   # the kept counterfactual's edit
-        zs = tuple(float(c[n]) for n in self.z_names)
-        if zs != self._z_key:                                  # the sliders moved: decode and classify (else the path step moved)
-            self._z_key = None
-            with evaluating(self.generator), evaluating(self.model), torch.no_grad():
-                edited = self.generator(torch.tensor([zs], device=self.device)); self._p_edit = self.model(edited).softmax(1)[0].cpu()
-            self.views['edited'].value = image_png(edited[0], size=self.size)
-            self._z_key = zs
-        p_edit = self._p_edit; ke = int(p_edit.argmax())
-        self.captions['edited'].value = html.escape(f"from the sliders: {self.classes[ke]} ({float(p_edit[ke]):.3f})")
-        self.probs.value = probability_bars({'query': self._query_p, f'path step {k}': self._path_p[k], 'sliders': p_edit}, self.classes, highlight=t)
-        lam_kept = float(r.lam[0])
-        self.summary.value = (f"target <b>{html.escape(self.classes[t])}</b>: {'found' if bool(r.success[0]) else '<b>not found</b>'} with λ = "
-                              f"<code>{lam_kept:.3g}</code> ({r.steps} steps in {r.seconds:.2f} s), L1 change from the reconstruction "
-                              f"<code>{l1_edit:.2f}</code> (from the query image <code>{float(r.l1[0]):.2f}</code>, the generator's "
-                              f"reconstruction error included); "
-                              f"sliders: P({html.escape(self.classes[t])}) = <code>{float(p_edit[t]):.3f}</code>")
-        self.state.update(query=c['query'], target=t, lam=c['lam'], auto=c['auto'], success=bool(r.success[0]), lam_kept=lam_kept,
-                          l1=float(r.l1[0]), l1_from_reconstruction=l1_edit, search_seconds=r.seconds, step=k, path_length=len(r.path_images),
-                          p_target_path=r.path_probs[:, 0].tolist(), probs_step=self._path_p[k].tolist(),
-                          z=list(zs), probs_edited=p_edit.tolist(), predicted_edited=ke)
+# %% ../nbs/10_widgets.ipynb #056fae8a
+@patch
+def _update(self: CounterfactualExplorer):
+    c = {k: w.value for k, w in self.controls.items()}
+    key = (c['query'], c['target'], round(c['lam'], 6), c['auto'])
+    if key != self._key: self._key = None; self._search(*key); self._key = key
+    c = {k: w.value for k, w in self.controls.items()}     # the search may have moved the step and the sliders
+    r, t, k = self.result, c['target'], c['step']
+    img = r.path_images[k, 0]
+    self.views['path'].value = image_png(img, size=self.size)
+    self.captions['path'].value = html.escape(f"frame {k} = Adam step {min(k * self.record_every, self.steps)} of the kept round: "
+                                              f"P({self.classes[t]}) {float(r.path_probs[k, 0]):.3f}")
+    # the edit is measured from the reconstruction G(z0), not from the query: the generator's own blur is no part of it
+    diff = (img - self._recon).mean(0)
+    e = float(diff.abs().max()) or 1.
+    self.views['change'].value = image_png(diff, 'RdBu_r', -e, e, size=self.size)
+    self.captions['change'].value = (f"change from the reconstruction G(z₀) (max {e:.2f})"
+                                     + colour_legend('RdBu_r', -e, e, 'darker', 'brighter', self.size))
+    l1_edit = float((r.images[0].cpu() - self._recon).abs().sum())   # the kept counterfactual's edit
+    zs = tuple(float(c[n]) for n in self.z_names)
+    if zs != self._z_key:                                  # the sliders moved: decode and classify (else the path step moved)
+        self._z_key = None
+        with evaluating(self.generator), evaluating(self.model), torch.no_grad():
+            edited = self.generator(torch.tensor([zs], device=self.device)); self._p_edit = self.model(edited).softmax(1)[0].cpu()
+        self.views['edited'].value = image_png(edited[0], size=self.size)
+        self._z_key = zs
+    p_edit = self._p_edit; ke = int(p_edit.argmax())
+    self.captions['edited'].value = html.escape(f"from the sliders: {self.classes[ke]} ({float(p_edit[ke]):.3f})")
+    self.probs.value = probability_bars({'query': self._query_p, f'path step {k}': self._path_p[k], 'sliders': p_edit}, self.classes, highlight=t)
+    lam_kept = float(r.lam[0])
+    self.summary.value = (f"target <b>{html.escape(self.classes[t])}</b>: {'found' if bool(r.success[0]) else '<b>not found</b>'} with λ = "
+                          f"<code>{lam_kept:.3g}</code> ({r.steps} steps in {r.seconds:.2f} s), L1 change from the reconstruction "
+                          f"<code>{l1_edit:.2f}</code> (from the query image <code>{float(r.l1[0]):.2f}</code>, the generator's "
+                          f"reconstruction error included); "
+                          f"sliders: P({html.escape(self.classes[t])}) = <code>{float(p_edit[t]):.3f}</code>")
+    self.state.update(query=c['query'], target=t, lam=c['lam'], auto=c['auto'], success=bool(r.success[0]), lam_kept=lam_kept,
+                      l1=float(r.l1[0]), l1_from_reconstruction=l1_edit, search_seconds=r.seconds, step=k, path_length=len(r.path_images),
+                      p_target_path=r.path_probs[:, 0].tolist(), probs_step=self._path_p[k].tolist(),
+                      z=list(zs), probs_edited=p_edit.tolist(), predicted_edited=ke)
 
-# %% ../nbs/10_widgets.ipynb #79dbabcc
+# %% ../nbs/10_widgets.ipynb #0db3c93f
 RANKINGS = ('counterfactual', 'magnitude')
 
 class FilterExplorer(Explorer):
@@ -896,42 +903,6 @@ class FilterExplorer(Explorer):
 
     def _settable(self) -> list[str]: return [*self.controls, 'off']
 
-    def ranking(self, layer: str | None = None, method: str | None = None):
-        "Chapter 9's `filter_importance` table of a layer on the sample (computed once per layer and method)."
-        layer = layer or self.controls['layer'].value; method = method or self.controls['method'].value
-        if (layer, method) not in self._rankings:
-            self._step(f"ranking {layer}", 0, 1)
-            with torch_threads(self.threads):
-                self._rankings[layer, method] = filter_importance(self.model, layer, (self.x, self.y), method=method, head=self.head,
-                                                                  n_images=None, progress_bar=False)
-        return self._rankings[layer, method]
-
-    def _order(self) -> list[int]:
-        return self.ranking()['importance'].sort_values(ascending=False, kind='stable').index.tolist()
-
-    def _on_layer(self, change=None):
-        n = self.model.get_submodule(self.controls['layer'].value).out_channels
-        self.toggles = [W.ToggleButton(False, description=str(f), layout=W.Layout(width='44px', padding='0')) for f in range(n)]
-        self._watch(*self.toggles)
-        with self.hold():
-            s = self.controls['top_k']; s.value = 0; s.max = n
-        self._on_method()
-
-    def _on_method(self, change=None):
-        r, order = self.ranking(), self._order()
-        for rank, f in enumerate(order):
-            self.toggles[f].tooltip = f"filter {f}: rank {rank + 1}, importance {r.loc[f, 'importance']:.3g}"
-        self.grid.children = [self.toggles[f] for f in order]      # reordered; which filters are off stays as it was
-
-    def _on_top_k(self, change=None):
-        k, order = self.controls['top_k'].value, self._order()
-        with self.hold():
-            for rank, f in enumerate(order): self.toggles[f].value = rank < k
-
-    def off(self) -> list[int]:
-        "The filters switched off now."
-        return [f for f, t in enumerate(self.toggles) if t.value]
-
     def _apply(self, values: dict) -> None:
         super()._apply({k: v for k, v in values.items() if k != 'off'})
         if 'off' in values:
@@ -942,35 +913,81 @@ class FilterExplorer(Explorer):
             if bad: raise ValueError(f"off must hold filter indices in [0, {n - 1}] (layer {self.controls['layer'].value!r} has {n} filters), got {bad[:5]}")
             for f, t in enumerate(self.toggles): t.value = f in set(int(v) for v in fs)
 
-    def _update(self):
-        layer, off = self.controls['layer'].value, self.off()
-        ab = ablate_filters(self.model, layer, off, (self.x, self.y), head=self.head, scm=self.scm)
-        for t in self.toggles: t.button_style = 'danger' if t.value else ''
-        pred0, pred = self.p0.argmax(1), ab.probs.argmax(1)
-        n = self.shown
-        strip = torch.cat([torch.nn.functional.pad(self.x[i].mean(0).cpu(), (1, 1, 1, 1), value=.5) for i in range(n)], 1)
-        mark = torch.zeros(strip.shape, dtype=torch.bool)
-        w = self.x.shape[-1] + 2
-        for i in range(n):
-            if bool(ab.changed[i]):
-                mark[0, i * w:(i + 1) * w] = mark[-1, i * w:(i + 1) * w] = True
-                mark[:, i * w] = mark[:, (i + 1) * w - 1] = True
-        self.thumbs.value = image_png(strip, size=self.size * n, mask=mark)
-        rows = []
-        for i in range(n):
-            a, b = self.classes[int(pred0[i])], self.classes[int(pred[i])]
-            lab = '' if self.y is None or self.y.ndim != 1 else html.escape(self.classes[int(self.y[i])])
-            style = " style='color:#d62728;font-weight:bold'" if bool(ab.changed[i]) else ''
-            rows.append(f"<tr><td>#{i}</td><td>{lab}</td><td>{html.escape(a)} ({float(self.p0[i].max()):.2f})</td>"
-                        f"<td{style}>{html.escape(b)} ({float(ab.probs[i].max()):.2f})</td></tr>")
-        self.table.value = ("<table style='font-size:14px'><tr><th></th><th>label</th><th>all filters</th>"
-                            f"<th>{len(off)} off</th></tr>{''.join(rows)}</table>")
-        acc = '' if ab.accuracy is None else f"accuracy <code>{ab.baseline:.1%}</code> → <code>{ab.accuracy:.1%}</code>; "
-        self.summary.value = (f"{len(off)} of {len(self.toggles)} filters of <b>{html.escape(layer)}</b> off: {acc}"
-                              f"<code>{float(ab.changed.float().mean()):.1%}</code> of {len(self.x)} predictions changed")
-        self.state.update(layer=layer, method=self.controls['method'].value, top_k=self.controls['top_k'].value, off=off,
-                          ranking=self._order(), accuracy=ab.accuracy, baseline=ab.baseline, changed=float(ab.changed.float().mean()),
-                          predictions=pred[:n].tolist(), n_images=len(self.x))
+# %% ../nbs/10_widgets.ipynb #bc21c225
+@patch
+def ranking(self: FilterExplorer, layer: str | None = None, method: str | None = None):
+    "Chapter 9's `filter_importance` table of a layer on the sample (computed once per layer and method)."
+    layer = layer or self.controls['layer'].value; method = method or self.controls['method'].value
+    if (layer, method) not in self._rankings:
+        self._step(f"ranking {layer}", 0, 1)
+        with torch_threads(self.threads):
+            self._rankings[layer, method] = filter_importance(self.model, layer, (self.x, self.y), method=method, head=self.head,
+                                                              n_images=None, progress_bar=False)
+    return self._rankings[layer, method]
+
+@patch
+def _order(self: FilterExplorer) -> list[int]:
+    return self.ranking()['importance'].sort_values(ascending=False, kind='stable').index.tolist()
+
+@patch
+def off(self: FilterExplorer) -> list[int]:
+    "The filters switched off now."
+    return [f for f, t in enumerate(self.toggles) if t.value]
+
+# %% ../nbs/10_widgets.ipynb #a3472c3f
+@patch
+def _on_layer(self: FilterExplorer, change=None):
+    n = self.model.get_submodule(self.controls['layer'].value).out_channels
+    self.toggles = [W.ToggleButton(False, description=str(f), layout=W.Layout(width='44px', padding='0')) for f in range(n)]
+    self._watch(*self.toggles)
+    with self.hold():
+        s = self.controls['top_k']; s.value = 0; s.max = n
+    self._on_method()
+
+@patch
+def _on_method(self: FilterExplorer, change=None):
+    r, order = self.ranking(), self._order()
+    for rank, f in enumerate(order):
+        self.toggles[f].tooltip = f"filter {f}: rank {rank + 1}, importance {r.loc[f, 'importance']:.3g}"
+    self.grid.children = [self.toggles[f] for f in order]      # reordered; which filters are off stays as it was
+
+@patch
+def _on_top_k(self: FilterExplorer, change=None):
+    k, order = self.controls['top_k'].value, self._order()
+    with self.hold():
+        for rank, f in enumerate(order): self.toggles[f].value = rank < k
+
+# %% ../nbs/10_widgets.ipynb #d5b0f1fe
+@patch
+def _update(self: FilterExplorer):
+    layer, off = self.controls['layer'].value, self.off()
+    ab = ablate_filters(self.model, layer, off, (self.x, self.y), head=self.head, scm=self.scm)
+    for t in self.toggles: t.button_style = 'danger' if t.value else ''
+    pred0, pred = self.p0.argmax(1), ab.probs.argmax(1)
+    n = self.shown
+    strip = torch.cat([torch.nn.functional.pad(self.x[i].mean(0).cpu(), (1, 1, 1, 1), value=.5) for i in range(n)], 1)
+    mark = torch.zeros(strip.shape, dtype=torch.bool)
+    w = self.x.shape[-1] + 2
+    for i in range(n):
+        if bool(ab.changed[i]):
+            mark[0, i * w:(i + 1) * w] = mark[-1, i * w:(i + 1) * w] = True
+            mark[:, i * w] = mark[:, (i + 1) * w - 1] = True
+    self.thumbs.value = image_png(strip, size=self.size * n, mask=mark)
+    rows = []
+    for i in range(n):
+        a, b = self.classes[int(pred0[i])], self.classes[int(pred[i])]
+        lab = '' if self.y is None or self.y.ndim != 1 else html.escape(self.classes[int(self.y[i])])
+        style = " style='color:#d62728;font-weight:bold'" if bool(ab.changed[i]) else ''
+        rows.append(f"<tr><td>#{i}</td><td>{lab}</td><td>{html.escape(a)} ({float(self.p0[i].max()):.2f})</td>"
+                    f"<td{style}>{html.escape(b)} ({float(ab.probs[i].max()):.2f})</td></tr>")
+    self.table.value = ("<table style='font-size:14px'><tr><th></th><th>label</th><th>all filters</th>"
+                        f"<th>{len(off)} off</th></tr>{''.join(rows)}</table>")
+    acc = '' if ab.accuracy is None else f"accuracy <code>{ab.baseline:.1%}</code> → <code>{ab.accuracy:.1%}</code>; "
+    self.summary.value = (f"{len(off)} of {len(self.toggles)} filters of <b>{html.escape(layer)}</b> off: {acc}"
+                          f"<code>{float(ab.changed.float().mean()):.1%}</code> of {len(self.x)} predictions changed")
+    self.state.update(layer=layer, method=self.controls['method'].value, top_k=self.controls['top_k'].value, off=off,
+                      ranking=self._order(), accuracy=ab.accuracy, baseline=ab.baseline, changed=float(ab.changed.float().mean()),
+                      predictions=pred[:n].tolist(), n_images=len(self.x))
 
 # %% ../nbs/10_widgets.ipynb #1f68feea
 def _tidy(v: float, digits: int = 4) -> str:
@@ -1015,7 +1032,7 @@ def plot_dose_response(values: torch.Tensor,       # (M,) the values v set
         a.tick_params(labelsize=11); a.xaxis.label.set_size(11); a.yaxis.label.set_size(11)
     return fig
 
-# %% ../nbs/10_widgets.ipynb #4cc67a72
+# %% ../nbs/10_widgets.ipynb #8b7b2cd4
 SAMPLE_TARGETS = "each image's prediction"
 
 def _figure_png(fig) -> bytes:
@@ -1074,89 +1091,98 @@ class DoseResponseExplorer(Explorer):
         with self.hold(): self._on_layer()
         self.refresh()
 
-    def _on_layer(self, change=None):
-        n = self.shapes[self.controls['layer'].value][0]
-        with self.hold():
-            s = self.controls['node']; s.value = min(s.value, n - 1); s.max = n - 1
-            self._on_node()
+# %% ../nbs/10_widgets.ipynb #b0757753
+@patch
+def _on_layer(self: DoseResponseExplorer, change=None):
+    n = self.shapes[self.controls['layer'].value][0]
+    with self.hold():
+        s = self.controls['node']; s.value = min(s.value, n - 1); s.max = n - 1
+        self._on_node()
 
-    def _on_node(self, change=None):
-        "A new node: the span of v covers the values it takes on the sample, and v starts at their mean."
-        a = self.observed().float()
-        q = torch.quantile(a.flatten()[:1_000_000].cpu(), torch.tensor([.01, .99]))
-        lo = min(0., math.floor(float(q[0]) * 10) / 10); hi = max(math.ceil(float(q[1]) * 15) / 10, lo + 1.)
-        C = self.controls
-        with self.hold():
-            C['span'].value = (max(lo, C['span'].min), min(hi, C['span'].max))
-            C['value'].value = _on_step(float(np.clip(float(a.mean()), C['span'].value[0], C['span'].value[1])), C['value'])
+@patch
+def _on_node(self: DoseResponseExplorer, change=None):
+    "A new node: the span of v covers the values it takes on the sample, and v starts at their mean."
+    a = self.observed().float()
+    q = torch.quantile(a.flatten()[:1_000_000].cpu(), torch.tensor([.01, .99]))
+    lo = min(0., math.floor(float(q[0]) * 10) / 10); hi = max(math.ceil(float(q[1]) * 15) / 10, lo + 1.)
+    C = self.controls
+    with self.hold():
+        C['span'].value = (max(lo, C['span'].min), min(hi, C['span'].max))
+        C['value'].value = _on_step(float(np.clip(float(a.mean()), C['span'].value[0], C['span'].value[1])), C['value'])
 
-    def observed(self) -> torch.Tensor:
-        "The chosen node's values on the sample as observed (N, …): what do(node := v) replaces."
-        return self.scm.activation(self.x, Node(self.controls['layer'].value, self.controls['node'].value))
+# %% ../nbs/10_widgets.ipynb #eed47e08
+@patch
+def observed(self: DoseResponseExplorer) -> torch.Tensor:
+    "The chosen node's values on the sample as observed (N, …): what do(node := v) replaces."
+    return self.scm.activation(self.x, Node(self.controls['layer'].value, self.controls['node'].value))
 
-    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
-        "Indices and images of the chosen group (the same tensor each time, so the SCM's prefix cache is reused)."
-        g = self.controls['images'].value
-        if g not in self._samples:
-            if g == 'all': ids = torch.arange(len(self.x))
-            elif self.y is not None and self.y.ndim == 1: ids = (self.y == g).nonzero().flatten()
-            elif self.y is not None: ids = (self.y[:, g] > .5).nonzero().flatten()
-            else: ids = (self.p_data.argmax(1) == g).nonzero().flatten()
-            self._samples[g] = (ids, self.x if g == 'all' else self.x[ids.to(self.x.device)])
-        ids, xs = self._samples[g]
-        if not len(ids): raise ValueError(f"no image of the sample is in {self.controls['images'].label!r}; pick another group")
-        return self._samples[g]
+@patch
+def sample(self: DoseResponseExplorer) -> tuple[torch.Tensor, torch.Tensor]:
+    "Indices and images of the chosen group (the same tensor each time, so the SCM's prefix cache is reused)."
+    g = self.controls['images'].value
+    if g not in self._samples:
+        if g == 'all': ids = torch.arange(len(self.x))
+        elif self.y is not None and self.y.ndim == 1: ids = (self.y == g).nonzero().flatten()
+        elif self.y is not None: ids = (self.y[:, g] > .5).nonzero().flatten()
+        else: ids = (self.p_data.argmax(1) == g).nonzero().flatten()
+        self._samples[g] = (ids, self.x if g == 'all' else self.x[ids.to(self.x.device)])
+    ids, xs = self._samples[g]
+    if not len(ids): raise ValueError(f"no image of the sample is in {self.controls['images'].label!r}; pick another group")
+    return self._samples[g]
 
-    def sweep(self) -> tuple[torch.Tensor, torch.Tensor]:
-        "The values v (M,) and P(y | do(node := v), x) (M, n, K) of the chosen group, by chapter 6's `NetworkSCM.do_many` (cached)."
-        c = self.controls
-        key = (c['images'].value, c['layer'].value, c['node'].value, tuple(c['span'].value), self.points)
-        if key not in self._sweeps:
-            _, xs = self.sample()
-            node = Node(c['layer'].value, c['node'].value)
-            values = torch.linspace(*c['span'].value, self.points)
-            self._step(f"do({node} := v) for {self.points} values × {len(xs)} images", 0, 1)
-            p = self.scm.do_many(xs, [{node: SetTo(float(v))} for v in values]).cpu()
-            if len(self._sweeps) > 16: self._sweeps.pop(next(iter(self._sweeps)))
-            self._sweeps[key] = (values, p)
-        return self._sweeps[key]
+@patch
+def sweep(self: DoseResponseExplorer) -> tuple[torch.Tensor, torch.Tensor]:
+    "The values v (M,) and P(y | do(node := v), x) (M, n, K) of the chosen group, by chapter 6's `NetworkSCM.do_many` (cached)."
+    c = self.controls
+    key = (c['images'].value, c['layer'].value, c['node'].value, tuple(c['span'].value), self.points)
+    if key not in self._sweeps:
+        _, xs = self.sample()
+        node = Node(c['layer'].value, c['node'].value)
+        values = torch.linspace(*c['span'].value, self.points)
+        self._step(f"do({node} := v) for {self.points} values × {len(xs)} images", 0, 1)
+        p = self.scm.do_many(xs, [{node: SetTo(float(v))} for v in values]).cpu()
+        if len(self._sweeps) > 16: self._sweeps.pop(next(iter(self._sweeps)))
+        self._sweeps[key] = (values, p)
+    return self._sweeps[key]
 
-    def _update(self):
-        c = {k: w.value for k, w in self.controls.items()}
-        lo, hi = c['span']
-        if not hi > lo: raise ValueError(f"v from, to must span an interval, got ({lo:g}, {hi:g})")
-        ids, xs = self.sample()
-        node, v = Node(c['layer'], c['node']), float(c['value'])
-        values, p = self.sweep()                                              # (M,), (M, n, K)
-        p0 = self.p_data[ids]                                                 # P(y | x) of the group
-        t = p0.argmax(1) if c['target'] == -1 else torch.full((len(ids),), c['target'])
-        pt = p.gather(2, t.view(1, -1, 1).expand(len(values), -1, 1))[..., 0] # (M, n) P(target | do(node := v_m), x)
-        band = torch.quantile(pt, torch.tensor([.1, .9]), dim=1)
-        curve_ce = ((p - p0) * p0).sum(-1).mean(1)                             # chapter 6's Σ_k P(k|x)·Effect_k, averaged over images
-        e = expected_ce(self.scm, node, xs, intervention=SetTo(v), progress_bar=False)   # the CI at v, by chapter 6
-        pv = self.scm.do(xs, {node: SetTo(v)}).cpu()
-        pv_t = pv.gather(1, t.view(-1, 1))[:, 0]
-        changed = float((pv.argmax(1) != p0.argmax(1)).float().mean())
-        a = self.observed()[ids.to(self.x.device)].float()
-        obs = a.reshape(len(a), -1).mean(1).cpu()   # each image's own value (map mean)
-        p_obs_t = float(p0.gather(1, t.view(-1, 1)).mean())
-        what = "each image's predicted class" if c['target'] == -1 else self.classes[c['target']]
-        group = self.controls['images'].label
-        fig = plot_dose_response(values, pt.mean(1), band[0], band[1], curve_ce, obs, v, float(pv_t.mean()), (e.mean, e.low, e.high),
-                                 what='own prediction' if c['target'] == -1 else what, node=str(node), n=len(ids), size=self.size)
-        self.plot.value = _figure_png(fig)
-        self.summary.value = (
-            f"do({html.escape(str(node))} := <b>{v:g}</b>) on {len(ids)} images ({html.escape(group)}): "
-            f"mean P({html.escape(what)}) <code>{p_obs_t:.3f}</code> → "
-            f"<code>{float(pv_t.mean()):.3f}</code>; <code>{changed:.0%}</code> of predictions change<br>"
-            f"Expected-CE (mean over images of Σ_k P(k|x)·Effect_k) <code>{_tidy(e.mean)}</code>, "
-            f"{e.level:.0%} bootstrap CI <code>[{_tidy(e.low)}, {_tidy(e.high)}]</code>"
-            + ('' if e.low <= 0 <= e.high else ' (excludes 0)'))
-        self.state.update(images=c['images'], n_images=len(ids), layer=c['layer'], node=c['node'], target=c['target'], value=v,
-                          values=values.tolist(), mean=pt.mean(1).tolist(), low=band[0].tolist(), high=band[1].tolist(),
-                          expected_ce_curve=curve_ce.tolist(), expected_ce=e.mean, expected_ce_ci=(e.low, e.high),
-                          p_observed=p_obs_t, p_at_value=float(pv_t.mean()), changed=changed,
-                          observed_mean=float(obs.mean()), cache=self.scm.mode(c['layer']))
+# %% ../nbs/10_widgets.ipynb #170c35ca
+@patch
+def _update(self: DoseResponseExplorer):
+    c = {k: w.value for k, w in self.controls.items()}
+    lo, hi = c['span']
+    if not hi > lo: raise ValueError(f"v from, to must span an interval, got ({lo:g}, {hi:g})")
+    ids, xs = self.sample()
+    node, v = Node(c['layer'], c['node']), float(c['value'])
+    values, p = self.sweep()                                              # (M,), (M, n, K)
+    p0 = self.p_data[ids]                                                 # P(y | x) of the group
+    t = p0.argmax(1) if c['target'] == -1 else torch.full((len(ids),), c['target'])
+    pt = p.gather(2, t.view(1, -1, 1).expand(len(values), -1, 1))[..., 0] # (M, n) P(target | do(node := v_m), x)
+    band = torch.quantile(pt, torch.tensor([.1, .9]), dim=1)
+    curve_ce = ((p - p0) * p0).sum(-1).mean(1)                             # chapter 6's Σ_k P(k|x)·Effect_k, averaged over images
+    e = expected_ce(self.scm, node, xs, intervention=SetTo(v), progress_bar=False)   # the CI at v, by chapter 6
+    pv = self.scm.do(xs, {node: SetTo(v)}).cpu()
+    pv_t = pv.gather(1, t.view(-1, 1))[:, 0]
+    changed = float((pv.argmax(1) != p0.argmax(1)).float().mean())
+    a = self.observed()[ids.to(self.x.device)].float()
+    obs = a.reshape(len(a), -1).mean(1).cpu()   # each image's own value (map mean)
+    p_obs_t = float(p0.gather(1, t.view(-1, 1)).mean())
+    what = "each image's predicted class" if c['target'] == -1 else self.classes[c['target']]
+    group = self.controls['images'].label
+    fig = plot_dose_response(values, pt.mean(1), band[0], band[1], curve_ce, obs, v, float(pv_t.mean()), (e.mean, e.low, e.high),
+                             what='own prediction' if c['target'] == -1 else what, node=str(node), n=len(ids), size=self.size)
+    self.plot.value = _figure_png(fig)
+    self.summary.value = (
+        f"do({html.escape(str(node))} := <b>{v:g}</b>) on {len(ids)} images ({html.escape(group)}): "
+        f"mean P({html.escape(what)}) <code>{p_obs_t:.3f}</code> → "
+        f"<code>{float(pv_t.mean()):.3f}</code>; <code>{changed:.0%}</code> of predictions change<br>"
+        f"Expected-CE (mean over images of Σ_k P(k|x)·Effect_k) <code>{_tidy(e.mean)}</code>, "
+        f"{e.level:.0%} bootstrap CI <code>[{_tidy(e.low)}, {_tidy(e.high)}]</code>"
+        + ('' if e.low <= 0 <= e.high else ' (excludes 0)'))
+    self.state.update(images=c['images'], n_images=len(ids), layer=c['layer'], node=c['node'], target=c['target'], value=v,
+                      values=values.tolist(), mean=pt.mean(1).tolist(), low=band[0].tolist(), high=band[1].tolist(),
+                      expected_ce_curve=curve_ce.tolist(), expected_ce=e.mean, expected_ce_ci=(e.low, e.high),
+                      p_observed=p_obs_t, p_at_value=float(pv_t.mean()), changed=changed,
+                      observed_mean=float(obs.mean()), cache=self.scm.mode(c['layer']))
 
 # %% ../nbs/10_widgets.ipynb #3b52b390
 TABS = ('Interventions', 'Causal effect maps', 'Counterfactuals', 'Filters', 'Data set')
