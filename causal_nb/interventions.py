@@ -508,28 +508,6 @@ def _sweep(self: NetworkSCM, x, nodes, intervention, progress_bar, baseline: boo
             else: outs.append(pr)
     return torch.cat(outs), (bases[0] if baseline else None)
 
-@patch
-def _delta_path(self: NetworkSCM, layer, x):
-    "For a suffix that starts channel-local up to a linear layer: (plan, the boundary's cut, its module, its values for `x`)."
-    if layer not in self._plans: self._plans[layer] = _delta_plan(self.model, self.split(layer, x)._suf)
-    plan = self._plans[layer]
-    if plan is None: return None
-    bs = self.split(plan.boundary, x)
-    if bs.mode != 'prefix-cache': return None
-    return plan, bs, get_module(self.model, plan.boundary), self.observe(x, plan.boundary)
-
-@patch
-def _delta_logits(self: NetworkSCM, delta, layer_out, channels, iv, k, b):
-    "Logits of a chunk of single-channel edits: the boundary's clean output plus each edit's delta, then the rest."
-    plan, bs, mod, bvals = delta
-    d = _delta_rows(plan, layer_out, mod, channels, iv)
-    if d is None: return None
-    y0 = bvals[0]
-    y = y0.unsqueeze(0) + d
-    if b: y = torch.cat([y0.unsqueeze(0), y])
-    rest = [v.repeat(k + b, *([1] * (v.ndim - 1))) for v in bvals[1:]]
-    return bs._suf(y.reshape(-1, *y0.shape[1:]), *rest)
-
 # %% ../nbs/06_interventions.ipynb #5e1d7a04
 _CHANNEL_LOCAL = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish,
                   nn.MaxPool2d, nn.AvgPool2d, nn.Dropout, nn.Dropout2d, nn.Identity)   # act on each channel alike, alone
@@ -589,6 +567,29 @@ def _delta_rows(plan: _DeltaPlan, layer_out: torch.Tensor, boundary: nn.Module, 
     if w.shape[1] != layer_out.shape[1] * p: return None
     wk = w.view(w.shape[0], -1, p)[:, channels]                  # (O, k, P): the columns each channel feeds
     return torch.einsum('knp,okp->kno', d.reshape(k, n, p), wk)
+
+# %% ../nbs/06_interventions.ipynb #707273a5
+@patch
+def _delta_path(self: NetworkSCM, layer, x):
+    "For a suffix that starts channel-local up to a linear layer: (plan, the boundary's cut, its module, its values for `x`)."
+    if layer not in self._plans: self._plans[layer] = _delta_plan(self.model, self.split(layer, x)._suf)
+    plan = self._plans[layer]
+    if plan is None: return None
+    bs = self.split(plan.boundary, x)
+    if bs.mode != 'prefix-cache': return None
+    return plan, bs, get_module(self.model, plan.boundary), self.observe(x, plan.boundary)
+
+@patch
+def _delta_logits(self: NetworkSCM, delta, layer_out, channels, iv, k, b):
+    "Logits of a chunk of single-channel edits: the boundary's clean output plus each edit's delta, then the rest."
+    plan, bs, mod, bvals = delta
+    d = _delta_rows(plan, layer_out, mod, channels, iv)
+    if d is None: return None
+    y0 = bvals[0]
+    y = y0.unsqueeze(0) + d
+    if b: y = torch.cat([y0.unsqueeze(0), y])
+    rest = [v.repeat(k + b, *([1] * (v.ndim - 1))) for v in bvals[1:]]
+    return bs._suf(y.reshape(-1, *y0.shape[1:]), *rest)
 
 # %% ../nbs/06_interventions.ipynb #7c8a1d88
 @patch

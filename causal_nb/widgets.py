@@ -685,7 +685,7 @@ def _update(self: CEMExplorer):
                       eps=c['eps'], predicted=pred, probs=self._p.tolist(), scale=(lo, hi), map_change=change,
                       map_min=float(m.min()), map_max=float(m.max()), scores=self._scores)
 
-# %% ../nbs/10_widgets.ipynb #8ead220f
+# %% ../nbs/10_widgets.ipynb #72f781ab
 def _attribute_names(n: int, groups: Mapping[str, Sequence[int]] = ATTRIBUTE_GROUPS) -> list[str]:
     "Slider names for attribute coordinates: a group's name, numbered when it has several coordinates."
     names = [f"a{i}" for i in range(n)]
@@ -766,7 +766,7 @@ class CounterfactualExplorer(Explorer):
         self._key = self._z_key = None; self.result = None
         self.refresh()
 
-# %% ../nbs/10_widgets.ipynb #1724f2c2
+# %% ../nbs/10_widgets.ipynb #9fed359e
 @patch
 def _on_query(self: CounterfactualExplorer, change=None):
     "A target the new query already has would be a trivial 'found': move it to the query's runner-up class."
@@ -785,7 +785,7 @@ def set_latent(self: CounterfactualExplorer, which: str = 'counterfactual') -> d
             s = self.controls[n]; s.value = _on_step(min(max(v, s.min), s.max), s)
     return self.refresh()
 
-# %% ../nbs/10_widgets.ipynb #2035a21d
+# %% ../nbs/10_widgets.ipynb #d7e3a58f
 @patch
 def _search(self: CounterfactualExplorer, q: int, target: int, lam: float, auto: bool):
     "Chapter 8's search for query `q` (on the CPU), the classifier's probabilities along its path, and the sliders moved to its latent."
@@ -812,7 +812,7 @@ def _search(self: CounterfactualExplorer, q: int, target: int, lam: float, auto:
     self.views['query'].value = image_png(self._query_img, size=self.size)
     self.captions['query'].value = html.escape(f"query #{q}: {self.classes[int(self._query_p.argmax())]} ({float(self._query_p.max()):.3f})")
 
-# %% ../nbs/10_widgets.ipynb #056fae8a
+# %% ../nbs/10_widgets.ipynb #04057ec6
 @patch
 def _update(self: CounterfactualExplorer):
     c = {k: w.value for k, w in self.controls.items()}
@@ -852,7 +852,7 @@ def _update(self: CounterfactualExplorer):
                       p_target_path=r.path_probs[:, 0].tolist(), probs_step=self._path_p[k].tolist(),
                       z=list(zs), probs_edited=p_edit.tolist(), predicted_edited=ke)
 
-# %% ../nbs/10_widgets.ipynb #0db3c93f
+# %% ../nbs/10_widgets.ipynb #6875e1cb
 RANKINGS = ('counterfactual', 'magnitude')
 
 class FilterExplorer(Explorer):
@@ -913,7 +913,7 @@ class FilterExplorer(Explorer):
             if bad: raise ValueError(f"off must hold filter indices in [0, {n - 1}] (layer {self.controls['layer'].value!r} has {n} filters), got {bad[:5]}")
             for f, t in enumerate(self.toggles): t.value = f in set(int(v) for v in fs)
 
-# %% ../nbs/10_widgets.ipynb #bc21c225
+# %% ../nbs/10_widgets.ipynb #33ec8ec4
 @patch
 def ranking(self: FilterExplorer, layer: str | None = None, method: str | None = None):
     "Chapter 9's `filter_importance` table of a layer on the sample (computed once per layer and method)."
@@ -934,7 +934,7 @@ def off(self: FilterExplorer) -> list[int]:
     "The filters switched off now."
     return [f for f, t in enumerate(self.toggles) if t.value]
 
-# %% ../nbs/10_widgets.ipynb #a3472c3f
+# %% ../nbs/10_widgets.ipynb #2bb03037
 @patch
 def _on_layer(self: FilterExplorer, change=None):
     n = self.model.get_submodule(self.controls['layer'].value).out_channels
@@ -957,7 +957,7 @@ def _on_top_k(self: FilterExplorer, change=None):
     with self.hold():
         for rank, f in enumerate(order): self.toggles[f].value = rank < k
 
-# %% ../nbs/10_widgets.ipynb #d5b0f1fe
+# %% ../nbs/10_widgets.ipynb #a5a6b61b
 @patch
 def _update(self: FilterExplorer):
     layer, off = self.controls['layer'].value, self.off()
@@ -1032,7 +1032,7 @@ def plot_dose_response(values: torch.Tensor,       # (M,) the values v set
         a.tick_params(labelsize=11); a.xaxis.label.set_size(11); a.yaxis.label.set_size(11)
     return fig
 
-# %% ../nbs/10_widgets.ipynb #8b7b2cd4
+# %% ../nbs/10_widgets.ipynb #56e2cdbd
 SAMPLE_TARGETS = "each image's prediction"
 
 def _figure_png(fig) -> bytes:
@@ -1091,7 +1091,7 @@ class DoseResponseExplorer(Explorer):
         with self.hold(): self._on_layer()
         self.refresh()
 
-# %% ../nbs/10_widgets.ipynb #b0757753
+# %% ../nbs/10_widgets.ipynb #55bf9369
 @patch
 def _on_layer(self: DoseResponseExplorer, change=None):
     n = self.shapes[self.controls['layer'].value][0]
@@ -1110,7 +1110,7 @@ def _on_node(self: DoseResponseExplorer, change=None):
         C['span'].value = (max(lo, C['span'].min), min(hi, C['span'].max))
         C['value'].value = _on_step(float(np.clip(float(a.mean()), C['span'].value[0], C['span'].value[1])), C['value'])
 
-# %% ../nbs/10_widgets.ipynb #eed47e08
+# %% ../nbs/10_widgets.ipynb #5e480325
 @patch
 def observed(self: DoseResponseExplorer) -> torch.Tensor:
     "The chosen node's values on the sample as observed (N, …): what do(node := v) replaces."
@@ -1145,7 +1145,7 @@ def sweep(self: DoseResponseExplorer) -> tuple[torch.Tensor, torch.Tensor]:
         self._sweeps[key] = (values, p)
     return self._sweeps[key]
 
-# %% ../nbs/10_widgets.ipynb #170c35ca
+# %% ../nbs/10_widgets.ipynb #c374c74e
 @patch
 def _update(self: DoseResponseExplorer):
     c = {k: w.value for k, w in self.controls.items()}
