@@ -198,7 +198,7 @@ def trained_generator(kind: str = 'vae',                 # 'vae' or 'dcgan' (any
         if cache: atomic_save({k: v.detach().cpu() for k, v in gen.state_dict().items()}, path)
     return gen
 
-# %% ../nbs/08_counterfactuals.ipynb #be1c74b7
+# %% ../nbs/08_counterfactuals.ipynb #f6a105a1
 @dataclass
 class CounterfactualResult:
     "What `counterfactual` found, per query, and the optimisation path of the round that was kept."
@@ -225,6 +225,7 @@ class CounterfactualResult:
         return {'success_rate': float(self.success.float().mean()), 'median_l1': float(self.l1[self.success].median()) if self.success.any() else float('nan'),
                 'steps_per_query': self.steps, 'ms_per_counterfactual': 1000 * self.seconds / n, 'n': n}
 
+# %% ../nbs/08_counterfactuals.ipynb #deac0e7a
 def _latent(generator, query, z0):
     if z0 is None:
         if not hasattr(generator, 'encode'):
@@ -245,6 +246,122 @@ def _per_query(name, v, n, device):
     _check_positive(name, v)
     return torch.full((n,), float(v), device=device)
 
+def _check_settings(n: int, dev: torch.device,  # number of queries, and their device
+                    lam, lr, grow, keep, p, distance, min_prob, steps, rounds, record_every):  # as given to `counterfactual`
+    "`counterfactual`'s settings checked; λ and the step size as (n,) tensors, one per query."
+    lam0, step0 = _per_query('lam', lam, n, dev), _per_query('lr', lr, n, dev)
+    _check_positive('grow', grow)
+    if grow < 1: raise ValueError(f"grow must be at least 1 (1: fixed step size), got {grow}")
+    if keep not in ('last', 'closest'): raise ValueError(f"keep must be 'last' or 'closest', got {keep!r}")
+    if p not in (1, 2): raise ValueError(f"p must be 1 or 2, got {p!r}")
+    if distance not in ('image', 'latent'): raise ValueError(f"distance must be 'image' or 'latent', got {distance!r}")
+    if not 0 <= min_prob < 1: raise ValueError(f"min_prob must lie in [0, 1), got {min_prob}")
+    for name, v in (('steps', steps), ('rounds', rounds), ('record_every', record_every)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return lam0, step0
+
+# %% ../nbs/08_counterfactuals.ipynb #1ddae0b7
+@dataclass
+class _Search:
+    "One batched counterfactual problem: the models, the queries with their starting latents and targets, and Eq. 2's distance."
+    classifier: nn.Module
+    generator: nn.Module
+    query: torch.Tensor    # (N, C, H, W) the images to explain
+    z0: torch.Tensor       # (N, D) starting latents
+    target: torch.Tensor   # (N,) target classes
+    mask: torch.Tensor     # (D,) 1 where a latent coordinate may move, 0 where it is held
+    p: int                 # norm of the distance, 1 or 2
+    distance: str          # 'image' or 'latent'
+    min_prob: float        # a flip also needs P(target) >= min_prob
+
+    def measure(self, z: torch.Tensor):
+        "G(z), logits, distance term, class probabilities, P(target), flipped?"
+        img = self.generator(z); logits = self.classifier(img)
+        dist = ((img - self.query) if self.distance == 'image' else (z - self.z0)).flatten(1).norm(p=self.p, dim=1)
+        with torch.no_grad():
+            pr = logits.softmax(1); pt = pr.gather(1, self.target[:, None])[:, 0]
+            ok = (pr.argmax(1) == self.target) & (pt >= self.min_prob)
+        return img, logits, dist, pr, pt, ok
+
+def _search_problem(classifier, generator, query, target, z0, fixed, p, distance, min_prob) -> _Search:
+    "The problem, with the generator's output shape, `target` and `fixed` checked against the models (call in eval mode)."
+    n, dev = query.shape[0], query.device
+    with torch.no_grad(): out0 = generator(z0[:1])
+    if tuple(out0.shape[1:]) != tuple(query.shape[1:]):
+        raise ValueError(f"generator output shape {tuple(out0.shape[1:])} does not match the query/classifier input shape {tuple(query.shape[1:])}")
+    with torch.no_grad(): k = classifier(query[:1]).shape[1]
+    target = torch.as_tensor(target, dtype=torch.long, device=dev)
+    if target.ndim == 0: target = target.expand(n).clone()
+    if target.shape != (n,): raise ValueError(f"target must be one class or ({n},) classes, got shape {tuple(target.shape)}")
+    if int(target.min()) < 0 or int(target.max()) >= k: raise ValueError(f"target must lie in [0, {k - 1}], got [{int(target.min())}, {int(target.max())}]")
+    mask = torch.ones(z0.shape[1], device=dev)
+    if fixed is not None:
+        fixed = torch.as_tensor(fixed, dtype=torch.bool)
+        if fixed.shape != (z0.shape[1],): raise ValueError(f"fixed must be a ({z0.shape[1]},) bool mask, got shape {tuple(fixed.shape)}")
+        mask = (~fixed).float().to(dev)
+    return _Search(classifier, generator, query, z0, target, mask, p, distance, min_prob)
+
+# %% ../nbs/08_counterfactuals.ipynb #5db7011a
+_PATH = ('pi', 'pp', 'pd', 'pc')     # a round's path: images, P(target), distance, class probabilities; step axis first
+
+def _descend(prob: _Search,          # the problem
+             lam: torch.Tensor,      # (N,) λ of this round
+             step: torch.Tensor,     # (N,) step size of this round
+             steps: int, keep: str, record_every: int,  # as given to `counterfactual`
+            ) -> dict:               # the kept iterate `z`, measured, with `lam`, `lr`, `best_step` and the path
+    "One round of Eq. 2's descent for all queries; what it keeps per query."
+    z0, target, mask, n, dev = prob.z0, prob.target, prob.mask, len(prob.z0), prob.z0.device
+    col = lambda t: t.view(-1, *([1] * (z0.ndim - 1)))
+    u = torch.zeros_like(z0, requires_grad=True)           # z' = z0 + step·u: Adam moves u, each query at its own step size
+    opt = torch.optim.Adam([u], lr=1.0)
+    path = {key: [] for key in _PATH}
+    rz = z0.clone(); rd = torch.full((n,), float('inf'), device=dev); rok = torch.zeros(n, dtype=torch.bool, device=dev)
+    rpt = torch.full((n,), -1., device=dev); rstep = torch.zeros(n, dtype=torch.long, device=dev)
+    for s in range(steps + 1):
+        z = z0 + col(step) * u * mask
+        img, logits, dist, pr, pt, ok = prob.measure(z)
+        with torch.no_grad():                           # the kept iterate: the last, or the closest flip (else the most probable target)
+            if keep == 'last': take = torch.full_like(ok, s == steps)
+            else: take = (ok & (~rok | (dist < rd))) | (~ok & ~rok & (pt > rpt))
+            rz = torch.where(col(take), z.detach(), rz); rd = torch.where(take, dist.detach(), rd)
+            rpt = torch.where(take, pt, rpt); rstep = torch.where(take, torch.full_like(rstep, s), rstep); rok = rok | ok
+        if s % record_every == 0 or s == steps:
+            for key, v in zip(_PATH, (img.detach(), pt, dist.detach(), pr)): path[key].append(v)
+        if s == steps: break
+        loss = (lam * F.cross_entropy(logits, target, reduction='none') + dist).sum()   # Eq. 2, per query
+        opt.zero_grad(); loss.backward(); opt.step()
+    with torch.no_grad():
+        img, _, d, probs, _, ok = prob.measure(rz)
+        l1 = (img - prob.query).flatten(1).abs().sum(1)
+    return dict(z=rz, images=img, probs=probs, success=ok, lam=lam.clone(), l1=l1, d=d, lr=step.clone(), best_step=rstep,
+                **{k: torch.stack(v) for k, v in path.items()})
+
+# %% ../nbs/08_counterfactuals.ipynb #9c31f1df
+def _keep_better(best: dict | None, cand: dict, target: torch.Tensor) -> dict:
+    "Per query, the better of the best round so far and `cand`."
+    if best is None: return cand
+    ok, d, prob = cand['success'], cand['d'], cand['probs']
+    pt_new, pt_old = prob.gather(1, target[:, None])[:, 0], best['probs'].gather(1, target[:, None])[:, 0]
+    take = (ok & ~best['success']) | (ok & best['success'] & (d < best['d'])) | (~ok & ~best['success'] & (pt_new > pt_old))
+    for key, v in cand.items():
+        lead = key in _PATH                             # path tensors have the step axis first
+        sel = take.view(*([1] if lead else []), -1, *([1] * (v.ndim - (2 if lead else 1))))
+        best[key] = torch.where(sel, v, best[key])
+    return best
+
+def _bracket(ok: torch.Tensor, lam: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    "The λ bracket (lo, hi) after a round at `lam` that flipped where `ok`."
+    return torch.where(ok, lo, torch.maximum(lo, lam)), torch.where(ok, torch.minimum(hi, lam), hi)
+
+def _next_round(lam: torch.Tensor, step: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, grow: float):
+    "The next round's λ and step size, and the lower end of the bracket (reset for queries that have never flipped)."
+    stuck = torch.isinf(hi)                             # never flipped: larger λ and larger steps, and forget the failures
+    step = torch.where(stuck, step * grow, step)
+    if grow > 1: lo = torch.where(stuck, torch.zeros_like(lo), lo)
+    lam = torch.where(stuck, lam * 10, torch.where(lo == 0, hi / 10, (lo * hi).sqrt()))
+    return lam, step, lo
+
+# %% ../nbs/08_counterfactuals.ipynb #db0973eb
 def counterfactual(classifier: nn.Module,               # image classifier returning logits (N, K)
                    generator: nn.Module,                # G(z) -> images shaped like `query`
                    query: torch.Tensor,                 # (N, C, H, W) images to explain, in [0, 1]
@@ -267,88 +384,23 @@ def counterfactual(classifier: nn.Module,               # image classifier retur
     if not callable(generator): raise TypeError(f"generator must be callable (an nn.Module G(z)), got {type(generator).__name__}")
     check_images(query, name='query')
     n, dev = query.shape[0], query.device
-    lam0, step0 = _per_query('lam', lam, n, dev), _per_query('lr', lr, n, dev)
-    _check_positive('grow', grow)
-    if grow < 1: raise ValueError(f"grow must be at least 1 (1: fixed step size), got {grow}")
-    if keep not in ('last', 'closest'): raise ValueError(f"keep must be 'last' or 'closest', got {keep!r}")
-    if p not in (1, 2): raise ValueError(f"p must be 1 or 2, got {p!r}")
-    if distance not in ('image', 'latent'): raise ValueError(f"distance must be 'image' or 'latent', got {distance!r}")
-    if not 0 <= min_prob < 1: raise ValueError(f"min_prob must lie in [0, 1), got {min_prob}")
-    for name, v in (('steps', steps), ('rounds', rounds), ('record_every', record_every)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    lam_now, step = _check_settings(n, dev, lam, lr, grow, keep, p, distance, min_prob, steps, rounds, record_every)
     z0 = _latent(generator, query, z0)
     gen_state = model_state(generator) if isinstance(generator, nn.Module) else None
     with evaluating(classifier), (evaluating(generator) if gen_state else contextlib.nullcontext()):
-        with torch.no_grad(): out0 = generator(z0[:1])
-        if tuple(out0.shape[1:]) != tuple(query.shape[1:]):
-            raise ValueError(f"generator output shape {tuple(out0.shape[1:])} does not match the query/classifier input shape {tuple(query.shape[1:])}")
-        with torch.no_grad(): k = classifier(query[:1]).shape[1]
-        target = torch.as_tensor(target, dtype=torch.long, device=dev)
-        if target.ndim == 0: target = target.expand(n).clone()
-        if target.shape != (n,): raise ValueError(f"target must be one class or ({n},) classes, got shape {tuple(target.shape)}")
-        if int(target.min()) < 0 or int(target.max()) >= k: raise ValueError(f"target must lie in [0, {k - 1}], got [{int(target.min())}, {int(target.max())}]")
-        mask = torch.ones(z0.shape[1], device=dev)
-        if fixed is not None:
-            fixed = torch.as_tensor(fixed, dtype=torch.bool)
-            if fixed.shape != (z0.shape[1],): raise ValueError(f"fixed must be a ({z0.shape[1]},) bool mask, got shape {tuple(fixed.shape)}")
-            mask = (~fixed).float().to(dev)
-        col = lambda t: t.view(-1, *([1] * (z0.ndim - 1)))
-        def measure(z):                                         # G(z), logits, distance term, P(target), flipped?
-            img = generator(z); logits = classifier(img)
-            dist = ((img - query) if distance == 'image' else (z - z0)).flatten(1).norm(p=p, dim=1)
-            with torch.no_grad():
-                pr = logits.softmax(1); pt = pr.gather(1, target[:, None])[:, 0]
-                ok = (pr.argmax(1) == target) & (pt >= min_prob)
-            return img, logits, dist, pr, pt, ok
+        prob = _search_problem(classifier, generator, query, target, z0, fixed, p, distance, min_prob)
         t0 = time.perf_counter()
-        lam_now, step = lam0.clone(), step0.clone()
-        lo = torch.zeros(n, device=dev); hi = torch.full((n,), float('inf'), device=dev)
-        best = None
+        lo, hi, best = torch.zeros(n, device=dev), torch.full((n,), float('inf'), device=dev), None
         for r in range(rounds):
-            u = torch.zeros_like(z0, requires_grad=True)           # z' = z0 + step·u: Adam moves u, each query at its own step size
-            opt = torch.optim.Adam([u], lr=1.0)
-            path = {'pi': [], 'pp': [], 'pd': [], 'pc': []}
-            rz = z0.clone(); rd = torch.full((n,), float('inf'), device=dev); rok = torch.zeros(n, dtype=torch.bool, device=dev)
-            rpt = torch.full((n,), -1., device=dev); rstep = torch.zeros(n, dtype=torch.long, device=dev)
-            for s in range(steps + 1):
-                z = z0 + col(step) * u * mask
-                img, logits, dist, pr, pt, ok = measure(z)
-                with torch.no_grad():                           # the kept iterate: the last, or the closest flip (else the most probable target)
-                    if keep == 'last': take = torch.full_like(ok, s == steps)
-                    else: take = (ok & (~rok | (dist < rd))) | (~ok & ~rok & (pt > rpt))
-                    rz = torch.where(col(take), z.detach(), rz); rd = torch.where(take, dist.detach(), rd)
-                    rpt = torch.where(take, pt, rpt); rstep = torch.where(take, torch.full_like(rstep, s), rstep); rok = rok | ok
-                if s % record_every == 0 or s == steps:
-                    for key, v in zip(path, (img.detach(), pt, dist.detach(), pr)): path[key].append(v)
-                if s == steps: break
-                loss = (lam_now * F.cross_entropy(logits, target, reduction='none') + dist).sum()   # Eq. 2, per query
-                opt.zero_grad(); loss.backward(); opt.step()
-            with torch.no_grad():
-                img, _, d, prob, _, ok = measure(rz)
-                l1 = (img - query).flatten(1).abs().sum(1)
-            cand = dict(z=rz, images=img, probs=prob, success=ok, lam=lam_now.clone(), l1=l1, d=d, lr=step.clone(), best_step=rstep,
-                        **{k: torch.stack(v) for k, v in path.items()})
-            if best is None: best = cand
-            else:                                               # keep: success beats failure, then the smaller distance
-                pt_new, pt_old = prob.gather(1, target[:, None])[:, 0], best['probs'].gather(1, target[:, None])[:, 0]
-                take = (ok & ~best['success']) | (ok & best['success'] & (d < best['d'])) | (~ok & ~best['success'] & (pt_new > pt_old))
-                for key, v in cand.items():
-                    lead = key in path                          # path tensors have the step axis first
-                    sel = take.view(*([1] if lead else []), -1, *([1] * (v.ndim - (2 if lead else 1))))
-                    best[key] = torch.where(sel, v, best[key])
-            hi = torch.where(ok, torch.minimum(hi, lam_now), hi); lo = torch.where(ok, lo, torch.maximum(lo, lam_now))
-            if r == rounds - 1: break
-            stuck = torch.isinf(hi)                             # never flipped: larger λ and larger steps, and forget the failures
-            step = torch.where(stuck, step * grow, step)
-            if grow > 1: lo = torch.where(stuck, torch.zeros_like(lo), lo)
-            lam_now = torch.where(stuck, lam_now * 10, torch.where(lo == 0, hi / 10, (lo * hi).sqrt()))
+            cand = _descend(prob, lam_now, step, steps, keep, record_every)
+            best = _keep_better(best, cand, prob.target)
+            lo, hi = _bracket(cand['success'], lam_now, lo, hi)
+            if r < rounds - 1: lam_now, step, lo = _next_round(lam_now, step, lo, hi, grow)
         seconds = time.perf_counter() - t0
-    return CounterfactualResult(z=best['z'], z0=z0, images=best['images'], probs=best['probs'], target=target, success=best['success'],
+    return CounterfactualResult(z=best['z'], z0=z0, images=best['images'], probs=best['probs'], target=prob.target, success=best['success'],
                                 lam=best['lam'], l1=best['l1'], path_images=best['pi'], path_probs=best['pp'], path_dist=best['pd'],
                                 steps=steps * rounds, seconds=seconds, lr=best['lr'], lam_fail=lo, best_step=best['best_step'],
                                 path_class_probs=best['pc'])
-
-
 
 # %% ../nbs/08_counterfactuals.ipynb #df8a5d27
 def plot_path(result: CounterfactualResult, idx: Sequence[int] = (0, 1, 2), frames: int = 6, query: torch.Tensor | None = None,

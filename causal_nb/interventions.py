@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn, fx
+from fastcore.basics import patch
 
 from .core import (Node, ReportContext, ReportSection, activation_bytes, bootstrap_ci, model_device, check_head,
                             check_images, check_logits, chunk_size, default_max_bytes, evaluating, get_module,
@@ -346,7 +347,7 @@ def _guess_input(model: nn.Module, device) -> torch.Tensor:
     conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
     return torch.full((1, conv.in_channels if conv is not None else 3, 224, 224), .5, device=device)
 
-# %% ../nbs/06_interventions.ipynb #57208aaa
+# %% ../nbs/06_interventions.ipynb #67f886e0
 class NetworkSCM:
     "A classifier seen as a structural causal model over its layers' nodes, with prefix-cached, batched `do()`."
     def __init__(self, model: nn.Module,             # any classifier returning logits (N, K); never changed
@@ -401,33 +402,6 @@ class NetworkSCM:
         "P(y | x): softmax or sigmoid of the logits."
         return probabilities(self.logits(x), self.head)
 
-    def observe(self, x: torch.Tensor, layer: str) -> tuple[torch.Tensor, ...]:
-        "The values the layers above `layer` need for images `x` (the layer's output first); cached for the last two `x`."
-        x = self.images(x)
-        key = (layer, id(x))     # the entry holds `x` itself, so its id cannot be reused while the entry lives
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] is x and hit[1] == x._version: return hit[2]
-        s = self.split(layer, x)
-        with evaluating(self.model), torch.inference_mode(): vals = s.prefix(x)
-        if len(self._cache) >= 2: self._cache.pop(next(iter(self._cache)))   # the last two batches: enough for explorers, bounded for sweeps
-        self._cache[key] = (x, x._version, vals)
-        return vals
-
-    def activation(self, x: torch.Tensor, node: Node | str) -> torch.Tensor:
-        "The values of a node (or a whole layer, given its name) for images `x`."
-        node = Node(node) if isinstance(node, str) else _check_node(node)
-        a = self.observe(x, node.layer)[0] if self.mode(node.layer, x) == 'prefix-cache' else self.capture(x, node.layer)
-        return a if node.index is None else a[:, self.node_index(node, a)]
-
-    def capture(self, x: torch.Tensor, layer: str) -> torch.Tensor:
-        "The output of `layer` for images `x` from one whole forward pass with a hook (no cut, nothing cached)."
-        got = []
-        h = get_module(self.model, layer).register_forward_hook(lambda m, i, o: got.append(o))
-        try:
-            with evaluating(self.model), torch.inference_mode(): self.model(self.images(x))
-        finally: h.remove()
-        return got[0]
-
     @staticmethod
     def node_index(node: Node, a: torch.Tensor) -> int:
         "The position of `node` on the node axis (axis 1) of its layer's values `a`, checked; a negative index counts from the end."
@@ -437,145 +411,102 @@ class NetworkSCM:
             raise ValueError(f"node index {node.index!r} is out of range for layer {node.layer!r}, which has {n} nodes (0 … {n - 1})")
         return node.index % n
 
-    def per_image_bytes(self, x: torch.Tensor) -> int:
-        "Activation bytes of one image like `x` in a forward pass (measured once, then reused): what batching budgets with."
-        if self._bytes_per_image is None: self._bytes_per_image = activation_bytes(self.model, x[:1])
-        return self._bytes_per_image
+# %% ../nbs/06_interventions.ipynb #cd709f65
+@patch
+def observe(self: NetworkSCM, x: torch.Tensor, layer: str) -> tuple[torch.Tensor, ...]:
+    "The values the layers above `layer` need for images `x` (the layer's output first); cached for the last two `x`."
+    x = self.images(x)
+    key = (layer, id(x))     # the entry holds `x` itself, so its id cannot be reused while the entry lives
+    hit = self._cache.get(key)
+    if hit is not None and hit[0] is x and hit[1] == x._version: return hit[2]
+    s = self.split(layer, x)
+    with evaluating(self.model), torch.inference_mode(): vals = s.prefix(x)
+    if len(self._cache) >= 2: self._cache.pop(next(iter(self._cache)))   # the last two batches: enough for explorers, bounded for sweeps
+    self._cache[key] = (x, x._version, vals)
+    return vals
 
-    def _sweep(self, x, nodes, intervention, progress_bar, baseline: bool):
-        x = self.images(x)
-        nodes = [_check_node(n, 'nodes[i]') for n in nodes]
-        if not nodes: raise ValueError("nodes is empty; pass at least one Node")
-        layers = {n.layer for n in nodes}
-        if len(layers) != 1: raise ValueError(f"sweep takes nodes of one layer, got layers {sorted(layers)}; use do_many for a mix")
-        iv = _check_intervention(intervention)
-        layer = nodes[0].layer
-        n_img, m, b = len(x), len(nodes), int(baseline)
-        per = 2 * self.per_image_bytes(x)      # the suffix's activations plus the cached prefix values, per image (upper bound)
-        budget = self.max_bytes or default_max_bytes(self.device)
-        if (1 + b) * n_img * per > budget and n_img > 1:       # even one intervention on all images is too much: split them
-            step = max(1, budget // ((1 + b) * per))
-            parts = [self._sweep(x[sl], nodes, iv, False, baseline) for sl in iter_chunks(n_img, step)]
-            return torch.cat([p for p, _ in parts], 1), (torch.cat([q for _, q in parts]) if baseline else None)
-        s = self.split(layer, x)
-        vals = self.observe(x, layer)
-        out0 = vals[0] if s.mode == 'prefix-cache' else self.capture(x[:1], layer)
-        if not isinstance(out0, torch.Tensor): raise TypeError(f"layer {layer!r} returns {type(out0).__name__}, not a tensor")
-        whole = [n.index is None for n in nodes]
-        if any(whole) and not all(whole): raise ValueError("mix of whole-layer and single-node interventions in one sweep; split them")
-        idx = None if whole[0] else torch.tensor([self.node_index(n, out0) for n in nodes], device=self.device)
-        cap = None if self.max_batch is None else max(1, self.max_batch // n_img - b)
-        mc = chunk_size(m, n_img * per, max(budget - b * n_img * per, n_img * per), cap)   # the untouched copy's share first
-        outs, bases = [], []
-        show = progress_bar if progress_bar is not None else (None if m > mc else False)
-        chunks = list(iter_chunks(m, mc))
-        trim = self.device.type == 'cpu' and (len(chunks) > 1 or n_img * per * (m + b) > budget // 2)
-        own = s.mode == 'prefix-cache'    # the suffix gets our own repeated copy of the layer's output
-        delta = self._delta_path(layer, x) if own and idx is not None else None
-        with evaluating(self.model), torch.inference_mode():
-            for sl in progress(chunks, desc=f'do() on {layer}', enabled=show):
-                if trim: _trim_memory()   # glibc keeps freed chunks mapped: without this, RSS climbs far past the budget
-                k = sl.stop - sl.start
-                sub = None if idx is None else idx[sl]
-                if delta is not None:
-                    logits = self._delta_logits(delta, vals[0], sub, iv, k, b)
-                    if logits is not None:
-                        pr = probabilities(check_logits(logits, (k + b) * n_img, 'model'), self.head).view(k + b, n_img, -1)
-                        if baseline: outs.append(pr[1:] - pr[:1]); bases.append(pr[0])
-                        else: outs.append(pr)
-                        continue
-                rep = [v.repeat(k + b, *([1] * (v.ndim - 1))) for v in vals]   # fresh copies: edited in place
-                def edit(t, k=k, sub=sub):
-                    t = t.reshape(k + b, -1, *t.shape[1:])
-                    if not own: t = t.clone()     # a hook's output may be shared (in-place layers, skip connections)
-                    if sub is None: t[b:] = iv(t[b:])
-                    else:
-                        ar = torch.arange(b, k + b, device=t.device)
-                        t[ar, :, sub] = iv(t[ar, :, sub])
-                    return t.reshape(-1, *t.shape[2:])
-                logits = check_logits(s.suffix(rep, edit), (k + b) * n_img, 'model')
-                pr = probabilities(logits, self.head).view(k + b, n_img, -1)
-                if baseline: outs.append(pr[1:] - pr[:1]); bases.append(pr[0])
-                else: outs.append(pr)
-        return torch.cat(outs), (bases[0] if baseline else None)
+@patch
+def activation(self: NetworkSCM, x: torch.Tensor, node: Node | str) -> torch.Tensor:
+    "The values of a node (or a whole layer, given its name) for images `x`."
+    node = Node(node) if isinstance(node, str) else _check_node(node)
+    a = self.observe(x, node.layer)[0] if self.mode(node.layer, x) == 'prefix-cache' else self.capture(x, node.layer)
+    return a if node.index is None else a[:, self.node_index(node, a)]
 
-    def _delta_path(self, layer, x):
-        "For a suffix that starts channel-local up to a linear layer: (plan, the boundary's cut, its module, its values for `x`)."
-        if layer not in self._plans: self._plans[layer] = _delta_plan(self.model, self.split(layer, x)._suf)
-        plan = self._plans[layer]
-        if plan is None: return None
-        bs = self.split(plan.boundary, x)
-        if bs.mode != 'prefix-cache': return None
-        return plan, bs, get_module(self.model, plan.boundary), self.observe(x, plan.boundary)
+@patch
+def capture(self: NetworkSCM, x: torch.Tensor, layer: str) -> torch.Tensor:
+    "The output of `layer` for images `x` from one whole forward pass with a hook (no cut, nothing cached)."
+    got = []
+    h = get_module(self.model, layer).register_forward_hook(lambda m, i, o: got.append(o))
+    try:
+        with evaluating(self.model), torch.inference_mode(): self.model(self.images(x))
+    finally: h.remove()
+    return got[0]
 
-    def _delta_logits(self, delta, layer_out, channels, iv, k, b):
-        "Logits of a chunk of single-channel edits: the boundary's clean output plus each edit's delta, then the rest."
-        plan, bs, mod, bvals = delta
-        d = _delta_rows(plan, layer_out, mod, channels, iv)
-        if d is None: return None
-        y0 = bvals[0]
-        y = y0.unsqueeze(0) + d
-        if b: y = torch.cat([y0.unsqueeze(0), y])
-        rest = [v.repeat(k + b, *([1] * (v.ndim - 1))) for v in bvals[1:]]
-        return bs._suf(y.reshape(-1, *y0.shape[1:]), *rest)
+@patch
+def per_image_bytes(self: NetworkSCM, x: torch.Tensor) -> int:
+    "Activation bytes of one image like `x` in a forward pass (measured once, then reused): what batching budgets with."
+    if self._bytes_per_image is None: self._bytes_per_image = activation_bytes(self.model, x[:1])
+    return self._bytes_per_image
 
-    def sweep(self, x: torch.Tensor,                  # images (N, C, H, W)
-              nodes: Sequence[Node],                  # nodes of ONE layer (index None: the whole layer)
-              intervention: NodeIntervention = ZeroOut(),
-              progress_bar: bool | None = None,
-             ) -> torch.Tensor:                        # (M, N, K) P(y | do(node_m), x)
-        "P(y | do(node := intervention), x) for every node of one layer: the layers below run once, the rest in batches."
-        return self._sweep(x, nodes, intervention, progress_bar, baseline=False)[0]
-
-    def effects(self, x: torch.Tensor,                # images (N, C, H, W)
-                nodes: Sequence[Node],                # nodes of ONE layer
-                intervention: NodeIntervention = ZeroOut(),
-                progress_bar: bool | None = None,
-               ) -> tuple[torch.Tensor, torch.Tensor]:# (M, N, K) Effects and (N, K) P(y | x)
-        "Effects P(y | do(node_m), x) − P(y | x) of a sweep, each taken against an untouched copy run in the same batch."
-        return self._sweep(x, nodes, intervention, progress_bar, baseline=True)
-
-    def do(self, x: torch.Tensor,                                  # images (N, C, H, W)
-           interventions: Mapping[Node, NodeIntervention],         # node -> intervention, any layers
-          ) -> torch.Tensor:                                       # (N, K) P(y | do(…), x)
-        "P(y | do(interventions), x); one node reuses the cached layers below it, several at once run the whole model."
-        if not isinstance(interventions, Mapping) or not interventions:
-            raise TypeError(f"interventions must be a non-empty mapping Node -> intervention, got {interventions!r}")
-        items = [(_check_node(n, 'interventions key'), _check_intervention(v, f'interventions[{n}]')) for n, v in interventions.items()]
-        if len(items) == 1: return self.sweep(x, [items[0][0]], items[0][1])[0]
-        x = self.images(x)
-        by_layer: dict[str, list] = {}
-        for n, v in items: by_layer.setdefault(n.layer, []).append((n, v))
-        def make(layer, pairs):
-            def fn(t):
-                t = t.clone()
-                for n, v in pairs:
-                    if n.index is None: t = v(t)
-                    else: i = self.node_index(n, t); t[:, i] = v(t[:, i])
-                return t
-            return fn
-        from causal_nb.core import intervene
-        with evaluating(self.model), torch.inference_mode(), intervene(self.model, {l: make(l, p) for l, p in by_layer.items()}):
-            return probabilities(check_logits(self.model(x), len(x), 'model'), self.head)
-
-    def do_many(self, x: torch.Tensor,                                   # images (N, C, H, W)
-                interventions: Sequence[Mapping[Node, NodeIntervention]],# one mapping per interventional world
-               ) -> torch.Tensor:                                        # (M, N, K)
-        "P(y | do(F_m), x) for many interventions: single-node ones are grouped by layer and intervention and batched."
-        if isinstance(interventions, Mapping) or not isinstance(interventions, Sequence) or not interventions:
-            raise TypeError("interventions must be a non-empty list of mappings Node -> intervention")
-        out: list = [None] * len(interventions)
-        groups: dict = {}
-        for i, iv in enumerate(interventions):
-            if not isinstance(iv, Mapping) or not iv: raise TypeError(f"interventions[{i}] must be a non-empty mapping Node -> intervention, got {iv!r}")
-            if len(iv) == 1:
-                (n, v), = iv.items(); n, v = _check_node(n, f'interventions[{i}] key'), _check_intervention(v, f'interventions[{i}]')
-                groups.setdefault((n.layer, n.index is None, id(v)), (v, []))[1].append((i, n))
-            else: out[i] = self.do(x, iv)
-        for (layer, _, _), (v, members) in groups.items():
-            p = self.sweep(x, [n for _, n in members], v)
-            for (i, _), pi in zip(members, p): out[i] = pi
-        return torch.stack(out)
+# %% ../nbs/06_interventions.ipynb #6abdcb15
+@patch
+def _sweep(self: NetworkSCM, x, nodes, intervention, progress_bar, baseline: bool):
+    "(M, N, K) P(y | do(node_m), x), or with `baseline` the Effects and (N, K) P(y | x): one intervention on each of `nodes`."
+    x = self.images(x)
+    nodes = [_check_node(n, 'nodes[i]') for n in nodes]
+    if not nodes: raise ValueError("nodes is empty; pass at least one Node")
+    layers = {n.layer for n in nodes}
+    if len(layers) != 1: raise ValueError(f"sweep takes nodes of one layer, got layers {sorted(layers)}; use do_many for a mix")
+    iv = _check_intervention(intervention)
+    layer = nodes[0].layer
+    n_img, m, b = len(x), len(nodes), int(baseline)
+    per = 2 * self.per_image_bytes(x)      # the suffix's activations plus the cached prefix values, per image (upper bound)
+    budget = self.max_bytes or default_max_bytes(self.device)
+    if (1 + b) * n_img * per > budget and n_img > 1:       # even one intervention on all images is too much: split them
+        step = max(1, budget // ((1 + b) * per))
+        parts = [self._sweep(x[sl], nodes, iv, False, baseline) for sl in iter_chunks(n_img, step)]
+        return torch.cat([p for p, _ in parts], 1), (torch.cat([q for _, q in parts]) if baseline else None)
+    s = self.split(layer, x)
+    vals = self.observe(x, layer)
+    out0 = vals[0] if s.mode == 'prefix-cache' else self.capture(x[:1], layer)
+    if not isinstance(out0, torch.Tensor): raise TypeError(f"layer {layer!r} returns {type(out0).__name__}, not a tensor")
+    whole = [n.index is None for n in nodes]
+    if any(whole) and not all(whole): raise ValueError("mix of whole-layer and single-node interventions in one sweep; split them")
+    idx = None if whole[0] else torch.tensor([self.node_index(n, out0) for n in nodes], device=self.device)
+    cap = None if self.max_batch is None else max(1, self.max_batch // n_img - b)
+    mc = chunk_size(m, n_img * per, max(budget - b * n_img * per, n_img * per), cap)   # the untouched copy's share first
+    outs, bases = [], []
+    show = progress_bar if progress_bar is not None else (None if m > mc else False)
+    chunks = list(iter_chunks(m, mc))
+    trim = self.device.type == 'cpu' and (len(chunks) > 1 or n_img * per * (m + b) > budget // 2)
+    own = s.mode == 'prefix-cache'    # the suffix gets our own repeated copy of the layer's output
+    delta = self._delta_path(layer, x) if own and idx is not None else None
+    with evaluating(self.model), torch.inference_mode():
+        for sl in progress(chunks, desc=f'do() on {layer}', enabled=show):
+            if trim: _trim_memory()   # glibc keeps freed chunks mapped: without this, RSS climbs far past the budget
+            k = sl.stop - sl.start
+            sub = None if idx is None else idx[sl]
+            if delta is not None:
+                logits = self._delta_logits(delta, vals[0], sub, iv, k, b)
+                if logits is not None:
+                    pr = probabilities(check_logits(logits, (k + b) * n_img, 'model'), self.head).view(k + b, n_img, -1)
+                    if baseline: outs.append(pr[1:] - pr[:1]); bases.append(pr[0])
+                    else: outs.append(pr)
+                    continue
+            rep = [v.repeat(k + b, *([1] * (v.ndim - 1))) for v in vals]   # fresh copies: edited in place
+            def edit(t, k=k, sub=sub):
+                t = t.reshape(k + b, -1, *t.shape[1:])
+                if not own: t = t.clone()     # a hook's output may be shared (in-place layers, skip connections)
+                if sub is None: t[b:] = iv(t[b:])
+                else:
+                    ar = torch.arange(b, k + b, device=t.device)
+                    t[ar, :, sub] = iv(t[ar, :, sub])
+                return t.reshape(-1, *t.shape[2:])
+            logits = check_logits(s.suffix(rep, edit), (k + b) * n_img, 'model')
+            pr = probabilities(logits, self.head).view(k + b, n_img, -1)
+            if baseline: outs.append(pr[1:] - pr[:1]); bases.append(pr[0])
+            else: outs.append(pr)
+    return torch.cat(outs), (bases[0] if baseline else None)
 
 # %% ../nbs/06_interventions.ipynb #5e1d7a04
 _CHANNEL_LOCAL = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish,
@@ -637,15 +568,103 @@ def _delta_rows(plan: _DeltaPlan, layer_out: torch.Tensor, boundary: nn.Module, 
     wk = w.view(w.shape[0], -1, p)[:, channels]                  # (O, k, P): the columns each channel feeds
     return torch.einsum('knp,okp->kno', d.reshape(k, n, p), wk)
 
-# %% ../nbs/06_interventions.ipynb #editedprobsfn
-def _edited_probs(self: NetworkSCM,
-                  x: torch.Tensor,      # images (N, C, H, W)
-                  layer: str,           # the layer whose output each world edits
-                  n_worlds: int,        # M, the number of worlds
-                  edit: Callable[[torch.Tensor, slice], torch.Tensor],  # (the layer's output of worlds `sl`, (k, N, …), sl) -> edited
-                  desc: str | None = None,           # the progress bar's label
-                  progress_bar: bool | None = None,  # None: shown only when the worlds take more than one pass
-                 ) -> torch.Tensor:                  # (M, N, K) P(y | do(layer := edit_m(layer)), x)
+# %% ../nbs/06_interventions.ipynb #707273a5
+@patch
+def _delta_path(self: NetworkSCM, layer, x):
+    "For a suffix that starts channel-local up to a linear layer: (plan, the boundary's cut, its module, its values for `x`)."
+    if layer not in self._plans: self._plans[layer] = _delta_plan(self.model, self.split(layer, x)._suf)
+    plan = self._plans[layer]
+    if plan is None: return None
+    bs = self.split(plan.boundary, x)
+    if bs.mode != 'prefix-cache': return None
+    return plan, bs, get_module(self.model, plan.boundary), self.observe(x, plan.boundary)
+
+@patch
+def _delta_logits(self: NetworkSCM, delta, layer_out, channels, iv, k, b):
+    "Logits of a chunk of single-channel edits: the boundary's clean output plus each edit's delta, then the rest."
+    plan, bs, mod, bvals = delta
+    d = _delta_rows(plan, layer_out, mod, channels, iv)
+    if d is None: return None
+    y0 = bvals[0]
+    y = y0.unsqueeze(0) + d
+    if b: y = torch.cat([y0.unsqueeze(0), y])
+    rest = [v.repeat(k + b, *([1] * (v.ndim - 1))) for v in bvals[1:]]
+    return bs._suf(y.reshape(-1, *y0.shape[1:]), *rest)
+
+# %% ../nbs/06_interventions.ipynb #7c8a1d88
+@patch
+def sweep(self: NetworkSCM, x: torch.Tensor,      # images (N, C, H, W)
+          nodes: Sequence[Node],                  # nodes of ONE layer (index None: the whole layer)
+          intervention: NodeIntervention = ZeroOut(),
+          progress_bar: bool | None = None,
+         ) -> torch.Tensor:                        # (M, N, K) P(y | do(node_m), x)
+    "P(y | do(node := intervention), x) for every node of one layer: the layers below run once, the rest in batches."
+    return self._sweep(x, nodes, intervention, progress_bar, baseline=False)[0]
+
+@patch
+def effects(self: NetworkSCM, x: torch.Tensor,    # images (N, C, H, W)
+            nodes: Sequence[Node],                # nodes of ONE layer
+            intervention: NodeIntervention = ZeroOut(),
+            progress_bar: bool | None = None,
+           ) -> tuple[torch.Tensor, torch.Tensor]:# (M, N, K) Effects and (N, K) P(y | x)
+    "Effects P(y | do(node_m), x) − P(y | x) of a sweep, each taken against an untouched copy run in the same batch."
+    return self._sweep(x, nodes, intervention, progress_bar, baseline=True)
+
+# %% ../nbs/06_interventions.ipynb #63e84a84
+@patch
+def do(self: NetworkSCM, x: torch.Tensor,                      # images (N, C, H, W)
+       interventions: Mapping[Node, NodeIntervention],         # node -> intervention, any layers
+      ) -> torch.Tensor:                                       # (N, K) P(y | do(…), x)
+    "P(y | do(interventions), x); one node reuses the cached layers below it, several at once run the whole model."
+    if not isinstance(interventions, Mapping) or not interventions:
+        raise TypeError(f"interventions must be a non-empty mapping Node -> intervention, got {interventions!r}")
+    items = [(_check_node(n, 'interventions key'), _check_intervention(v, f'interventions[{n}]')) for n, v in interventions.items()]
+    if len(items) == 1: return self.sweep(x, [items[0][0]], items[0][1])[0]
+    x = self.images(x)
+    by_layer: dict[str, list] = {}
+    for n, v in items: by_layer.setdefault(n.layer, []).append((n, v))
+    def make(layer, pairs):
+        def fn(t):
+            t = t.clone()
+            for n, v in pairs:
+                if n.index is None: t = v(t)
+                else: i = self.node_index(n, t); t[:, i] = v(t[:, i])
+            return t
+        return fn
+    from causal_nb.core import intervene
+    with evaluating(self.model), torch.inference_mode(), intervene(self.model, {l: make(l, p) for l, p in by_layer.items()}):
+        return probabilities(check_logits(self.model(x), len(x), 'model'), self.head)
+
+@patch
+def do_many(self: NetworkSCM, x: torch.Tensor,                       # images (N, C, H, W)
+            interventions: Sequence[Mapping[Node, NodeIntervention]],# one mapping per interventional world
+           ) -> torch.Tensor:                                        # (M, N, K)
+    "P(y | do(F_m), x) for many interventions: single-node ones are grouped by layer and intervention and batched."
+    if isinstance(interventions, Mapping) or not isinstance(interventions, Sequence) or not interventions:
+        raise TypeError("interventions must be a non-empty list of mappings Node -> intervention")
+    out: list = [None] * len(interventions)
+    groups: dict = {}
+    for i, iv in enumerate(interventions):
+        if not isinstance(iv, Mapping) or not iv: raise TypeError(f"interventions[{i}] must be a non-empty mapping Node -> intervention, got {iv!r}")
+        if len(iv) == 1:
+            (n, v), = iv.items(); n, v = _check_node(n, f'interventions[{i}] key'), _check_intervention(v, f'interventions[{i}]')
+            groups.setdefault((n.layer, n.index is None, id(v)), (v, []))[1].append((i, n))
+        else: out[i] = self.do(x, iv)
+    for (layer, _, _), (v, members) in groups.items():
+        p = self.sweep(x, [n for _, n in members], v)
+        for (i, _), pi in zip(members, p): out[i] = pi
+    return torch.stack(out)
+
+# %% ../nbs/06_interventions.ipynb #5fdb7d71
+@patch
+def edited_probs(self: NetworkSCM,
+                 x: torch.Tensor,      # images (N, C, H, W)
+                 layer: str,           # the layer whose output each world edits
+                 n_worlds: int,        # M, the number of worlds
+                 edit: Callable[[torch.Tensor, slice], torch.Tensor],  # (the layer's output of worlds `sl`, (k, N, …), sl) -> edited
+                 desc: str | None = None,           # the progress bar's label
+                 progress_bar: bool | None = None,  # None: shown only when the worlds take more than one pass
+                ) -> torch.Tensor:                   # (M, N, K) P(y | do(layer := edit_m(layer)), x)
     "P(y | do(layer := edit_m(layer)), x) for M worlds: the layers below `layer` run once, the rest in memory-sized chunks of worlds."
     if isinstance(n_worlds, bool) or not isinstance(n_worlds, int) or n_worlds < 1:
         raise ValueError(f"n_worlds must be a whole number ≥ 1, got {n_worlds!r}")
@@ -664,8 +683,6 @@ def _edited_probs(self: NetworkSCM,
             rep = [v.repeat(k, *([1] * (v.ndim - 1))) for v in vals]
             out.append(probabilities(check_logits(s.suffix(rep, ed), k * n, 'model'), self.head).view(k, n, -1))
     return torch.cat(out)
-
-NetworkSCM.edited_probs = _edited_probs
 
 # %% ../nbs/06_interventions.ipynb #3b2113f9
 def effect(scm: NetworkSCM,                                   # the network as an SCM

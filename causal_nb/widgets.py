@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 import ipywidgets as W
+from fastcore.basics import patch
 
 from .core import Node, check_labels, evaluating, get_device, iter_chunks
 from .data import ImageSet, as_images_labels
@@ -109,7 +110,7 @@ def colour_legend(cmap: str,          # the matplotlib colormap the map was draw
             f'<span>{tick(hi)}</span></div>'
             f'<div style="display:flex;justify-content:space-between">{label(low)}{label(high)}</div></div>')
 
-# %% ../nbs/10_widgets.ipynb #21b3377d
+# %% ../nbs/10_widgets.ipynb #07769129
 def _model_on(model: nn.Module, device: torch.device, name: str = 'model') -> nn.Module:
     "`model` itself when all its tensors are on `device`, else a copy moved there (the caller's model is never moved)."
     if not isinstance(model, nn.Module): raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
@@ -145,6 +146,7 @@ def _layer_shapes(model: nn.Module, x: torch.Tensor, layers: Sequence[str]) -> d
         model(x)
     return got
 
+# %% ../nbs/10_widgets.ipynb #58c37a8e
 def _error_html(text: str) -> str:
     return (f"<div style='color:#b00020;background:#fdecea;padding:4px 8px;border-radius:3px;white-space:pre-wrap'>"
             f"⚠ {html.escape(text)}</div>")
@@ -178,6 +180,7 @@ def torch_threads(n: int | None):  # torch's intra-op threads within the block; 
     finally:
         if torch.get_num_threads() != old: torch.set_num_threads(old)
 
+# %% ../nbs/10_widgets.ipynb #a2587896
 class Explorer:
     "The base of the explorers: named controls, a message line for errors, a progress bar, `.state`, `set()` and `.widget`."
     title = 'Explorer'
@@ -278,7 +281,7 @@ class Explorer:
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
     def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={c.value!r}' for k, c in self.controls.items())})"
 
-# %% ../nbs/10_widgets.ipynb #6430f39f
+# %% ../nbs/10_widgets.ipynb #02b88a05
 def _node_layers(model: nn.Module, layers: Sequence[str]) -> list[tuple[str, str]]:
     "(label, name) of the layers an explorer offers: the SCM's layers, concept layers named as such, an autoencoder's own convolutions left out."
     inserted = autoencoder_layers(model)
@@ -298,6 +301,7 @@ def _grid(v: torch.Tensor) -> tuple[torch.Tensor, int]:
 
 INTERVENTIONS = ('zero-out', 'set value', 'scale', 'patch')
 
+# %% ../nbs/10_widgets.ipynb #cf40cde6
 class InterventionExplorer(Explorer):
     "An image, a node, an intervention and an input context; P(y) before and after, Effect and Expected-CE, live."
     title = 'Interventions: do(node) on one image'
@@ -355,133 +359,143 @@ class InterventionExplorer(Explorer):
         self.widget = self._frame(controls, W.VBox([self.summary, W.HBox([*pics, self.probs])]))   # the summary above the fold
         self._on_context(); self.refresh()
 
-    # --- structure: which controls apply, ranges
-    def _on_filter(self, change=None):
-        f = self.controls['filter'].value
-        if f == 'all': ids = range(len(self.x))
-        elif f == 'misclassified':
-            pred, y = self.p_data.argmax(1), self.y
-            wrong = (pred != y) if y.ndim == 1 else ((self.p_data > .5) != (y > .5)).any(1)
-            ids = wrong.nonzero().flatten().tolist()
-        else: ids = ((self.y == f) if self.y is not None and self.y.ndim == 1 else
-                     (self.y[:, f] > .5) if self.y is not None else (self.p_data.argmax(1) == f)).nonzero().flatten().tolist()
-        self._ids = list(ids)
-        with self.hold():
-            s = self.controls['image']; s.value = 0; s.max = max(len(self._ids) - 1, 0)
+# %% ../nbs/10_widgets.ipynb #961280a7
+@patch
+def _on_filter(self: InterventionExplorer, change=None):
+    f = self.controls['filter'].value
+    if f == 'all': ids = range(len(self.x))
+    elif f == 'misclassified':
+        pred, y = self.p_data.argmax(1), self.y
+        wrong = (pred != y) if y.ndim == 1 else ((self.p_data > .5) != (y > .5)).any(1)
+        ids = wrong.nonzero().flatten().tolist()
+    else: ids = ((self.y == f) if self.y is not None and self.y.ndim == 1 else
+                 (self.y[:, f] > .5) if self.y is not None else (self.p_data.argmax(1) == f)).nonzero().flatten().tolist()
+    self._ids = list(ids)
+    with self.hold():
+        s = self.controls['image']; s.value = 0; s.max = max(len(self._ids) - 1, 0)
 
-    def _on_layer(self, change=None):
-        n = self.shapes[self.controls['layer'].value][0]
-        with self.hold():
-            s = self.controls['node']; s.value = min(s.value, n - 1); s.max = n - 1
+@patch
+def _on_layer(self: InterventionExplorer, change=None):
+    n = self.shapes[self.controls['layer'].value][0]
+    with self.hold():
+        s = self.controls['node']; s.value = min(s.value, n - 1); s.max = n - 1
 
-    def _on_intervention(self, change=None):
-        iv, s = self.controls['intervention'].value, self.controls['value']
-        s.disabled = iv == 'zero-out'
-        s.description = 'factor' if iv == 'scale' else 'value'
-        s.layout.display = 'none' if iv == 'patch' else None
-        self.controls['source'].layout.display = None if iv == 'patch' else 'none'
+@patch
+def _on_intervention(self: InterventionExplorer, change=None):
+    iv, s = self.controls['intervention'].value, self.controls['value']
+    s.disabled = iv == 'zero-out'
+    s.description = 'factor' if iv == 'scale' else 'value'
+    s.layout.display = 'none' if iv == 'patch' else None
+    self.controls['source'].layout.display = None if iv == 'patch' else 'none'
 
-    def _on_context(self, change=None):
-        ctx, eps = self.controls['context'].value, ATTACKS[self.controls['attack'].value].eps   # JSMA has no ε: no slider for it
-        own = CONTEXTS[ctx].setting if ctx in CONTEXTS else None
-        for k, on in (*((k, k == own) for k in self._settings), ('attack', ctx == 'attack'), ('eps', ctx == 'attack' and eps)):
-            self.controls[k].layout.display = None if on else 'none'
+@patch
+def _on_context(self: InterventionExplorer, change=None):
+    ctx, eps = self.controls['context'].value, ATTACKS[self.controls['attack'].value].eps   # JSMA has no ε: no slider for it
+    own = CONTEXTS[ctx].setting if ctx in CONTEXTS else None
+    for k, on in (*((k, k == own) for k in self._settings), ('attack', ctx == 'attack'), ('eps', ctx == 'attack' and eps)):
+        self.controls[k].layout.display = None if on else 'none'
 
-    # --- the science, by the chapters' functions
-    def intervention(self):
-        "The node intervention the controls describe."
-        v = self.controls['intervention'].value; val = float(self.controls['value'].value)
-        if v == 'patch':                      # the node's value on the source image (chapter 06b's interchange intervention)
-            s = int(self.controls['source'].value)
-            return Patch(self.x[s:s + 1].to(self.device))
-        return ZeroOut() if v == 'zero-out' else SetTo(val) if v == 'set value' else Scale(val)
+# %% ../nbs/10_widgets.ipynb #27af5016
+@patch
+def intervention(self: InterventionExplorer):
+    "The node intervention the controls describe."
+    v = self.controls['intervention'].value; val = float(self.controls['value'].value)
+    if v == 'patch':                      # the node's value on the source image (chapter 06b's interchange intervention)
+        s = int(self.controls['source'].value)
+        return Patch(self.x[s:s + 1].to(self.device))
+    return ZeroOut() if v == 'zero-out' else SetTo(val) if v == 'set value' else Scale(val)
 
-    def context(self, index: int):
-        "The input context the controls describe (None for none), for image `index`."
-        c = self.controls
-        if c['context'].value == 'none': return None
-        if c['context'].value in CONTEXTS:
-            spec = CONTEXTS[c['context'].value]; return spec.make(float(c[spec.setting].value))
-        a = c['attack'].value
-        return Adversarial(a, **ATTACKS[a].settings(eps=float(c['eps'].value), head=self.head, bounds=self.bounds))
+@patch
+def context(self: InterventionExplorer, index: int):
+    "The input context the controls describe (None for none), for image `index`."
+    c = self.controls
+    if c['context'].value == 'none': return None
+    if c['context'].value in CONTEXTS:
+        spec = CONTEXTS[c['context'].value]; return spec.make(float(c[spec.setting].value))
+    a = c['attack'].value
+    return Adversarial(a, **ATTACKS[a].settings(eps=float(c['eps'].value), head=self.head, bounds=self.bounds))
 
-    def _set_image(self, i: int):
-        "Apply the context to image `i` once; the context image stays on the device, so the prefix cache is reused."
-        x = self.x[i:i + 1].to(self.device)
-        ctx = self.context(i)
-        mask = pert = None
-        if ctx is None: xc = x
-        elif not isinstance(ctx, Adversarial):     # a registered context; one that masks pixels shows where
-            xc = ctx(self.model, x, offset=i); mask = ctx.mask(x.shape, offset=i)[0, 0] if hasattr(ctx, 'mask') else None
-        else:
-            self._step(f"{ctx.name}…", 0, 1)
-            y = None if self.y is None else self.y[i:i + 1].to(self.device)
-            xc = ctx(self.model, x, y).detach(); pert = (xc - x)[0]
-        self._x, self._xc = x, xc
-        self.views['input'].value = image_png(xc[0], size=self.size, mask=mask)
-        label = '' if self.y is None or self.y.ndim != 1 else f" ({self.classes[int(self.y[i])]})"
-        self.captions['input'].value = f"image #{i}{html.escape(label)}" + ('' if ctx is None else f", {html.escape(self._context_text())}")
-        if pert is not None:
-            e = float(pert.abs().max()) or 1.
-            self.views['perturbation'].value = image_png(pert.mean(0), 'RdBu_r', -e, e, size=self.size)
-            self.captions['perturbation'].value = f"perturbation (max |δ| {e:.3f})"
-        self._pert_box.layout.display = None if pert is not None else 'none'
+@patch
+def _set_image(self: InterventionExplorer, i: int):
+    "Apply the context to image `i` once; the context image stays on the device, so the prefix cache is reused."
+    x = self.x[i:i + 1].to(self.device)
+    ctx = self.context(i)
+    mask = pert = None
+    if ctx is None: xc = x
+    elif not isinstance(ctx, Adversarial):     # a registered context; one that masks pixels shows where
+        xc = ctx(self.model, x, offset=i); mask = ctx.mask(x.shape, offset=i)[0, 0] if hasattr(ctx, 'mask') else None
+    else:
+        self._step(f"{ctx.name}…", 0, 1)
+        y = None if self.y is None else self.y[i:i + 1].to(self.device)
+        xc = ctx(self.model, x, y).detach(); pert = (xc - x)[0]
+    self._x, self._xc = x, xc
+    self.views['input'].value = image_png(xc[0], size=self.size, mask=mask)
+    label = '' if self.y is None or self.y.ndim != 1 else f" ({self.classes[int(self.y[i])]})"
+    self.captions['input'].value = f"image #{i}{html.escape(label)}" + ('' if ctx is None else f", {html.escape(self._context_text())}")
+    if pert is not None:
+        e = float(pert.abs().max()) or 1.
+        self.views['perturbation'].value = image_png(pert.mean(0), 'RdBu_r', -e, e, size=self.size)
+        self.captions['perturbation'].value = f"perturbation (max |δ| {e:.3f})"
+    self._pert_box.layout.display = None if pert is not None else 'none'
 
-    def _context_text(self) -> str:
-        c = self.controls
-        if c['context'].value in CONTEXTS:
-            name = c['context'].value; spec = CONTEXTS[name]; v = float(c[spec.setting].value)
-            return spec.describe(v) if spec.describe else f"{name} {spec.setting}={v:g}"
-        if c['context'].value == 'attack': return c['attack'].value.upper() + (f" ε={c['eps'].value:g}" if ATTACKS[c['attack'].value].eps else '')
-        return 'clean'
+@patch
+def _context_text(self: InterventionExplorer) -> str:
+    c = self.controls
+    if c['context'].value in CONTEXTS:
+        name = c['context'].value; spec = CONTEXTS[name]; v = float(c[spec.setting].value)
+        return spec.describe(v) if spec.describe else f"{name} {spec.setting}={v:g}"
+    if c['context'].value == 'attack': return c['attack'].value.upper() + (f" ε={c['eps'].value:g}" if ATTACKS[c['attack'].value].eps else '')
+    return 'clean'
 
-    def _update(self):
-        c = {k: w.value for k, w in self.controls.items()}
-        if not self._ids: raise ValueError(f"no image matches the filter {self.controls['filter'].label!r}; pick another")
-        i = self._ids[c['image']]
-        key = (i, c['context'], c[CONTEXTS[c['context']].setting] if c['context'] in CONTEXTS else None,
-               (c['attack'], c['eps']) if c['context'] == 'attack' else None)
-        if key != self._key: self._key = None; self._set_image(i); self._key = key
-        node, iv = Node(c['layer'], c['node']), self.intervention()
-        eff, p_obs = (patched_effects(self.scm, self._xc, [node], iv) if isinstance(iv, Patch)
-                      else self.scm.effects(self._xc, [node], iv, progress_bar=False))
-        eff, p_obs = eff[0, 0].cpu(), p_obs[0].cpu()
-        p_do = p_obs + eff
-        ece = float((p_obs * eff).sum())
-        a = self.scm.activation(self._xc, Node(c['layer']))[0]          # the whole layer for this image, from the cache
-        before = a[c['node']]
-        after = iv.replacement(self.scm, c['layer'], self._xc)[0, c['node']] if isinstance(iv, Patch) else iv(before.unsqueeze(0))[0]
-        if before.ndim == 0:                                               # a unit of a linear layer: the layer as a grid
-            g, cols = _grid(a); g2 = g.clone().flatten(); g2[c['node']] = float(after); g2 = g2.view_as(g)
-            mark = torch.zeros(g.shape, dtype=torch.bool); mark.view(-1)[c['node']] = True
-            pics, mask = (g, g2), mark
-        else: pics, mask = (before, after), None
-        lo = min(float(np.nanmin(_as_numpy(p))) for p in pics); hi = max(float(np.nanmax(_as_numpy(p))) for p in pics)
-        if hi <= lo: hi = lo + 1e-6
-        self.views['node'].value = image_png(pics[0], 'magma', lo, hi, self.size, mask)
-        self.views['node_after'].value = image_png(pics[1], 'magma', lo, hi, self.size, mask)
-        self.captions['node'].value = f"{html.escape(str(node))}, observed" + (' (grey: no unit)' if mask is not None and len(a) < g.numel() else '')
-        self.captions['node_after'].value = (f"after do({html.escape(repr(iv))})  [{lo:.2f}, {hi:.2f}]"
-                                             + colour_legend('magma', lo, hi, 'low activation', 'high', self.size))
-        k_before, k_after = int(p_obs.argmax()), int(p_do.argmax())
-        p_clean = self.p_data[i]
-        self.probs.value = probability_bars({'P(y | x)' if c['context'] == 'none' else f'P(y | x, {self._context_text()})': p_obs,
-                                             f'P(y | do({node}))': p_do}, self.classes, highlight=k_before)
-        name = lambda k: html.escape(self.classes[k])
-        ctx = '' if c['context'] == 'none' else f"{html.escape(self._context_text())}: <b>{name(k_before)}</b> ({float(p_obs[k_before]):.3f}); "
-        self.summary.value = (
-            f"prediction <b>{name(int(p_clean.argmax()))}</b> ({float(p_clean.max()):.3f}); {ctx}"
-            f"after do({html.escape(str(node))} := {html.escape(repr(iv))}): <b>{name(k_after)}</b> ({float(p_do[k_after]):.3f})<br>"
-            f"Effect on P({name(k_before)}) = <code>{float(eff[k_before]):+.4f}</code>, "
-            f"Expected-CE Σ_k P(k|x)·Effect_k = <code>{ece:+.4f}</code>")
-        self.state.update(index=i, label=None if self.y is None or self.y.ndim != 1 else int(self.y[i]), layer=c['layer'], node=c['node'],
-                          intervention=c['intervention'], value=c['value'], source=c['source'], context=c['context'], **{k: c[k] for k in self._settings},
-                          attack=c['attack'], eps=c['eps'], probs_clean=p_clean.tolist(), probs_before=p_obs.tolist(),
-                          probs_after=p_do.tolist(), effect=eff.tolist(), expected_ce=ece, predicted_before=k_before,
-                          predicted_after=k_after, node_mean_before=float(before.float().mean()), node_mean_after=float(after.float().mean()),
-                          cache=self.scm.mode(c['layer']))
+# %% ../nbs/10_widgets.ipynb #335fee32
+@patch
+def _update(self: InterventionExplorer):
+    c = {k: w.value for k, w in self.controls.items()}
+    if not self._ids: raise ValueError(f"no image matches the filter {self.controls['filter'].label!r}; pick another")
+    i = self._ids[c['image']]
+    key = (i, c['context'], c[CONTEXTS[c['context']].setting] if c['context'] in CONTEXTS else None,
+           (c['attack'], c['eps']) if c['context'] == 'attack' else None)
+    if key != self._key: self._key = None; self._set_image(i); self._key = key
+    node, iv = Node(c['layer'], c['node']), self.intervention()
+    eff, p_obs = (patched_effects(self.scm, self._xc, [node], iv) if isinstance(iv, Patch)
+                  else self.scm.effects(self._xc, [node], iv, progress_bar=False))
+    eff, p_obs = eff[0, 0].cpu(), p_obs[0].cpu()
+    p_do = p_obs + eff
+    ece = float((p_obs * eff).sum())
+    a = self.scm.activation(self._xc, Node(c['layer']))[0]          # the whole layer for this image, from the cache
+    before = a[c['node']]
+    after = iv.replacement(self.scm, c['layer'], self._xc)[0, c['node']] if isinstance(iv, Patch) else iv(before.unsqueeze(0))[0]
+    if before.ndim == 0:                                               # a unit of a linear layer: the layer as a grid
+        g, cols = _grid(a); g2 = g.clone().flatten(); g2[c['node']] = float(after); g2 = g2.view_as(g)
+        mark = torch.zeros(g.shape, dtype=torch.bool); mark.view(-1)[c['node']] = True
+        pics, mask = (g, g2), mark
+    else: pics, mask = (before, after), None
+    lo = min(float(np.nanmin(_as_numpy(p))) for p in pics); hi = max(float(np.nanmax(_as_numpy(p))) for p in pics)
+    if hi <= lo: hi = lo + 1e-6
+    self.views['node'].value = image_png(pics[0], 'magma', lo, hi, self.size, mask)
+    self.views['node_after'].value = image_png(pics[1], 'magma', lo, hi, self.size, mask)
+    self.captions['node'].value = f"{html.escape(str(node))}, observed" + (' (grey: no unit)' if mask is not None and len(a) < g.numel() else '')
+    self.captions['node_after'].value = (f"after do({html.escape(repr(iv))})  [{lo:.2f}, {hi:.2f}]"
+                                         + colour_legend('magma', lo, hi, 'low activation', 'high', self.size))
+    k_before, k_after = int(p_obs.argmax()), int(p_do.argmax())
+    p_clean = self.p_data[i]
+    self.probs.value = probability_bars({'P(y | x)' if c['context'] == 'none' else f'P(y | x, {self._context_text()})': p_obs,
+                                         f'P(y | do({node}))': p_do}, self.classes, highlight=k_before)
+    name = lambda k: html.escape(self.classes[k])
+    ctx = '' if c['context'] == 'none' else f"{html.escape(self._context_text())}: <b>{name(k_before)}</b> ({float(p_obs[k_before]):.3f}); "
+    self.summary.value = (
+        f"prediction <b>{name(int(p_clean.argmax()))}</b> ({float(p_clean.max()):.3f}); {ctx}"
+        f"after do({html.escape(str(node))} := {html.escape(repr(iv))}): <b>{name(k_after)}</b> ({float(p_do[k_after]):.3f})<br>"
+        f"Effect on P({name(k_before)}) = <code>{float(eff[k_before]):+.4f}</code>, "
+        f"Expected-CE Σ_k P(k|x)·Effect_k = <code>{ece:+.4f}</code>")
+    self.state.update(index=i, label=None if self.y is None or self.y.ndim != 1 else int(self.y[i]), layer=c['layer'], node=c['node'],
+                      intervention=c['intervention'], value=c['value'], source=c['source'], context=c['context'], **{k: c[k] for k in self._settings},
+                      attack=c['attack'], eps=c['eps'], probs_clean=p_clean.tolist(), probs_before=p_obs.tolist(),
+                      probs_after=p_do.tolist(), effect=eff.tolist(), expected_ce=ece, predicted_before=k_before,
+                      predicted_after=k_after, node_mean_before=float(before.float().mean()), node_mean_after=float(after.float().mean()),
+                      cache=self.scm.mode(c['layer']))
 
-# %% ../nbs/10_widgets.ipynb #daabfc1a
+# %% ../nbs/10_widgets.ipynb #f28c3db6
 import warnings
 from .occlusion import IncrementalOcclusion
 _EXACT_OCCLUSION = IncrementalOcclusion()   # chapter 7a's exact engine: masking a window recomputes only what it can reach
@@ -546,122 +560,132 @@ class CEMExplorer(Explorer):
         with torch_threads(self.threads): self.detector = self._detector(detector, n_fit)
         self.refresh()
 
-    def _detector(self, detector, n_fit):
-        if detector is None or detector is False: return None
-        if isinstance(detector, CEDetector):
-            if detector.clf is None: raise ValueError("detector is not fitted; call detector.fit(clean, adversarial) first, or pass detector=True")
-            return detector
-        if detector is not True: raise TypeError(f"detector must be True, None or a fitted CEDetector, got {type(detector).__name__}")
-        if isinstance(n_fit, bool) or not isinstance(n_fit, int) or n_fit < 4: raise ValueError(f"n_fit must be an integer ≥ 4, got {n_fit!r}")
-        h = min(self.x.shape[-2:])
-        perm = torch.randperm(len(self.x), generator=torch.Generator().manual_seed(0))
-        idx, held = perm[:n_fit], perm[n_fit:2 * n_fit]          # fitted on some images, judged on others
-        def copies(i):
-            xi = self.x[i].to(self.device); yi = None if self.y is None else self.y[i].to(self.device)
-            return xi, {'FGSM': Adversarial('fgsm', eps=.1, head=self.head, bounds=self.bounds)(self.model, xi, yi),
-                        'PGD': Adversarial('pgd', eps=.1, steps=10, head=self.head, bounds=self.bounds)(self.model, xi, yi)}
-        self._step('FGSM and PGD copies', 0, 3)
-        xf, adv = copies(idx)
-        self._step('fitting the detector', 1, 3)
-        det = CEDetector(self.model, head=self.head, window=max(1, h // 2), stride=max(1, h // 4)).fit(xf, list(adv.values()))
-        self.detector_auroc = {}
-        if len(held) >= 4:                                       # how well it separates, on images it was not fitted on
-            self._step('judging the detector on held-out images', 2, 3)
-            from sklearn.metrics import roc_auc_score
-            xh, advh = copies(held)
-            s0 = np.array([float(v) for v in det.score(xh)])
-            for name, xa in advh.items():
-                s1 = np.array([float(v) for v in det.score(xa)])
-                self.detector_auroc[name] = float(roc_auc_score(np.r_[np.zeros(len(s0)), np.ones(len(s1))], np.r_[s0, s1]))
-            self.detector_auroc['n'] = len(held)
-        self._done()
-        return det
+# %% ../nbs/10_widgets.ipynb #89d9c306
+@patch
+def _detector(self: CEMExplorer, detector, n_fit):
+    if detector is None or detector is False: return None
+    if isinstance(detector, CEDetector):
+        if detector.clf is None: raise ValueError("detector is not fitted; call detector.fit(clean, adversarial) first, or pass detector=True")
+        return detector
+    if detector is not True: raise TypeError(f"detector must be True, None or a fitted CEDetector, got {type(detector).__name__}")
+    if isinstance(n_fit, bool) or not isinstance(n_fit, int) or n_fit < 4: raise ValueError(f"n_fit must be an integer ≥ 4, got {n_fit!r}")
+    h = min(self.x.shape[-2:])
+    perm = torch.randperm(len(self.x), generator=torch.Generator().manual_seed(0))
+    idx, held = perm[:n_fit], perm[n_fit:2 * n_fit]          # fitted on some images, judged on others
+    def copies(i):
+        xi = self.x[i].to(self.device); yi = None if self.y is None else self.y[i].to(self.device)
+        return xi, {'FGSM': Adversarial('fgsm', eps=.1, head=self.head, bounds=self.bounds)(self.model, xi, yi),
+                    'PGD': Adversarial('pgd', eps=.1, steps=10, head=self.head, bounds=self.bounds)(self.model, xi, yi)}
+    self._step('FGSM and PGD copies', 0, 3)
+    xf, adv = copies(idx)
+    self._step('fitting the detector', 1, 3)
+    det = CEDetector(self.model, head=self.head, window=max(1, h // 2), stride=max(1, h // 4)).fit(xf, list(adv.values()))
+    self.detector_auroc = {}
+    if len(held) >= 4:                                       # how well it separates, on images it was not fitted on
+        self._step('judging the detector on held-out images', 2, 3)
+        from sklearn.metrics import roc_auc_score
+        xh, advh = copies(held)
+        s0 = np.array([float(v) for v in det.score(xh)])
+        for name, xa in advh.items():
+            s1 = np.array([float(v) for v in det.score(xa)])
+            self.detector_auroc[name] = float(roc_auc_score(np.r_[np.zeros(len(s0)), np.ones(len(s1))], np.r_[s0, s1]))
+        self.detector_auroc['n'] = len(held)
+    self._done()
+    return det
 
-    def _on_window(self, change=None):
-        w, s = self.controls['window'].value, self.controls['stride']
-        with self.hold(): s.value = min(s.value, w); s.max = w
+# %% ../nbs/10_widgets.ipynb #3bcd48a4
+@patch
+def _on_window(self: CEMExplorer, change=None):
+    w, s = self.controls['window'].value, self.controls['stride']
+    with self.hold(): s.value = min(s.value, w); s.max = w
 
-    def _on_method(self, change=None):
-        off = 'window' not in MAPS[self.controls['method'].value].needs
-        self.controls['window'].disabled = self.controls['stride'].disabled = off
+@patch
+def _on_method(self: CEMExplorer, change=None):
+    off = 'window' not in MAPS[self.controls['method'].value].needs
+    self.controls['window'].disabled = self.controls['stride'].disabled = off
 
-    def _on_attack(self, change=None):
-        a = self.controls['attack'].value
-        self.controls['eps'].layout.display = None if a != 'none' and ATTACKS[a].eps else 'none'
+@patch
+def _on_attack(self: CEMExplorer, change=None):
+    a = self.controls['attack'].value
+    self.controls['eps'].layout.display = None if a != 'none' and ATTACKS[a].eps else 'none'
 
-    def _set_image(self, i: int, attack: str, eps: float):
-        "The image and its attacked copy on the device, their probabilities and the detector's scores (once per image and attack)."
-        x = self.x[i:i + 1].to(self.device)
-        xa = None
-        if attack != 'none':
-            self._step(f"{attack.upper()}…", 0, 1)
-            y = None if self.y is None else self.y[i:i + 1].to(self.device)
-            xa = Adversarial(attack, **ATTACKS[attack].settings(eps=float(eps), head=self.head, bounds=self.bounds))(self.model, x, y).detach()
-        xs = x if xa is None else torch.cat([x, xa])
-        self._xs, self._p = xs, self.scm.probs(xs).cpu()
-        self._scores = None if self.detector is None else [float(s) for s in self.detector.score(xs)]
-        self.views['clean'].value = image_png(x[0], size=self.size)
-        if xa is not None: self.views['attacked'].value = image_png(xa[0], size=self.size)
-        for b in self._attacked_boxes: b.layout.display = None if xa is not None else 'none'
+@patch
+def _set_image(self: CEMExplorer, i: int, attack: str, eps: float):
+    "The image and its attacked copy on the device, their probabilities and the detector's scores (once per image and attack)."
+    x = self.x[i:i + 1].to(self.device)
+    xa = None
+    if attack != 'none':
+        self._step(f"{attack.upper()}…", 0, 1)
+        y = None if self.y is None else self.y[i:i + 1].to(self.device)
+        xa = Adversarial(attack, **ATTACKS[attack].settings(eps=float(eps), head=self.head, bounds=self.bounds))(self.model, x, y).detach()
+    xs = x if xa is None else torch.cat([x, xa])
+    self._xs, self._p = xs, self.scm.probs(xs).cpu()
+    self._scores = None if self.detector is None else [float(s) for s in self.detector.score(xs)]
+    self.views['clean'].value = image_png(x[0], size=self.size)
+    if xa is not None: self.views['attacked'].value = image_png(xa[0], size=self.size)
+    for b in self._attacked_boxes: b.layout.display = None if xa is not None else 'none'
 
-    def maps(self) -> torch.Tensor:
-        "(1 or 2, H, W): the chosen registered map of the image (and its attacked copy) for the chosen class, as the explorer draws it."
-        c = {k: w.value for k, w in self.controls.items()}
-        t = int(self._p[0].argmax()) if c['target'] == -1 else c['target']
-        tt = torch.full((len(self._xs),), t, dtype=torch.long)
-        spec = MAPS[c['method']]
-        why = _missing(self.model, spec)
-        if why:                          # said without code: the app's readers do not write any
-            alts = [spec.fallback] if spec.fallback in self.controls['method'].options else [
-                m for m in self.controls['method'].options if m in available_maps(self.model)]
-            raise ValueError(f"{c['method']} needs a classifier that {_PLAIN_NEEDS.get(why, why)}; this model "
-                             f"({type(self.model).__name__}) does not, so there is no {c['method']} of it. Choose {' or '.join(alts)}, "
-                             "which this model can give.")
-        settings = dict(window=c['window'], stride=c['stride'], layer=self.layer, head=self.head, bounds=self.bounds, progress_bar=False,
-                        engine=_EXACT_OCCLUSION)   # occlusion maps (CEM) from slabs: equal to whole masked images, ~4× less work on the small CNN
-        with warnings.catch_warnings():  # a model torch.fx cannot trace gets whole masked images (exact): nothing for the reader to act on
-            warnings.filterwarnings('ignore', message='incremental occlusion')
-            return (spec.draw_sign * _call_map(c['method'], self.model, self._xs, tt, settings)).detach().cpu()
+# %% ../nbs/10_widgets.ipynb #33836589
+@patch
+def maps(self: CEMExplorer) -> torch.Tensor:
+    "(1 or 2, H, W): the chosen registered map of the image (and its attacked copy) for the chosen class, as the explorer draws it."
+    c = {k: w.value for k, w in self.controls.items()}
+    t = int(self._p[0].argmax()) if c['target'] == -1 else c['target']
+    tt = torch.full((len(self._xs),), t, dtype=torch.long)
+    spec = MAPS[c['method']]
+    why = _missing(self.model, spec)
+    if why:                          # said without code: the app's readers do not write any
+        alts = [spec.fallback] if spec.fallback in self.controls['method'].options else [
+            m for m in self.controls['method'].options if m in available_maps(self.model)]
+        raise ValueError(f"{c['method']} needs a classifier that {_PLAIN_NEEDS.get(why, why)}; this model "
+                         f"({type(self.model).__name__}) does not, so there is no {c['method']} of it. Choose {' or '.join(alts)}, "
+                         "which this model can give.")
+    settings = dict(window=c['window'], stride=c['stride'], layer=self.layer, head=self.head, bounds=self.bounds, progress_bar=False,
+                    engine=_EXACT_OCCLUSION)   # occlusion maps (CEM) from slabs: equal to whole masked images, ~4× less work on the small CNN
+    with warnings.catch_warnings():  # a model torch.fx cannot trace gets whole masked images (exact): nothing for the reader to act on
+        warnings.filterwarnings('ignore', message='incremental occlusion')
+        return (spec.draw_sign * _call_map(c['method'], self.model, self._xs, tt, settings)).detach().cpu()
 
-    def _update(self):
-        c = {k: w.value for k, w in self.controls.items()}
-        key = (c['image'], c['attack'], c['eps'] if c['attack'] != 'none' and ATTACKS[c['attack']].eps else None)
-        if key != self._key: self._key = None; self._set_image(c['image'], c['attack'], c['eps']); self._key = key
-        t = int(self._p[0].argmax()) if c['target'] == -1 else c['target']
-        m = self.maps()
-        spec = MAPS[c['method']]
-        if spec.signed:                  # one scale around 0, red where the map speaks for the class (for CEM: where masking lowers P)
-            v = float(m.abs().max()) or 1e-6; cmap, lo, hi = 'RdBu' if spec.draw_sign < 0 else 'RdBu_r', -v, v
-        else:
-            lo, hi = float(m.min()), float(m.max()); cmap = 'magma'
-            if hi <= lo: hi = lo + 1e-6
-        names = ['clean_map', 'attacked_map'][:len(m)]
-        for k, mm in zip(names, m): self.views[k].value = image_png(mm, cmap, lo, hi, self.size)
-        what = f"{c['method']} for {self.classes[t]}" + (f" (window {c['window']}, stride {c['stride']})" if 'window' in spec.needs else '')
-        meaning = spec.legend
-        self.captions['clean_map'].value = html.escape(f"{what}, scale [{lo:.3g}, {hi:.3g}]") + colour_legend(cmap, lo, hi, *meaning, self.size)
-        atk = '' if c['attack'] == 'none' else c['attack'].upper() + (f" ε={c['eps']:g}" if ATTACKS[c['attack']].eps else '')
-        if len(m) > 1: self.captions['attacked_map'].value = html.escape(f"{c['method']} of the {atk} image, same scale")
-        pred = self._p.argmax(1).tolist()
-        self.captions['clean'].value = html.escape(f"image #{c['image']}: {self.classes[pred[0]]} ({float(self._p[0, pred[0]]):.3f})")
-        if len(m) > 1: self.captions['attacked'].value = html.escape(f"{atk}: {self.classes[pred[1]]} ({float(self._p[1, pred[1]]):.3f})")
-        cols = {'clean': self._p[0]}
-        if len(m) > 1: cols[atk] = self._p[1]
-        self.probs.value = probability_bars(cols, self.classes, highlight=t)
-        change = float((m[1] - m[0]).abs().mean()) if len(m) > 1 else None
-        det = '' if self._scores is None else (' · detector P(attacked): clean <code>{:.3f}</code>'.format(self._scores[0])
-               + ('' if len(self._scores) < 2 else ', {} <code>{:.3f}</code>'.format(html.escape(atk), self._scores[1])))
-        auc = getattr(self, 'detector_auroc', None) or {}
-        if self._scores is not None and auc:    # a score means little without how well the detector separates images it never saw
-            det += (" <span style='color:#555'>(held-out AUROC " + ', '.join(f"{k} {v:.2f}" for k, v in auc.items() if k != 'n')
-                    + f" on {auc['n']} images at ε = 0.1: the score ranks images, and one image's reading is no verdict)</span>")
-        self.summary.value = (f"{html.escape(what)}: range <code>[{float(m[0].min()):+.4f}, {float(m[0].max()):+.4f}]</code>"
-                              + ('' if change is None else f" · mean |map change| under {html.escape(atk)} <code>{change:.4f}</code>") + det)
-        self.state.update(image=c['image'], target=t, method=c['method'], window=c['window'], stride=c['stride'], attack=c['attack'],
-                          eps=c['eps'], predicted=pred, probs=self._p.tolist(), scale=(lo, hi), map_change=change,
-                          map_min=float(m.min()), map_max=float(m.max()), scores=self._scores)
+@patch
+def _update(self: CEMExplorer):
+    c = {k: w.value for k, w in self.controls.items()}
+    key = (c['image'], c['attack'], c['eps'] if c['attack'] != 'none' and ATTACKS[c['attack']].eps else None)
+    if key != self._key: self._key = None; self._set_image(c['image'], c['attack'], c['eps']); self._key = key
+    t = int(self._p[0].argmax()) if c['target'] == -1 else c['target']
+    m = self.maps()
+    spec = MAPS[c['method']]
+    if spec.signed:                  # one scale around 0, red where the map speaks for the class (for CEM: where masking lowers P)
+        v = float(m.abs().max()) or 1e-6; cmap, lo, hi = 'RdBu' if spec.draw_sign < 0 else 'RdBu_r', -v, v
+    else:
+        lo, hi = float(m.min()), float(m.max()); cmap = 'magma'
+        if hi <= lo: hi = lo + 1e-6
+    names = ['clean_map', 'attacked_map'][:len(m)]
+    for k, mm in zip(names, m): self.views[k].value = image_png(mm, cmap, lo, hi, self.size)
+    what = f"{c['method']} for {self.classes[t]}" + (f" (window {c['window']}, stride {c['stride']})" if 'window' in spec.needs else '')
+    meaning = spec.legend
+    self.captions['clean_map'].value = html.escape(f"{what}, scale [{lo:.3g}, {hi:.3g}]") + colour_legend(cmap, lo, hi, *meaning, self.size)
+    atk = '' if c['attack'] == 'none' else c['attack'].upper() + (f" ε={c['eps']:g}" if ATTACKS[c['attack']].eps else '')
+    if len(m) > 1: self.captions['attacked_map'].value = html.escape(f"{c['method']} of the {atk} image, same scale")
+    pred = self._p.argmax(1).tolist()
+    self.captions['clean'].value = html.escape(f"image #{c['image']}: {self.classes[pred[0]]} ({float(self._p[0, pred[0]]):.3f})")
+    if len(m) > 1: self.captions['attacked'].value = html.escape(f"{atk}: {self.classes[pred[1]]} ({float(self._p[1, pred[1]]):.3f})")
+    cols = {'clean': self._p[0]}
+    if len(m) > 1: cols[atk] = self._p[1]
+    self.probs.value = probability_bars(cols, self.classes, highlight=t)
+    change = float((m[1] - m[0]).abs().mean()) if len(m) > 1 else None
+    det = '' if self._scores is None else (' · detector P(attacked): clean <code>{:.3f}</code>'.format(self._scores[0])
+           + ('' if len(self._scores) < 2 else ', {} <code>{:.3f}</code>'.format(html.escape(atk), self._scores[1])))
+    auc = getattr(self, 'detector_auroc', None) or {}
+    if self._scores is not None and auc:    # a score means little without how well the detector separates images it never saw
+        det += (" <span style='color:#555'>(held-out AUROC " + ', '.join(f"{k} {v:.2f}" for k, v in auc.items() if k != 'n')
+                + f" on {auc['n']} images at ε = 0.1: the score ranks images, and one image's reading is no verdict)</span>")
+    self.summary.value = (f"{html.escape(what)}: range <code>[{float(m[0].min()):+.4f}, {float(m[0].max()):+.4f}]</code>"
+                          + ('' if change is None else f" · mean |map change| under {html.escape(atk)} <code>{change:.4f}</code>") + det)
+    self.state.update(image=c['image'], target=t, method=c['method'], window=c['window'], stride=c['stride'], attack=c['attack'],
+                      eps=c['eps'], predicted=pred, probs=self._p.tolist(), scale=(lo, hi), map_change=change,
+                      map_min=float(m.min()), map_max=float(m.max()), scores=self._scores)
 
-# %% ../nbs/10_widgets.ipynb #0b200534
+# %% ../nbs/10_widgets.ipynb #72f781ab
 def _attribute_names(n: int, groups: Mapping[str, Sequence[int]] = ATTRIBUTE_GROUPS) -> list[str]:
     "Slider names for attribute coordinates: a group's name, numbered when it has several coordinates."
     names = [f"a{i}" for i in range(n)]
@@ -742,86 +766,93 @@ class CounterfactualExplorer(Explorer):
         self._key = self._z_key = None; self.result = None
         self.refresh()
 
-    def _on_query(self, change=None):
-        "A target the new query already has would be a trivial 'found': move it to the query's runner-up class."
-        q, t = self.controls['query'].value, self.controls['target']
-        if int(self.p_data[q].argmax()) == t.value:
-            with self.hold(): t.value = int(self.p_data[q].topk(2).indices[1])
+# %% ../nbs/10_widgets.ipynb #9fed359e
+@patch
+def _on_query(self: CounterfactualExplorer, change=None):
+    "A target the new query already has would be a trivial 'found': move it to the query's runner-up class."
+    q, t = self.controls['query'].value, self.controls['target']
+    if int(self.p_data[q].argmax()) == t.value:
+        with self.hold(): t.value = int(self.p_data[q].topk(2).indices[1])
 
-    def set_latent(self, which: str = 'counterfactual') -> dict:
-        "Move the latent sliders to the query's latent or to the counterfactual's, and redraw."
-        if which not in ('query', 'counterfactual'): raise ValueError(f"which must be 'query' or 'counterfactual', got {which!r}")
-        if self.result is None: raise ValueError("no counterfactual yet")
-        z = (self.result.z0 if which == 'query' else self.result.z)[0]
-        with self.hold():
-            for n, v in zip(self.z_names, z.tolist()):
-                s = self.controls[n]; s.value = _on_step(min(max(v, s.min), s.max), s)
-        return self.refresh()
+@patch
+def set_latent(self: CounterfactualExplorer, which: str = 'counterfactual') -> dict:
+    "Move the latent sliders to the query's latent or to the counterfactual's, and redraw."
+    if which not in ('query', 'counterfactual'): raise ValueError(f"which must be 'query' or 'counterfactual', got {which!r}")
+    if self.result is None: raise ValueError("no counterfactual yet")
+    z = (self.result.z0 if which == 'query' else self.result.z)[0]
+    with self.hold():
+        for n, v in zip(self.z_names, z.tolist()):
+            s = self.controls[n]; s.value = _on_step(min(max(v, s.min), s.max), s)
+    return self.refresh()
 
-    def _search(self, q: int, target: int, lam: float, auto: bool):
-        "Chapter 8's search for query `q` (on the CPU), the classifier's probabilities along its path, and the sliders moved to its latent."
-        self._step('counterfactual search', 0, 1)
-        kw = dict(lam=float(lam), rounds=self.rounds if auto else 1, steps=self.steps, record_every=self.record_every)
-        if self.mode == 'attributes':
-            r = attribute_counterfactual(self._cpu_model, self._cpu_gen, self.z_all[q:q + 1], target, **kw)
-        else: r = counterfactual(self._cpu_model, self._cpu_gen, self.x[q:q + 1], target, z0=self.z_all[q:q + 1], **kw)
-        self.result = r
-        path = r.path_images[:, 0]
-        with evaluating(self.model), torch.no_grad(): self._path_p = self.model(path.to(self.device)).softmax(1).cpu()
-        self._query_img = self.x[q] if self.mode == 'latent' else self._cpu_gen(self.z_all[q:q + 1])[0].detach()
-        self._recon = path[0]                                   # step 0 decodes the query's own latent: G(z0), the reconstruction
-        self._query_p = self.p_data[q] if self.mode == 'latent' else self._path_p[0]
-        T = len(path)
-        with self.hold():
-            s = self.controls['step']; s.max = T - 1; s.value = T - 1
-            self.play.max = T - 1
-            for n, v in zip(self.z_names, r.z[0].tolist()):
-                sl = self.controls[n]
-                if v < sl.min: sl.min = math.floor(v)          # the search may leave the sliders' range: widen it
-                if v > sl.max: sl.max = math.ceil(v)
-                sl.value = _on_step(v, sl)
-        self.views['query'].value = image_png(self._query_img, size=self.size)
-        self.captions['query'].value = html.escape(f"query #{q}: {self.classes[int(self._query_p.argmax())]} ({float(self._query_p.max()):.3f})")
+# %% ../nbs/10_widgets.ipynb #d7e3a58f
+@patch
+def _search(self: CounterfactualExplorer, q: int, target: int, lam: float, auto: bool):
+    "Chapter 8's search for query `q` (on the CPU), the classifier's probabilities along its path, and the sliders moved to its latent."
+    self._step('counterfactual search', 0, 1)
+    kw = dict(lam=float(lam), rounds=self.rounds if auto else 1, steps=self.steps, record_every=self.record_every)
+    if self.mode == 'attributes':
+        r = attribute_counterfactual(self._cpu_model, self._cpu_gen, self.z_all[q:q + 1], target, **kw)
+    else: r = counterfactual(self._cpu_model, self._cpu_gen, self.x[q:q + 1], target, z0=self.z_all[q:q + 1], **kw)
+    self.result = r
+    path = r.path_images[:, 0]
+    with evaluating(self.model), torch.no_grad(): self._path_p = self.model(path.to(self.device)).softmax(1).cpu()
+    self._query_img = self.x[q] if self.mode == 'latent' else self._cpu_gen(self.z_all[q:q + 1])[0].detach()
+    self._recon = path[0]                                   # step 0 decodes the query's own latent: G(z0), the reconstruction
+    self._query_p = self.p_data[q] if self.mode == 'latent' else self._path_p[0]
+    T = len(path)
+    with self.hold():
+        s = self.controls['step']; s.max = T - 1; s.value = T - 1
+        self.play.max = T - 1
+        for n, v in zip(self.z_names, r.z[0].tolist()):
+            sl = self.controls[n]
+            if v < sl.min: sl.min = math.floor(v)          # the search may leave the sliders' range: widen it
+            if v > sl.max: sl.max = math.ceil(v)
+            sl.value = _on_step(v, sl)
+    self.views['query'].value = image_png(self._query_img, size=self.size)
+    self.captions['query'].value = html.escape(f"query #{q}: {self.classes[int(self._query_p.argmax())]} ({float(self._query_p.max()):.3f})")
 
-    def _update(self):
-        c = {k: w.value for k, w in self.controls.items()}
-        key = (c['query'], c['target'], round(c['lam'], 6), c['auto'])
-        if key != self._key: self._key = None; self._search(*key); self._key = key
-        c = {k: w.value for k, w in self.controls.items()}     # the search may have moved the step and the sliders
-        r, t, k = self.result, c['target'], c['step']
-        img = r.path_images[k, 0]
-        self.views['path'].value = image_png(img, size=self.size)
-        self.captions['path'].value = html.escape(f"frame {k} = Adam step {min(k * self.record_every, self.steps)} of the kept round: "
-                                                  f"P({self.classes[t]}) {float(r.path_probs[k, 0]):.3f}")
-        # the edit is measured from the reconstruction G(z0), not from the query: the generator's own blur is no part of it
-        diff = (img - self._recon).mean(0)
-        e = float(diff.abs().max()) or 1.
-        self.views['change'].value = image_png(diff, 'RdBu_r', -e, e, size=self.size)
-        self.captions['change'].value = (f"change from the reconstruction G(z₀) (max {e:.2f})"
-                                         + colour_legend('RdBu_r', -e, e, 'darker', 'brighter', self.size))
-        l1_edit = float((r.images[0].cpu() - self._recon).abs().sum())   # the kept counterfactual's edit
-        zs = tuple(float(c[n]) for n in self.z_names)
-        if zs != self._z_key:                                  # the sliders moved: decode and classify (else the path step moved)
-            self._z_key = None
-            with evaluating(self.generator), evaluating(self.model), torch.no_grad():
-                edited = self.generator(torch.tensor([zs], device=self.device)); self._p_edit = self.model(edited).softmax(1)[0].cpu()
-            self.views['edited'].value = image_png(edited[0], size=self.size)
-            self._z_key = zs
-        p_edit = self._p_edit; ke = int(p_edit.argmax())
-        self.captions['edited'].value = html.escape(f"from the sliders: {self.classes[ke]} ({float(p_edit[ke]):.3f})")
-        self.probs.value = probability_bars({'query': self._query_p, f'path step {k}': self._path_p[k], 'sliders': p_edit}, self.classes, highlight=t)
-        lam_kept = float(r.lam[0])
-        self.summary.value = (f"target <b>{html.escape(self.classes[t])}</b>: {'found' if bool(r.success[0]) else '<b>not found</b>'} with λ = "
-                              f"<code>{lam_kept:.3g}</code> ({r.steps} steps in {r.seconds:.2f} s), L1 change from the reconstruction "
-                              f"<code>{l1_edit:.2f}</code> (from the query image <code>{float(r.l1[0]):.2f}</code>, the generator's "
-                              f"reconstruction error included); "
-                              f"sliders: P({html.escape(self.classes[t])}) = <code>{float(p_edit[t]):.3f}</code>")
-        self.state.update(query=c['query'], target=t, lam=c['lam'], auto=c['auto'], success=bool(r.success[0]), lam_kept=lam_kept,
-                          l1=float(r.l1[0]), l1_from_reconstruction=l1_edit, search_seconds=r.seconds, step=k, path_length=len(r.path_images),
-                          p_target_path=r.path_probs[:, 0].tolist(), probs_step=self._path_p[k].tolist(),
-                          z=list(zs), probs_edited=p_edit.tolist(), predicted_edited=ke)
+# %% ../nbs/10_widgets.ipynb #04057ec6
+@patch
+def _update(self: CounterfactualExplorer):
+    c = {k: w.value for k, w in self.controls.items()}
+    key = (c['query'], c['target'], round(c['lam'], 6), c['auto'])
+    if key != self._key: self._key = None; self._search(*key); self._key = key
+    c = {k: w.value for k, w in self.controls.items()}     # the search may have moved the step and the sliders
+    r, t, k = self.result, c['target'], c['step']
+    img = r.path_images[k, 0]
+    self.views['path'].value = image_png(img, size=self.size)
+    self.captions['path'].value = html.escape(f"frame {k} = Adam step {min(k * self.record_every, self.steps)} of the kept round: "
+                                              f"P({self.classes[t]}) {float(r.path_probs[k, 0]):.3f}")
+    # the edit is measured from the reconstruction G(z0), not from the query: the generator's own blur is no part of it
+    diff = (img - self._recon).mean(0)
+    e = float(diff.abs().max()) or 1.
+    self.views['change'].value = image_png(diff, 'RdBu_r', -e, e, size=self.size)
+    self.captions['change'].value = (f"change from the reconstruction G(z₀) (max {e:.2f})"
+                                     + colour_legend('RdBu_r', -e, e, 'darker', 'brighter', self.size))
+    l1_edit = float((r.images[0].cpu() - self._recon).abs().sum())   # the kept counterfactual's edit
+    zs = tuple(float(c[n]) for n in self.z_names)
+    if zs != self._z_key:                                  # the sliders moved: decode and classify (else the path step moved)
+        self._z_key = None
+        with evaluating(self.generator), evaluating(self.model), torch.no_grad():
+            edited = self.generator(torch.tensor([zs], device=self.device)); self._p_edit = self.model(edited).softmax(1)[0].cpu()
+        self.views['edited'].value = image_png(edited[0], size=self.size)
+        self._z_key = zs
+    p_edit = self._p_edit; ke = int(p_edit.argmax())
+    self.captions['edited'].value = html.escape(f"from the sliders: {self.classes[ke]} ({float(p_edit[ke]):.3f})")
+    self.probs.value = probability_bars({'query': self._query_p, f'path step {k}': self._path_p[k], 'sliders': p_edit}, self.classes, highlight=t)
+    lam_kept = float(r.lam[0])
+    self.summary.value = (f"target <b>{html.escape(self.classes[t])}</b>: {'found' if bool(r.success[0]) else '<b>not found</b>'} with λ = "
+                          f"<code>{lam_kept:.3g}</code> ({r.steps} steps in {r.seconds:.2f} s), L1 change from the reconstruction "
+                          f"<code>{l1_edit:.2f}</code> (from the query image <code>{float(r.l1[0]):.2f}</code>, the generator's "
+                          f"reconstruction error included); "
+                          f"sliders: P({html.escape(self.classes[t])}) = <code>{float(p_edit[t]):.3f}</code>")
+    self.state.update(query=c['query'], target=t, lam=c['lam'], auto=c['auto'], success=bool(r.success[0]), lam_kept=lam_kept,
+                      l1=float(r.l1[0]), l1_from_reconstruction=l1_edit, search_seconds=r.seconds, step=k, path_length=len(r.path_images),
+                      p_target_path=r.path_probs[:, 0].tolist(), probs_step=self._path_p[k].tolist(),
+                      z=list(zs), probs_edited=p_edit.tolist(), predicted_edited=ke)
 
-# %% ../nbs/10_widgets.ipynb #79dbabcc
+# %% ../nbs/10_widgets.ipynb #6875e1cb
 RANKINGS = ('counterfactual', 'magnitude')
 
 class FilterExplorer(Explorer):
@@ -872,42 +903,6 @@ class FilterExplorer(Explorer):
 
     def _settable(self) -> list[str]: return [*self.controls, 'off']
 
-    def ranking(self, layer: str | None = None, method: str | None = None):
-        "Chapter 9's `filter_importance` table of a layer on the sample (computed once per layer and method)."
-        layer = layer or self.controls['layer'].value; method = method or self.controls['method'].value
-        if (layer, method) not in self._rankings:
-            self._step(f"ranking {layer}", 0, 1)
-            with torch_threads(self.threads):
-                self._rankings[layer, method] = filter_importance(self.model, layer, (self.x, self.y), method=method, head=self.head,
-                                                                  n_images=None, progress_bar=False)
-        return self._rankings[layer, method]
-
-    def _order(self) -> list[int]:
-        return self.ranking()['importance'].sort_values(ascending=False, kind='stable').index.tolist()
-
-    def _on_layer(self, change=None):
-        n = self.model.get_submodule(self.controls['layer'].value).out_channels
-        self.toggles = [W.ToggleButton(False, description=str(f), layout=W.Layout(width='44px', padding='0')) for f in range(n)]
-        self._watch(*self.toggles)
-        with self.hold():
-            s = self.controls['top_k']; s.value = 0; s.max = n
-        self._on_method()
-
-    def _on_method(self, change=None):
-        r, order = self.ranking(), self._order()
-        for rank, f in enumerate(order):
-            self.toggles[f].tooltip = f"filter {f}: rank {rank + 1}, importance {r.loc[f, 'importance']:.3g}"
-        self.grid.children = [self.toggles[f] for f in order]      # reordered; which filters are off stays as it was
-
-    def _on_top_k(self, change=None):
-        k, order = self.controls['top_k'].value, self._order()
-        with self.hold():
-            for rank, f in enumerate(order): self.toggles[f].value = rank < k
-
-    def off(self) -> list[int]:
-        "The filters switched off now."
-        return [f for f, t in enumerate(self.toggles) if t.value]
-
     def _apply(self, values: dict) -> None:
         super()._apply({k: v for k, v in values.items() if k != 'off'})
         if 'off' in values:
@@ -918,35 +913,81 @@ class FilterExplorer(Explorer):
             if bad: raise ValueError(f"off must hold filter indices in [0, {n - 1}] (layer {self.controls['layer'].value!r} has {n} filters), got {bad[:5]}")
             for f, t in enumerate(self.toggles): t.value = f in set(int(v) for v in fs)
 
-    def _update(self):
-        layer, off = self.controls['layer'].value, self.off()
-        ab = ablate_filters(self.model, layer, off, (self.x, self.y), head=self.head, scm=self.scm)
-        for t in self.toggles: t.button_style = 'danger' if t.value else ''
-        pred0, pred = self.p0.argmax(1), ab.probs.argmax(1)
-        n = self.shown
-        strip = torch.cat([torch.nn.functional.pad(self.x[i].mean(0).cpu(), (1, 1, 1, 1), value=.5) for i in range(n)], 1)
-        mark = torch.zeros(strip.shape, dtype=torch.bool)
-        w = self.x.shape[-1] + 2
-        for i in range(n):
-            if bool(ab.changed[i]):
-                mark[0, i * w:(i + 1) * w] = mark[-1, i * w:(i + 1) * w] = True
-                mark[:, i * w] = mark[:, (i + 1) * w - 1] = True
-        self.thumbs.value = image_png(strip, size=self.size * n, mask=mark)
-        rows = []
-        for i in range(n):
-            a, b = self.classes[int(pred0[i])], self.classes[int(pred[i])]
-            lab = '' if self.y is None or self.y.ndim != 1 else html.escape(self.classes[int(self.y[i])])
-            style = " style='color:#d62728;font-weight:bold'" if bool(ab.changed[i]) else ''
-            rows.append(f"<tr><td>#{i}</td><td>{lab}</td><td>{html.escape(a)} ({float(self.p0[i].max()):.2f})</td>"
-                        f"<td{style}>{html.escape(b)} ({float(ab.probs[i].max()):.2f})</td></tr>")
-        self.table.value = ("<table style='font-size:14px'><tr><th></th><th>label</th><th>all filters</th>"
-                            f"<th>{len(off)} off</th></tr>{''.join(rows)}</table>")
-        acc = '' if ab.accuracy is None else f"accuracy <code>{ab.baseline:.1%}</code> → <code>{ab.accuracy:.1%}</code>; "
-        self.summary.value = (f"{len(off)} of {len(self.toggles)} filters of <b>{html.escape(layer)}</b> off: {acc}"
-                              f"<code>{float(ab.changed.float().mean()):.1%}</code> of {len(self.x)} predictions changed")
-        self.state.update(layer=layer, method=self.controls['method'].value, top_k=self.controls['top_k'].value, off=off,
-                          ranking=self._order(), accuracy=ab.accuracy, baseline=ab.baseline, changed=float(ab.changed.float().mean()),
-                          predictions=pred[:n].tolist(), n_images=len(self.x))
+# %% ../nbs/10_widgets.ipynb #33ec8ec4
+@patch
+def ranking(self: FilterExplorer, layer: str | None = None, method: str | None = None):
+    "Chapter 9's `filter_importance` table of a layer on the sample (computed once per layer and method)."
+    layer = layer or self.controls['layer'].value; method = method or self.controls['method'].value
+    if (layer, method) not in self._rankings:
+        self._step(f"ranking {layer}", 0, 1)
+        with torch_threads(self.threads):
+            self._rankings[layer, method] = filter_importance(self.model, layer, (self.x, self.y), method=method, head=self.head,
+                                                              n_images=None, progress_bar=False)
+    return self._rankings[layer, method]
+
+@patch
+def _order(self: FilterExplorer) -> list[int]:
+    return self.ranking()['importance'].sort_values(ascending=False, kind='stable').index.tolist()
+
+@patch
+def off(self: FilterExplorer) -> list[int]:
+    "The filters switched off now."
+    return [f for f, t in enumerate(self.toggles) if t.value]
+
+# %% ../nbs/10_widgets.ipynb #2bb03037
+@patch
+def _on_layer(self: FilterExplorer, change=None):
+    n = self.model.get_submodule(self.controls['layer'].value).out_channels
+    self.toggles = [W.ToggleButton(False, description=str(f), layout=W.Layout(width='44px', padding='0')) for f in range(n)]
+    self._watch(*self.toggles)
+    with self.hold():
+        s = self.controls['top_k']; s.value = 0; s.max = n
+    self._on_method()
+
+@patch
+def _on_method(self: FilterExplorer, change=None):
+    r, order = self.ranking(), self._order()
+    for rank, f in enumerate(order):
+        self.toggles[f].tooltip = f"filter {f}: rank {rank + 1}, importance {r.loc[f, 'importance']:.3g}"
+    self.grid.children = [self.toggles[f] for f in order]      # reordered; which filters are off stays as it was
+
+@patch
+def _on_top_k(self: FilterExplorer, change=None):
+    k, order = self.controls['top_k'].value, self._order()
+    with self.hold():
+        for rank, f in enumerate(order): self.toggles[f].value = rank < k
+
+# %% ../nbs/10_widgets.ipynb #a5a6b61b
+@patch
+def _update(self: FilterExplorer):
+    layer, off = self.controls['layer'].value, self.off()
+    ab = ablate_filters(self.model, layer, off, (self.x, self.y), head=self.head, scm=self.scm)
+    for t in self.toggles: t.button_style = 'danger' if t.value else ''
+    pred0, pred = self.p0.argmax(1), ab.probs.argmax(1)
+    n = self.shown
+    strip = torch.cat([torch.nn.functional.pad(self.x[i].mean(0).cpu(), (1, 1, 1, 1), value=.5) for i in range(n)], 1)
+    mark = torch.zeros(strip.shape, dtype=torch.bool)
+    w = self.x.shape[-1] + 2
+    for i in range(n):
+        if bool(ab.changed[i]):
+            mark[0, i * w:(i + 1) * w] = mark[-1, i * w:(i + 1) * w] = True
+            mark[:, i * w] = mark[:, (i + 1) * w - 1] = True
+    self.thumbs.value = image_png(strip, size=self.size * n, mask=mark)
+    rows = []
+    for i in range(n):
+        a, b = self.classes[int(pred0[i])], self.classes[int(pred[i])]
+        lab = '' if self.y is None or self.y.ndim != 1 else html.escape(self.classes[int(self.y[i])])
+        style = " style='color:#d62728;font-weight:bold'" if bool(ab.changed[i]) else ''
+        rows.append(f"<tr><td>#{i}</td><td>{lab}</td><td>{html.escape(a)} ({float(self.p0[i].max()):.2f})</td>"
+                    f"<td{style}>{html.escape(b)} ({float(ab.probs[i].max()):.2f})</td></tr>")
+    self.table.value = ("<table style='font-size:14px'><tr><th></th><th>label</th><th>all filters</th>"
+                        f"<th>{len(off)} off</th></tr>{''.join(rows)}</table>")
+    acc = '' if ab.accuracy is None else f"accuracy <code>{ab.baseline:.1%}</code> → <code>{ab.accuracy:.1%}</code>; "
+    self.summary.value = (f"{len(off)} of {len(self.toggles)} filters of <b>{html.escape(layer)}</b> off: {acc}"
+                          f"<code>{float(ab.changed.float().mean()):.1%}</code> of {len(self.x)} predictions changed")
+    self.state.update(layer=layer, method=self.controls['method'].value, top_k=self.controls['top_k'].value, off=off,
+                      ranking=self._order(), accuracy=ab.accuracy, baseline=ab.baseline, changed=float(ab.changed.float().mean()),
+                      predictions=pred[:n].tolist(), n_images=len(self.x))
 
 # %% ../nbs/10_widgets.ipynb #1f68feea
 def _tidy(v: float, digits: int = 4) -> str:
@@ -991,7 +1032,7 @@ def plot_dose_response(values: torch.Tensor,       # (M,) the values v set
         a.tick_params(labelsize=11); a.xaxis.label.set_size(11); a.yaxis.label.set_size(11)
     return fig
 
-# %% ../nbs/10_widgets.ipynb #4cc67a72
+# %% ../nbs/10_widgets.ipynb #56e2cdbd
 SAMPLE_TARGETS = "each image's prediction"
 
 def _figure_png(fig) -> bytes:
@@ -1050,89 +1091,98 @@ class DoseResponseExplorer(Explorer):
         with self.hold(): self._on_layer()
         self.refresh()
 
-    def _on_layer(self, change=None):
-        n = self.shapes[self.controls['layer'].value][0]
-        with self.hold():
-            s = self.controls['node']; s.value = min(s.value, n - 1); s.max = n - 1
-            self._on_node()
+# %% ../nbs/10_widgets.ipynb #55bf9369
+@patch
+def _on_layer(self: DoseResponseExplorer, change=None):
+    n = self.shapes[self.controls['layer'].value][0]
+    with self.hold():
+        s = self.controls['node']; s.value = min(s.value, n - 1); s.max = n - 1
+        self._on_node()
 
-    def _on_node(self, change=None):
-        "A new node: the span of v covers the values it takes on the sample, and v starts at their mean."
-        a = self.observed().float()
-        q = torch.quantile(a.flatten()[:1_000_000].cpu(), torch.tensor([.01, .99]))
-        lo = min(0., math.floor(float(q[0]) * 10) / 10); hi = max(math.ceil(float(q[1]) * 15) / 10, lo + 1.)
-        C = self.controls
-        with self.hold():
-            C['span'].value = (max(lo, C['span'].min), min(hi, C['span'].max))
-            C['value'].value = _on_step(float(np.clip(float(a.mean()), C['span'].value[0], C['span'].value[1])), C['value'])
+@patch
+def _on_node(self: DoseResponseExplorer, change=None):
+    "A new node: the span of v covers the values it takes on the sample, and v starts at their mean."
+    a = self.observed().float()
+    q = torch.quantile(a.flatten()[:1_000_000].cpu(), torch.tensor([.01, .99]))
+    lo = min(0., math.floor(float(q[0]) * 10) / 10); hi = max(math.ceil(float(q[1]) * 15) / 10, lo + 1.)
+    C = self.controls
+    with self.hold():
+        C['span'].value = (max(lo, C['span'].min), min(hi, C['span'].max))
+        C['value'].value = _on_step(float(np.clip(float(a.mean()), C['span'].value[0], C['span'].value[1])), C['value'])
 
-    def observed(self) -> torch.Tensor:
-        "The chosen node's values on the sample as observed (N, …): what do(node := v) replaces."
-        return self.scm.activation(self.x, Node(self.controls['layer'].value, self.controls['node'].value))
+# %% ../nbs/10_widgets.ipynb #5e480325
+@patch
+def observed(self: DoseResponseExplorer) -> torch.Tensor:
+    "The chosen node's values on the sample as observed (N, …): what do(node := v) replaces."
+    return self.scm.activation(self.x, Node(self.controls['layer'].value, self.controls['node'].value))
 
-    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
-        "Indices and images of the chosen group (the same tensor each time, so the SCM's prefix cache is reused)."
-        g = self.controls['images'].value
-        if g not in self._samples:
-            if g == 'all': ids = torch.arange(len(self.x))
-            elif self.y is not None and self.y.ndim == 1: ids = (self.y == g).nonzero().flatten()
-            elif self.y is not None: ids = (self.y[:, g] > .5).nonzero().flatten()
-            else: ids = (self.p_data.argmax(1) == g).nonzero().flatten()
-            self._samples[g] = (ids, self.x if g == 'all' else self.x[ids.to(self.x.device)])
-        ids, xs = self._samples[g]
-        if not len(ids): raise ValueError(f"no image of the sample is in {self.controls['images'].label!r}; pick another group")
-        return self._samples[g]
+@patch
+def sample(self: DoseResponseExplorer) -> tuple[torch.Tensor, torch.Tensor]:
+    "Indices and images of the chosen group (the same tensor each time, so the SCM's prefix cache is reused)."
+    g = self.controls['images'].value
+    if g not in self._samples:
+        if g == 'all': ids = torch.arange(len(self.x))
+        elif self.y is not None and self.y.ndim == 1: ids = (self.y == g).nonzero().flatten()
+        elif self.y is not None: ids = (self.y[:, g] > .5).nonzero().flatten()
+        else: ids = (self.p_data.argmax(1) == g).nonzero().flatten()
+        self._samples[g] = (ids, self.x if g == 'all' else self.x[ids.to(self.x.device)])
+    ids, xs = self._samples[g]
+    if not len(ids): raise ValueError(f"no image of the sample is in {self.controls['images'].label!r}; pick another group")
+    return self._samples[g]
 
-    def sweep(self) -> tuple[torch.Tensor, torch.Tensor]:
-        "The values v (M,) and P(y | do(node := v), x) (M, n, K) of the chosen group, by chapter 6's `NetworkSCM.do_many` (cached)."
-        c = self.controls
-        key = (c['images'].value, c['layer'].value, c['node'].value, tuple(c['span'].value), self.points)
-        if key not in self._sweeps:
-            _, xs = self.sample()
-            node = Node(c['layer'].value, c['node'].value)
-            values = torch.linspace(*c['span'].value, self.points)
-            self._step(f"do({node} := v) for {self.points} values × {len(xs)} images", 0, 1)
-            p = self.scm.do_many(xs, [{node: SetTo(float(v))} for v in values]).cpu()
-            if len(self._sweeps) > 16: self._sweeps.pop(next(iter(self._sweeps)))
-            self._sweeps[key] = (values, p)
-        return self._sweeps[key]
+@patch
+def sweep(self: DoseResponseExplorer) -> tuple[torch.Tensor, torch.Tensor]:
+    "The values v (M,) and P(y | do(node := v), x) (M, n, K) of the chosen group, by chapter 6's `NetworkSCM.do_many` (cached)."
+    c = self.controls
+    key = (c['images'].value, c['layer'].value, c['node'].value, tuple(c['span'].value), self.points)
+    if key not in self._sweeps:
+        _, xs = self.sample()
+        node = Node(c['layer'].value, c['node'].value)
+        values = torch.linspace(*c['span'].value, self.points)
+        self._step(f"do({node} := v) for {self.points} values × {len(xs)} images", 0, 1)
+        p = self.scm.do_many(xs, [{node: SetTo(float(v))} for v in values]).cpu()
+        if len(self._sweeps) > 16: self._sweeps.pop(next(iter(self._sweeps)))
+        self._sweeps[key] = (values, p)
+    return self._sweeps[key]
 
-    def _update(self):
-        c = {k: w.value for k, w in self.controls.items()}
-        lo, hi = c['span']
-        if not hi > lo: raise ValueError(f"v from, to must span an interval, got ({lo:g}, {hi:g})")
-        ids, xs = self.sample()
-        node, v = Node(c['layer'], c['node']), float(c['value'])
-        values, p = self.sweep()                                              # (M,), (M, n, K)
-        p0 = self.p_data[ids]                                                 # P(y | x) of the group
-        t = p0.argmax(1) if c['target'] == -1 else torch.full((len(ids),), c['target'])
-        pt = p.gather(2, t.view(1, -1, 1).expand(len(values), -1, 1))[..., 0] # (M, n) P(target | do(node := v_m), x)
-        band = torch.quantile(pt, torch.tensor([.1, .9]), dim=1)
-        curve_ce = ((p - p0) * p0).sum(-1).mean(1)                             # chapter 6's Σ_k P(k|x)·Effect_k, averaged over images
-        e = expected_ce(self.scm, node, xs, intervention=SetTo(v), progress_bar=False)   # the CI at v, by chapter 6
-        pv = self.scm.do(xs, {node: SetTo(v)}).cpu()
-        pv_t = pv.gather(1, t.view(-1, 1))[:, 0]
-        changed = float((pv.argmax(1) != p0.argmax(1)).float().mean())
-        a = self.observed()[ids.to(self.x.device)].float()
-        obs = a.reshape(len(a), -1).mean(1).cpu()   # each image's own value (map mean)
-        p_obs_t = float(p0.gather(1, t.view(-1, 1)).mean())
-        what = "each image's predicted class" if c['target'] == -1 else self.classes[c['target']]
-        group = self.controls['images'].label
-        fig = plot_dose_response(values, pt.mean(1), band[0], band[1], curve_ce, obs, v, float(pv_t.mean()), (e.mean, e.low, e.high),
-                                 what='own prediction' if c['target'] == -1 else what, node=str(node), n=len(ids), size=self.size)
-        self.plot.value = _figure_png(fig)
-        self.summary.value = (
-            f"do({html.escape(str(node))} := <b>{v:g}</b>) on {len(ids)} images ({html.escape(group)}): "
-            f"mean P({html.escape(what)}) <code>{p_obs_t:.3f}</code> → "
-            f"<code>{float(pv_t.mean()):.3f}</code>; <code>{changed:.0%}</code> of predictions change<br>"
-            f"Expected-CE (mean over images of Σ_k P(k|x)·Effect_k) <code>{_tidy(e.mean)}</code>, "
-            f"{e.level:.0%} bootstrap CI <code>[{_tidy(e.low)}, {_tidy(e.high)}]</code>"
-            + ('' if e.low <= 0 <= e.high else ' (excludes 0)'))
-        self.state.update(images=c['images'], n_images=len(ids), layer=c['layer'], node=c['node'], target=c['target'], value=v,
-                          values=values.tolist(), mean=pt.mean(1).tolist(), low=band[0].tolist(), high=band[1].tolist(),
-                          expected_ce_curve=curve_ce.tolist(), expected_ce=e.mean, expected_ce_ci=(e.low, e.high),
-                          p_observed=p_obs_t, p_at_value=float(pv_t.mean()), changed=changed,
-                          observed_mean=float(obs.mean()), cache=self.scm.mode(c['layer']))
+# %% ../nbs/10_widgets.ipynb #c374c74e
+@patch
+def _update(self: DoseResponseExplorer):
+    c = {k: w.value for k, w in self.controls.items()}
+    lo, hi = c['span']
+    if not hi > lo: raise ValueError(f"v from, to must span an interval, got ({lo:g}, {hi:g})")
+    ids, xs = self.sample()
+    node, v = Node(c['layer'], c['node']), float(c['value'])
+    values, p = self.sweep()                                              # (M,), (M, n, K)
+    p0 = self.p_data[ids]                                                 # P(y | x) of the group
+    t = p0.argmax(1) if c['target'] == -1 else torch.full((len(ids),), c['target'])
+    pt = p.gather(2, t.view(1, -1, 1).expand(len(values), -1, 1))[..., 0] # (M, n) P(target | do(node := v_m), x)
+    band = torch.quantile(pt, torch.tensor([.1, .9]), dim=1)
+    curve_ce = ((p - p0) * p0).sum(-1).mean(1)                             # chapter 6's Σ_k P(k|x)·Effect_k, averaged over images
+    e = expected_ce(self.scm, node, xs, intervention=SetTo(v), progress_bar=False)   # the CI at v, by chapter 6
+    pv = self.scm.do(xs, {node: SetTo(v)}).cpu()
+    pv_t = pv.gather(1, t.view(-1, 1))[:, 0]
+    changed = float((pv.argmax(1) != p0.argmax(1)).float().mean())
+    a = self.observed()[ids.to(self.x.device)].float()
+    obs = a.reshape(len(a), -1).mean(1).cpu()   # each image's own value (map mean)
+    p_obs_t = float(p0.gather(1, t.view(-1, 1)).mean())
+    what = "each image's predicted class" if c['target'] == -1 else self.classes[c['target']]
+    group = self.controls['images'].label
+    fig = plot_dose_response(values, pt.mean(1), band[0], band[1], curve_ce, obs, v, float(pv_t.mean()), (e.mean, e.low, e.high),
+                             what='own prediction' if c['target'] == -1 else what, node=str(node), n=len(ids), size=self.size)
+    self.plot.value = _figure_png(fig)
+    self.summary.value = (
+        f"do({html.escape(str(node))} := <b>{v:g}</b>) on {len(ids)} images ({html.escape(group)}): "
+        f"mean P({html.escape(what)}) <code>{p_obs_t:.3f}</code> → "
+        f"<code>{float(pv_t.mean()):.3f}</code>; <code>{changed:.0%}</code> of predictions change<br>"
+        f"Expected-CE (mean over images of Σ_k P(k|x)·Effect_k) <code>{_tidy(e.mean)}</code>, "
+        f"{e.level:.0%} bootstrap CI <code>[{_tidy(e.low)}, {_tidy(e.high)}]</code>"
+        + ('' if e.low <= 0 <= e.high else ' (excludes 0)'))
+    self.state.update(images=c['images'], n_images=len(ids), layer=c['layer'], node=c['node'], target=c['target'], value=v,
+                      values=values.tolist(), mean=pt.mean(1).tolist(), low=band[0].tolist(), high=band[1].tolist(),
+                      expected_ce_curve=curve_ce.tolist(), expected_ce=e.mean, expected_ce_ci=(e.low, e.high),
+                      p_observed=p_obs_t, p_at_value=float(pv_t.mean()), changed=changed,
+                      observed_mean=float(obs.mean()), cache=self.scm.mode(c['layer']))
 
 # %% ../nbs/10_widgets.ipynb #3b52b390
 TABS = ('Interventions', 'Causal effect maps', 'Counterfactuals', 'Filters', 'Data set')

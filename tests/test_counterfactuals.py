@@ -1,16 +1,18 @@
 """Generative counterfactuals: flips on Fashion-MNIST, Eq. 2 exactly, the λ bisection, the path, prototypes and criticisms,
 attribute mode, bias discovery with a planted attribute, the DCGAN and its cache, errors, and the user's model untouched."""
-import warnings
+import contextlib, time, warnings
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from causal_nb.core import model_state
+from causal_nb.core import check_images, evaluating, model_state
 from causal_nb.counterfactuals import (ATTRIBUTE_GROUPS, DCGAN, VAE, attribute_counterfactual,
                                        bias_discovery, compare_with_pgd, counterfactual, criticism, prototype,
                                        shape_attributes, trained_generator)
+from causal_nb.counterfactuals import CounterfactualResult, _check_positive, _latent, _per_query
 from causal_nb.data import causal_shapes, fashion_mnist
 from causal_nb.models import trained_model
 
@@ -245,3 +247,142 @@ def test_the_classifier_is_left_as_it_came(vae, dcgan, queries, decoder):
     assert all(p.grad is None for p in model.parameters())
     assert list(model.conv2._forward_hooks) == [handle.id]
     handle.remove()
+
+
+# ---- the split into steps changes no number -------------------------------------------------------------------------------
+# `counterfactual` was one 100-line function; it is now a composition of _check_settings, _search_problem, _descend,
+# _keep_better, _bracket and _next_round. The function as it was is copied below verbatim (tests only, not the package),
+# and both must give bit-identical results on every path: keep='last' / 'closest', image / latent distance, fixed
+# coordinates, min_prob, grow = 1, one round and several.
+def _counterfactual_before_split(classifier: nn.Module,               # image classifier returning logits (N, K)
+                                 generator: nn.Module,                # G(z) -> images shaped like `query`
+                                 query: torch.Tensor,                 # (N, C, H, W) images to explain, in [0, 1]
+                                 target: torch.Tensor | int,          # (N,) classes to move to, or one class for all
+                                 lam: float | torch.Tensor = 10.0,    # starting λ (> 0; one, or one per query), the weight of the classification loss
+                                 p: int = 1,                          # norm of the distance, 1 or 2
+                                 steps: int = 60,                     # Adam steps per round
+                                 lr: float | torch.Tensor = 0.2,      # step size in latent space (one, or one per query)
+                                 rounds: int = 4,                     # λ bisection rounds (1: no search, just λ)
+                                 z0: torch.Tensor | None = None,      # starting latents; None: generator.encode(query)
+                                 fixed: torch.Tensor | None = None,   # (D,) bool: latent coordinates held fixed
+                                 distance: str = 'image',             # 'image': |query - G(z')|_p; 'latent': |z0 - z'|_p
+                                 min_prob: float = 0.0,               # success also needs P(target) >= min_prob
+                                 grow: float = 2.0,                   # a query that has not flipped yet takes steps this much larger next round
+                                 keep: str = 'last',                  # per round: 'last' (where Eq. 2's descent ended) or 'closest' (the closest flip on the path)
+                                 record_every: int = 10,              # keep every k-th step of the path (1: every step)
+                                ) -> CounterfactualResult:
+    "chapter 8's `counterfactual` before it was split into steps (commit 1bd9373), verbatim: kept here only to compare."
+    if not isinstance(classifier, nn.Module): raise TypeError(f"classifier must be a torch.nn.Module, got {type(classifier).__name__}")
+    if not callable(generator): raise TypeError(f"generator must be callable (an nn.Module G(z)), got {type(generator).__name__}")
+    check_images(query, name='query')
+    n, dev = query.shape[0], query.device
+    lam0, step0 = _per_query('lam', lam, n, dev), _per_query('lr', lr, n, dev)
+    _check_positive('grow', grow)
+    if grow < 1: raise ValueError(f"grow must be at least 1 (1: fixed step size), got {grow}")
+    if keep not in ('last', 'closest'): raise ValueError(f"keep must be 'last' or 'closest', got {keep!r}")
+    if p not in (1, 2): raise ValueError(f"p must be 1 or 2, got {p!r}")
+    if distance not in ('image', 'latent'): raise ValueError(f"distance must be 'image' or 'latent', got {distance!r}")
+    if not 0 <= min_prob < 1: raise ValueError(f"min_prob must lie in [0, 1), got {min_prob}")
+    for name, v in (('steps', steps), ('rounds', rounds), ('record_every', record_every)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    z0 = _latent(generator, query, z0)
+    gen_state = model_state(generator) if isinstance(generator, nn.Module) else None
+    with evaluating(classifier), (evaluating(generator) if gen_state else contextlib.nullcontext()):
+        with torch.no_grad(): out0 = generator(z0[:1])
+        if tuple(out0.shape[1:]) != tuple(query.shape[1:]):
+            raise ValueError(f"generator output shape {tuple(out0.shape[1:])} does not match the query/classifier input shape {tuple(query.shape[1:])}")
+        with torch.no_grad(): k = classifier(query[:1]).shape[1]
+        target = torch.as_tensor(target, dtype=torch.long, device=dev)
+        if target.ndim == 0: target = target.expand(n).clone()
+        if target.shape != (n,): raise ValueError(f"target must be one class or ({n},) classes, got shape {tuple(target.shape)}")
+        if int(target.min()) < 0 or int(target.max()) >= k: raise ValueError(f"target must lie in [0, {k - 1}], got [{int(target.min())}, {int(target.max())}]")
+        mask = torch.ones(z0.shape[1], device=dev)
+        if fixed is not None:
+            fixed = torch.as_tensor(fixed, dtype=torch.bool)
+            if fixed.shape != (z0.shape[1],): raise ValueError(f"fixed must be a ({z0.shape[1]},) bool mask, got shape {tuple(fixed.shape)}")
+            mask = (~fixed).float().to(dev)
+        col = lambda t: t.view(-1, *([1] * (z0.ndim - 1)))
+        def measure(z):                                         # G(z), logits, distance term, P(target), flipped?
+            img = generator(z); logits = classifier(img)
+            dist = ((img - query) if distance == 'image' else (z - z0)).flatten(1).norm(p=p, dim=1)
+            with torch.no_grad():
+                pr = logits.softmax(1); pt = pr.gather(1, target[:, None])[:, 0]
+                ok = (pr.argmax(1) == target) & (pt >= min_prob)
+            return img, logits, dist, pr, pt, ok
+        t0 = time.perf_counter()
+        lam_now, step = lam0.clone(), step0.clone()
+        lo = torch.zeros(n, device=dev); hi = torch.full((n,), float('inf'), device=dev)
+        best = None
+        for r in range(rounds):
+            u = torch.zeros_like(z0, requires_grad=True)           # z' = z0 + step·u: Adam moves u, each query at its own step size
+            opt = torch.optim.Adam([u], lr=1.0)
+            path = {'pi': [], 'pp': [], 'pd': [], 'pc': []}
+            rz = z0.clone(); rd = torch.full((n,), float('inf'), device=dev); rok = torch.zeros(n, dtype=torch.bool, device=dev)
+            rpt = torch.full((n,), -1., device=dev); rstep = torch.zeros(n, dtype=torch.long, device=dev)
+            for s in range(steps + 1):
+                z = z0 + col(step) * u * mask
+                img, logits, dist, pr, pt, ok = measure(z)
+                with torch.no_grad():                           # the kept iterate: the last, or the closest flip (else the most probable target)
+                    if keep == 'last': take = torch.full_like(ok, s == steps)
+                    else: take = (ok & (~rok | (dist < rd))) | (~ok & ~rok & (pt > rpt))
+                    rz = torch.where(col(take), z.detach(), rz); rd = torch.where(take, dist.detach(), rd)
+                    rpt = torch.where(take, pt, rpt); rstep = torch.where(take, torch.full_like(rstep, s), rstep); rok = rok | ok
+                if s % record_every == 0 or s == steps:
+                    for key, v in zip(path, (img.detach(), pt, dist.detach(), pr)): path[key].append(v)
+                if s == steps: break
+                loss = (lam_now * F.cross_entropy(logits, target, reduction='none') + dist).sum()   # Eq. 2, per query
+                opt.zero_grad(); loss.backward(); opt.step()
+            with torch.no_grad():
+                img, _, d, prob, _, ok = measure(rz)
+                l1 = (img - query).flatten(1).abs().sum(1)
+            cand = dict(z=rz, images=img, probs=prob, success=ok, lam=lam_now.clone(), l1=l1, d=d, lr=step.clone(), best_step=rstep,
+                        **{k: torch.stack(v) for k, v in path.items()})
+            if best is None: best = cand
+            else:                                               # keep: success beats failure, then the smaller distance
+                pt_new, pt_old = prob.gather(1, target[:, None])[:, 0], best['probs'].gather(1, target[:, None])[:, 0]
+                take = (ok & ~best['success']) | (ok & best['success'] & (d < best['d'])) | (~ok & ~best['success'] & (pt_new > pt_old))
+                for key, v in cand.items():
+                    lead = key in path                          # path tensors have the step axis first
+                    sel = take.view(*([1] if lead else []), -1, *([1] * (v.ndim - (2 if lead else 1))))
+                    best[key] = torch.where(sel, v, best[key])
+            hi = torch.where(ok, torch.minimum(hi, lam_now), hi); lo = torch.where(ok, lo, torch.maximum(lo, lam_now))
+            if r == rounds - 1: break
+            stuck = torch.isinf(hi)                             # never flipped: larger λ and larger steps, and forget the failures
+            step = torch.where(stuck, step * grow, step)
+            if grow > 1: lo = torch.where(stuck, torch.zeros_like(lo), lo)
+            lam_now = torch.where(stuck, lam_now * 10, torch.where(lo == 0, hi / 10, (lo * hi).sqrt()))
+        seconds = time.perf_counter() - t0
+    return CounterfactualResult(z=best['z'], z0=z0, images=best['images'], probs=best['probs'], target=target, success=best['success'],
+                                lam=best['lam'], l1=best['l1'], path_images=best['pi'], path_probs=best['pp'], path_dist=best['pd'],
+                                steps=steps * rounds, seconds=seconds, lr=best['lr'], lam_fail=lo, best_step=best['best_step'],
+                                path_class_probs=best['pc'])
+
+
+_FIELDS = ('z', 'z0', 'images', 'probs', 'target', 'success', 'lam', 'l1', 'path_images', 'path_probs', 'path_dist',
+           'lr', 'lam_fail', 'best_step', 'path_class_probs')
+
+
+def _same(a, b):
+    assert a.steps == b.steps
+    for f in _FIELDS:
+        x, y = getattr(a, f), getattr(b, f)
+        assert x.dtype == y.dtype and x.shape == y.shape and torch.equal(x, y), f
+
+
+@pytest.mark.parametrize('kw', [dict(), dict(keep='closest', rounds=3), dict(p=2, min_prob=.6, grow=1., rounds=3),
+                                dict(distance='latent', fixed=torch.arange(10) < 4, lam=torch.linspace(.5, 20, 8), rounds=1),
+                                dict(lr=torch.linspace(.05, .4, 8), record_every=3, rounds=2)])
+def test_split_counterfactual_is_bit_identical(clf, vae, queries, kw):
+    q, t = queries[0][:8], queries[1][:8]
+    kw = {'steps': 20, **kw}
+    _same(counterfactual(clf, vae, q, t, **kw), _counterfactual_before_split(clf, vae, q, t, **kw))
+
+
+def test_split_counterfactual_is_bit_identical_on_a_toy():
+    torch.manual_seed(0)
+    gen = nn.Sequential(nn.Linear(2, 4), nn.Sigmoid(), nn.Unflatten(1, (1, 2, 2)))
+    c = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    q, z0 = torch.rand(5, 1, 2, 2), torch.randn(5, 2)
+    for kw in (dict(), dict(keep='closest', grow=3.), dict(target=torch.tensor([0, 1, 2, 0, 1]), min_prob=.5)):
+        kw = {'target': 2, 'steps': 15, 'rounds': 4, 'record_every': 4, **kw}
+        _same(counterfactual(c, gen, q, z0=z0, **kw), _counterfactual_before_split(c, gen, q, z0=z0, **kw))
