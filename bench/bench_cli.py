@@ -107,6 +107,8 @@ def measure_test_command(work: Path) -> dict:
     if r.returncode == 0:
         t = time.perf_counter()
         r = subprocess.run(['bash', 'tools/test.sh'], capture_output=True, text=True, cwd=clone, env=env)
+        log = Path(tempfile.gettempdir()) / 'causal_nb_test_command.log'      # the whole output, kept for a failure's diagnosis
+        log.write_text(r.stdout + '\n--- stderr ---\n' + r.stderr); row['log'] = str(log)
         row.update(test_seconds=round(time.perf_counter() - t, 1), test_exit=r.returncode,
                    total_seconds=round(row['setup_seconds'] + time.perf_counter() - t, 1),
                    summary=[l for l in r.stdout.splitlines() if re.search(r'(passed|failed|executed \d+ of)', l)][-4:])

@@ -60,7 +60,7 @@ def check_report(out: Path, min_figures: int = 1) -> dict:
 
 # the packages only the dev extra installs: the README's first command runs without them, so the report must too
 DEV_ONLY = ('captum', 'torchattacks', 'pgmpy', 'pytorch_grad_cam', 'quantus', 'y0', 'nnsight', 'art', 'voila', 'playwright',
-            'nbdev', 'fastcore', 'execnb', 'hypothesis', 'pytest')
+            'nbdev', 'execnb', 'ghapi', 'hypothesis', 'pytest')
 
 
 @pytest.fixture(scope='module')
