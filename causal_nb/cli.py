@@ -636,7 +636,7 @@ def _load_render(repo: Path):
     return mod
 
 def bench(a: argparse.Namespace) -> int:
-    "Run `causal-nb bench`: each selected bench/bench_*.py on each device it supports here, then rewrite BENCHMARKS.md."
+    "Run `causal-nb bench`: each selected `bench/bench_*.py` on each device it supports here, then rewrite BENCHMARKS.md."
     try: repo = find_repo(a.repo)
     except FileNotFoundError as e: raise UsageError('--repo' if a.repo else '', str(e)) from None
     render = _load_render(repo)
