@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_classroom.ipynb #c5b14415
 from __future__ import annotations
-import argparse, hashlib, importlib.util, json, os, subprocess, sys, tempfile
+import argparse, contextlib, hashlib, importlib.util, json, os, shutil, signal, subprocess, sys, tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -277,14 +277,22 @@ def app(data: str = 'fashion-mnist',        # the images the explorers start on
     "Serve the explorers as a web app without code cells (Voilà on 127.0.0.1); returns when the server stops (Ctrl-C)."
     if importlib.util.find_spec('voila') is None:
         raise ModuleNotFoundError('Voilà is not installed: pip install "voila>=0.5" (or pip install "causal_nb[classroom]")')
-    with tempfile.TemporaryDirectory(prefix='causal_nb_app_') as folder:
+    folder = tempfile.mkdtemp(prefix='causal_nb_app_')
+    try:
         cmd = app_command(app_notebook(folder, data, quick, device, threads), port, browser, extra_args, max_kernels, cull_idle)
         n = default_max_kernels() if max_kernels is None else max_kernels
         print(f"causal-nb app: serving the explorers on http://127.0.0.1:{port or 8866}/ (Ctrl-C stops it); each page gets a "
               f"kernel of its own with {threads} torch thread(s), at most {n} at once, shut down {cull_idle} s after its page closes", flush=True)
         jp = os.pathsep.join([str(app_template(folder))] + ([os.environ['JUPYTER_PATH']] if os.environ.get('JUPYTER_PATH') else []))
-        try: return subprocess.call(cmd, cwd=folder, env={**os.environ, 'JUPYTER_PATH': jp})
-        except KeyboardInterrupt: return 0
+        proc = subprocess.Popen(cmd, cwd=folder, env={**os.environ, 'JUPYTER_PATH': jp})
+        try: return proc.wait()
+        except KeyboardInterrupt:
+            # Voilà is asked to stop (its kernels with it) and waited for, so nothing of it writes into the folder once removed
+            with contextlib.suppress(ProcessLookupError): proc.send_signal(signal.SIGINT)
+            try: proc.wait(timeout=15)
+            except subprocess.TimeoutExpired: proc.kill(); proc.wait()
+            return 0
+    finally: shutil.rmtree(folder, ignore_errors=True)
 
 # %% ../nbs/13_classroom.ipynb #9c6925b1
 COMMANDS = ('notebooks', 'lab', 'app')

@@ -170,7 +170,7 @@ def test_app_keeps_its_kernels_bounded(tmp_path):
            'MPLBACKEND': 'Agg', 'PYTHONUNBUFFERED': '1'}
     log = tmp_path / 'app.log'
     proc = subprocess.Popen([sys.executable, '-m', 'causal_nb.cli', 'app', '--data', 'digits', '--no-browser', '--port', str(port),
-                             '--max-kernels', '1', '--cull-idle', '20'],
+                             '--max-kernels', '1', '--cull-idle', '60'],
                             cwd=tmp_path, env=env, start_new_session=True, stdout=log.open('w'), stderr=subprocess.STDOUT, text=True)
     url = f'http://127.0.0.1:{port}/'
     try:
@@ -188,10 +188,11 @@ def test_app_keeps_its_kernels_bounded(tmp_path):
         running = _kernels(proc.pid)
         assert len(running) == 1, running
         assert sum(running.values()) < 3 * 2**30, f'the kernel holds {sum(running.values()) / 2**30:.1f} GiB'
-        # nobody is connected to those pages any more: after --cull-idle seconds their kernels are shut down
-        deadline = time.time() + 90
+        # nobody is connected to those pages any more: after --cull-idle seconds their kernels are shut down (60 s, not
+        # less: the culler counts a kernel still starting as idle, and a first start on a fresh venv can take 20-30 s)
+        deadline = time.time() + 150
         while _kernels(proc.pid):
-            assert time.time() < deadline, f'kernels still running 90 s after their pages closed: {_kernels(proc.pid)}'
+            assert time.time() < deadline, f'kernels still running 150 s after their pages closed: {_kernels(proc.pid)}'
             time.sleep(1)
         deadline, third = time.time() + 30, _get(url)  # the freed place serves the third visitor (once the manager lets it go)
         while third[0] == 503 and time.time() < deadline: time.sleep(1); third = _get(url)

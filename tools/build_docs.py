@@ -132,7 +132,8 @@ def offline_mathjax(static: Path) -> bool:
         with tarfile.open(tgz[0]) as t:
             members = [m for m in t.getmembers() if m.name == 'package/es5/tex-mml-chtml.js'
                        or m.name.startswith('package/es5/output/chtml/fonts/')]
-            t.extractall(tmp, members=members, filter='data')
+            # the 'data' filter where this Python has it (3.10.12+, 3.11.4+; Debian 12's 3.11.2 does not): members are picked above
+            t.extractall(tmp, members=members, **({'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}))
         shutil.copytree(Path(tmp) / 'package' / 'es5', static / 'mathjax', dirs_exist_ok=True)
     return target.exists()
 
