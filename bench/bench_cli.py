@@ -211,7 +211,7 @@ def markdown(results: Path) -> str:
                 f"{C.seconds(tc['test_seconds'])} ({'passed' if tc['test_exit'] == 0 else 'exit ' + str(tc['test_exit'])}), "
                 f"together {C.seconds(tc['total_seconds'])}; target for the test command under 30 min on 2 cores: "
                 f"{C.verdict(tc['test_exit'] == 0 and tc['test_seconds'] <= 1800)}. What it printed last: "
-                + '; '.join(f"`{l.strip()}`" for l in tc.get('summary', [])) + '.')
+                + '; '.join(f"`{l.strip()}`" for l in tc.get('summary', []) if 'Warning' not in l) + '.')
     elif tc: tcmd = f"The README's second command in a fresh clone failed at setup.sh --dev (exit {tc['setup_exit']})."
     else: tcmd = ''
     tests = r.get('tests')
