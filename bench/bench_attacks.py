@@ -258,7 +258,8 @@ def markdown(results: Path) -> str:
              f"JSMA against ART {env['art']}'s `SaliencyMapMethod`, same θ, γ and targets. Each contender runs once per "
              f"round, in turn, after a warm-up; times are medians over rounds. Model and data: {env['data']}.")
     targets = (f"Targets (issue #5): FGSM / BIM / PGD ours / torchattacks ≤ {TARGET_PEER:.1f} (no slower than "
-               f"torchattacks) and within {TARGET_FLOOR:g}× of the floor; JSMA at least {TARGET_JSMA:g}× faster than ART at an equal success rate.")
+               f"torchattacks) and within {TARGET_FLOOR:g}× of the floor; JSMA at least {TARGET_JSMA:g}× faster than ART at an "
+               "equal success rate.")
     missing = '' if any(r['env']['device'] == 'cuda' for _, r in runs) else \
         'No GPU run recorded yet: `python bench/bench_attacks.py --device cuda` writes `attacks-cuda.json`.'
     return C.section(head, intro, targets, *(_run(f, r) for f, r in runs), missing)

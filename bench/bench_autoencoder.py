@@ -116,7 +116,8 @@ def markdown(results: Path) -> str:
     if not runs: return C.section(head, C.not_measured(COMMAND, 'autoencoder.json'))
     intro = (f"`{COMMAND}` fits a concept autoencoder after a layer of the fully trained small CNN with "
              "`fit_autoencoder`'s default loss weights (or loads it from the cache) and compares the network with it "
-             "inserted to the original on the test images (`fidelity`): top-1 agreement, accuracy drop, mean KL(original ‖ autoencoded), relative L1 "
+             "inserted to the original on the test images (`fidelity`): top-1 agreement, accuracy drop, mean KL(original ‖ autoencoded), "
+             "relative L1 "
              f"reconstruction error. Target: top-1 agreement ≥ {TARGET_AGREEMENT:.0%} and an accuracy within "
              f"{100 * TARGET_DROP:.0f} point of the original's.")
     parts = [head, intro]

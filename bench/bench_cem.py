@@ -177,7 +177,8 @@ def markdown(results: Path) -> str:
     if not runs: return C.section(head, C.not_measured(COMMAND, 'cem.json'))
     intro = (f"`{COMMAND}` (a few minutes on 2 cores; `--skip-memory` keeps the last memory figure). The same map both "
              f"ways: −`causal_effect_map` on probabilities vs Captum {runs[0][1].get('captum', '')}'s `Occlusion` on "
-             "`softmax(model)`, same windows, strides, baseline 0 and targets. Same batch for both: ours with `max_batch=B` (chunks of exactly B masked "
+             "`softmax(model)`, same windows, strides, baseline 0 and targets. Same batch for both: ours with `max_batch=B` (chunks of "
+             "exactly B masked "
              "images), Captum with `perturbations_per_eval = B / images`. Floor = (masked images) × (plain forward of a "
              "batch of B) / B.")
     missing = '' if any((r.get('env') or {}).get('device', r.get('device')) == 'cuda' for _, r in runs) else \

@@ -249,7 +249,8 @@ def counterfactual_claims(model, train, test, s: dict, seed: int) -> list[dict]:
            'judge_error': {'generative': float(err_gen.mean()), 'PGD': float(err_pgd.mean()), 'real': float(err_real.mean())},
            'nearest_distance': {'generative': float(d_gen.mean()), 'PGD': float(d_pgd.mean()), 'real': float(d_real.mean())}}
     out = []
-    for key, a, b, r, what in (('judge', err_pgd, err_gen, err_real, 'reconstruction error under a judge VAE (seed 1; the generator is seed 0)'),
+    for key, a, b, r, what in (('judge', err_pgd, err_gen, err_real,
+                                'reconstruction error under a judge VAE (seed 1; the generator is seed 0)'),
                                ('nearest', d_pgd, d_gen, d_real, 'L2 distance to the nearest of 2,000 real training images')):
         f, lo, hi = bootstrap(lambda i: float(a[i].mean() - b[i].mean()), n, s['n_boot'], seed=seed)
         out.append(claim(f'counterfactuals_realistic_{key}', '003', 'Generative counterfactuals are more realistic than PGD',
@@ -269,7 +270,8 @@ def filter_claim(model, train, test, s: dict, seed: int) -> list[dict]:
     t0 = time.perf_counter()
     layer = 'conv2'
     rank, held = train.subset(s['rank_images'], seed=7), test.subset(s['prune_images'], seed=8)
-    orders = {m: list(filter_importance(model, layer, rank, m, n_images=None)['importance'].sort_values(ascending=False, kind='stable').index)
+    orders = {m: list(filter_importance(model, layer, rank, m, n_images=None)['importance']
+                      .sort_values(ascending=False, kind='stable').index)
               for m in ('counterfactual', 'magnitude')}
     C_ = len(orders['magnitude'])
     g = torch.Generator().manual_seed(seed)
@@ -303,7 +305,8 @@ def run(setting: str, device: str, seed: int = 0) -> dict:
                  lambda: detection_claim(model, train, test, s, seed), lambda: counterfactual_claims(model, train, test, s, seed),
                  lambda: filter_claim(model, train, test, s, seed)):
         got = part()
-        for c in got: print(f"{c['key']}: {c['figure']:.4g} [{c['low']:.4g}, {c['high']:.4g}] {c['verdict']} ({c['seconds']} s)", flush=True)
+        for c in got:
+            print(f"{c['key']}: {c['figure']:.4g} [{c['low']:.4g}, {c['high']:.4g}] {c['verdict']} ({c['seconds']} s)", flush=True)
         claims += got
     return {'benchmark': NAME, 'setting': setting, 'settings': s, 'seed': seed, 'env': C.environment(device),
             'seconds': round(time.perf_counter() - t0, 1), 'claims': claims}
@@ -352,7 +355,8 @@ def ledger(result: dict) -> str:
 def markdown(results: Path) -> str:
     "The BENCHMARKS.md section: one ledger per recorded setting (full first), each marked with its setting."
     head = '## Claims of the seed papers, measured'
-    runs = [(f, r) for f, r in C.recorded_runs(NAME, DEVICES, results)] + [(f, r) for f, r in C.recorded_runs(NAME + '-quick', DEVICES, results)]
+    runs = ([(f, r) for f, r in C.recorded_runs(NAME, DEVICES, results)]
+            + [(f, r) for f, r in C.recorded_runs(NAME + '-quick', DEVICES, results)])
     if not runs: return C.section(head, C.not_measured(f'{COMMAND} --quick', 'claims-quick.json'))
     parts = [head, C.wrap(
         f"`{COMMAND} [--quick] [--device cuda]` → `bench/results/claims[-quick].json`. Each row is a qualitative claim of a seed paper "

@@ -187,7 +187,8 @@ def markdown(results: Path) -> str:
                      "are fit on that same attack. **Unseen**: Carlini–Wagner L2 (c = 10, 100 steps) and PGD (40 steps) with 3 "
                      "random restarts, from torchattacks; the trained detectors are fit on all three seen attacks. "
                      "**Adaptive**: PGD (20 steps) on the classifier's cross-entropy minus λ = 1 × the detector's own score, "
-                     "through its gradient, against the detector fit on all seen attacks (Mahalanobis: its clean fit; — where the detector offers no "
+                     "through its gradient, against the detector fit on all seen attacks (Mahalanobis: its clean fit; — where the "
+                     "detector offers no "
                      "gradient: chapter 07's CEDetector goes through scikit-learn and the CEM, and max-softmax and feature "
                      "squeezing were not attacked adaptively). Max-softmax, feature squeezing and Mahalanobis never see an "
                      "attack. AUROC (clean vs attacked) with 95 % percentile-bootstrap intervals over images.")
@@ -211,7 +212,8 @@ def markdown(results: Path) -> str:
         if cross:
             cols = list(next(iter(cross.values())))
             parts.append("Cross-attack AUROC of the improved Effect detector (rows: trained on; columns: tested on):")
-            parts.append(C.table(['trained on'] + cols, [[k[len('trained on '):]] + [f'{v[c]:.3f}' for c in cols] for k, v in cross.items()]))
+            parts.append(C.table(['trained on'] + cols,
+                                 [[k[len('trained on '):]] + [f'{v[c]:.3f}' for c in cols] for k, v in cross.items()]))
         parts.append(C.notes(r))
     return C.section(*parts)
 

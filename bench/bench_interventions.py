@@ -314,7 +314,8 @@ def _densenet(r: dict) -> str:
         "before the tracer settled `Normalized`'s shape check on an example (one guard per cut, no opaque blocks). "
         "Each sweep zeroes 8 nodes of one layer; hook mode (`prefix_cache=False`) runs the whole model on the same "
         f"batch. Same Effects both ways (max |difference| {max(x['max_abs_diff'] for x in d['rows']):.1g}); medians of "
-        f"{C.plural(d['repeats'], 'run')}, the two modes taking turns" + (f", load average {d['load']} at the start" if d.get('load') else '') + '.',
+        f"{C.plural(d['repeats'], 'run')}, the two modes taking turns"
+        + (f", load average {d['load']} at the start" if d.get('load') else '') + '.',
         C.table(['layer', 'nodes', 'prefix-cached', 'hook mode', 'speed-up'], rows),
         f"Target (issue #23): a DenseNet121 layer sweep ≥ {TARGET_DENSENET:g}× faster than hook mode at 224×224. Measured at "
         f"{d['size']}×{d['size']}" + (" (what this CPU affords)" if d['size'] < 224 else '') + f": over the {len(d['rows'])} "

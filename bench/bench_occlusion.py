@@ -86,12 +86,14 @@ def main(argv=None):
             with torch.inference_mode(): maps[name] = fn()
         return go
     contenders = {
-        'captum': run('captum', lambda: -Occlusion(prob).attribute(x, sliding_window_shapes=(3, window, window), strides=(3, stride, stride),
-                                                                    baselines=0., target=target, perturbations_per_eval=batch).sum(1) / 3),
+        'captum': run('captum', lambda: -Occlusion(prob).attribute(x, sliding_window_shapes=(3, window, window),
+                                                                    strides=(3, stride, stride), baselines=0., target=target,
+                                                                    perturbations_per_eval=batch).sum(1) / 3),
         'cem': run('cem', lambda: causal_effect_map(model, x, target, window, stride, **kw)),
         'exact': run('exact', lambda: causal_effect_map(model, x, target, window, stride, engine=IncrementalOcclusion(), **kw)),
         **{f'tau={t:g}': run(f'tau={t:g}', (lambda t: lambda: causal_effect_map(model, x, target, window, stride,
-                                                                                  engine=IncrementalOcclusion(tau=t), **kw))(t)) for t in TAUS},
+                                                                                  engine=IncrementalOcclusion(tau=t), **kw))(t))
+           for t in TAUS},
         'first_order': run('first_order', lambda: causal_effect_map(model, x, target, window, stride,
                                                                     engine=IncrementalOcclusion(first_order=True), **kw))}
     xb = x.repeat(batch, 1, 1, 1)
@@ -129,7 +131,8 @@ def main(argv=None):
     C.write_result(out, res)
     print(C.table(['contender', 'seconds', '× vs floor', '× vs Captum', 'Spearman', 'max |Δ|'],
                   [[r['contender'], f"{r['seconds']:.2f}", f"{r['speedup_vs_floor']:.2f}", f"{r['speedup_vs_captum']:.2f}",
-                    f"{r.get('spearman_vs_exact', float('nan')):.4f}", f"{r.get('max_abs_diff_vs_exact', float('nan')):.1e}"] for r in rows]))
+                    f"{r.get('spearman_vs_exact', float('nan')):.4f}", f"{r.get('max_abs_diff_vs_exact', float('nan')):.1e}"]
+                   for r in rows]))
     print(f'\nwritten to {out}')
 
 
@@ -152,10 +155,13 @@ def _run(file: str, r: dict) -> str:
     def lab(k): return LABEL.get(k, f"incremental, approximate: `tau={k[4:]}`")
     floors = rows['floor']['all_seconds']
     def per_round(x): return C.span([f / t for f, t in zip(floors, x['all_seconds'])])
-    tab = C.table(['contender', 'time', 'speed-up vs floor', 'per round', 'vs Captum', 'vs whole-image CEM', 'MAC ratio', 'Spearman ρ vs exact', 'max |Δ| vs exact'],
-                  [[lab(k), C.seconds(x['seconds']), C.times(x['speedup_vs_floor']), per_round(x), C.times(x['speedup_vs_captum']), C.times(x['speedup_vs_cem']),
-                    C.times(x.get('mac_bound')), '—' if 'spearman_vs_exact' not in x or k == 'exact' else f"{x['spearman_vs_exact']:.3f}",
-                    '—' if 'max_abs_diff_vs_exact' not in x or k == 'exact' else f"{x['max_abs_diff_vs_exact']:.1e}"] for k, x in rows.items()])
+    tab = C.table(['contender', 'time', 'speed-up vs floor', 'per round', 'vs Captum', 'vs whole-image CEM', 'MAC ratio',
+                   'Spearman ρ vs exact', 'max |Δ| vs exact'],
+                  [[lab(k), C.seconds(x['seconds']), C.times(x['speedup_vs_floor']), per_round(x), C.times(x['speedup_vs_captum']),
+                    C.times(x['speedup_vs_cem']), C.times(x.get('mac_bound')),
+                    '—' if 'spearman_vs_exact' not in x or k == 'exact' else f"{x['spearman_vs_exact']:.3f}",
+                    '—' if 'max_abs_diff_vs_exact' not in x or k == 'exact' else f"{x['max_abs_diff_vs_exact']:.1e}"]
+                   for k, x in rows.items()])
     ex = rows['exact']
     ok_exact = ex['speedup_vs_floor'] >= TARGET_EXACT and ex['speedup_vs_captum'] >= TARGET_EXACT
     approx = [x for k, x in rows.items() if k.startswith('tau=') or k == 'first_order']

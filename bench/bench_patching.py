@@ -180,8 +180,8 @@ def _run(file: str, r: dict) -> str:
     if short:
         lines.append("- The bound is the speed-up if our run cost only what it cannot avoid — the layers below the traced one "
                      "on the clean and on the corrupted images (each a full forward less the suffix's share) plus the floor; "
-                     "below 5× it rules the target out: " + C.listing(f"{x['model'].split()[0]} {x['layer']} ({x['channels']} channels, bound "
-                     f"{C.times(bound(x))})" for x in short) + ". Few restorations, or a suffix that is almost the whole "
+                     "below 5× it rules the target out: " + C.listing(f"{x['model'].split()[0]} {x['layer']} ({x['channels']} "
+                     f"channels, bound {C.times(bound(x))})" for x in short) + ". Few restorations, or a suffix that is almost the whole "
                      "network (a first conv layer), leave nothing to save.")
     if has_nn:
         nn_ok = all(x['speedup_vs_nnsight'] >= 1 for x in r['rows'] if x.get('speedup_vs_nnsight'))

@@ -189,7 +189,8 @@ def main(argv=None):
     ap.add_argument('--threads-only', action='store_true', help='only the threads comparison, merged into the existing results file')
     ap.add_argument('--keep-threads', action='store_true', help="skip the threads comparison (minutes beside a busy process): "
                     "keep the existing results file's threads and browser sections")
-    ap.add_argument('--browser', action='store_true', help='only the latency in Chromium (the app test), merged into the existing results file')
+    ap.add_argument('--browser', action='store_true',
+                    help='only the latency in Chromium (the app test), merged into the existing results file')
     a = ap.parse_args(argv)
     device = C.check_device(ap, a.device, DEVICES)
     import os, torch
@@ -202,8 +203,8 @@ def main(argv=None):
         with tempfile.TemporaryDirectory() as d:
             f = Path(d) / 'latency.json'
             env = {**os.environ, 'CAUSAL_NB_BROWSER_LATENCY': str(f)}
-            r = subprocess.run([sys.executable, '-m', 'pytest', str(C.BENCH.parent / 'tests' / 'test_app.py'), '-q', '-p', 'no:cacheprovider',
-                                '-k', 'serves_the_explorers'], env=env)
+            r = subprocess.run([sys.executable, '-m', 'pytest', str(C.BENCH.parent / 'tests' / 'test_app.py'), '-q',
+                                '-p', 'no:cacheprovider', '-k', 'serves_the_explorers'], env=env)
             if r.returncode != 0 or not f.exists(): raise SystemExit(f"the browser test failed (exit {r.returncode}); nothing recorded")
             got = json.loads(f.read_text())
         res['browser'] = {'env': C.environment('cpu'), 'node_slider_s': got['node_slider_s'], 'viewport': '1280×720',
@@ -225,7 +226,8 @@ def main(argv=None):
     runs = [run_model(m, device, a.repeats, a.search_steps) for m in models]
     out = a.out or C.result_file(NAME, env['device'])
     old = C.read_result(out) if a.keep_threads else None
-    if a.keep_threads and old is None: ap.error(f"--keep-threads keeps the sections of {out}, which does not exist yet: run without it first")
+    if a.keep_threads and old is None:
+        ap.error(f"--keep-threads keeps the sections of {out}, which does not exist yet: run without it first")
     threads = (old.get('threads') if old else
                {'env': C.environment(device), **run_threads(device, a.repeats, search_steps=a.search_steps)} if device == 'cpu' else None)
     import ipywidgets
@@ -234,7 +236,8 @@ def main(argv=None):
     if old:
         if old.get('browser'): res['browser'] = old['browser']
         res['notes'] = a.note + ["The threads comparison" + (" and the browser latency" if old.get('browser') else "")
-                                 + " are kept from the previous run (--keep-threads): they time other controls, which this run did not change."]
+                                 + " are kept from the previous run (--keep-threads): they time other controls, which this run did "
+                                 "not change."]
     C.write_result(out, res)
     print(f'\nwritten to {out}')
 
@@ -266,7 +269,8 @@ def _run(file: str, r: dict) -> str:
                    f"{worst['explorer']}'s `{worst['control']}` at {C.seconds(worst['median_s'])}.")
         for x in m['rows']:
             if target is not None and x['median_s'] >= target:
-                verdict += (f" {x['explorer']}'s `{x['control']}` ({x['what'].split(':')[0]}) runs {x['floor_images']:,} images through the model per update, "
+                verdict += (f" {x['explorer']}'s `{x['control']}` ({x['what'].split(':')[0]}) runs {x['floor_images']:,} images "
+                            "through the model per update, "
                             f"and a plain forward pass of that many takes {C.seconds(x['floor_s'])} on its own "
                             f"({C.num(x['ratio_vs_floor'])}× of it here): the update is bound by the chapter's computation, "
                             "not by the explorer; a coarser setting or a GPU is what brings it down.")
@@ -302,8 +306,9 @@ def _run(file: str, r: dict) -> str:
                   f"small CNN, `Explorer.threads` set to each count; the search is {th['search_steps']} Adam steps with λ bisection, "
                   "three queries):",
                   C.table(['torch threads', '`value` slider median', 'p90', 'counterfactual search median', 'searches'], rows),
-                  'Ratios to 1 thread: ' + '; '.join(f"{x['threads']} threads: slider {C.num(x['slider_median_s'] / base['slider_median_s'])}×, "
-                                                       f"search {C.num(x['search_median_s'] / base['search_median_s'])}×" for x in th['rows'][1:])
+                  'Ratios to 1 thread: '
+                  + '; '.join(f"{x['threads']} threads: slider {C.num(x['slider_median_s'] / base['slider_median_s'])}×, "
+                              f"search {C.num(x['search_median_s'] / base['search_median_s'])}×" for x in th['rows'][1:])
                   + '. ' + ("One thread is faster here beside a busy process: the explorers (and `causal-nb app --threads`) default to it."
                             if all(x['search_median_s'] >= base['search_median_s'] for x in th['rows'][1:]) else
                             "A second thread helped here: the default of one thread costs speed when the cores are not shared; "

@@ -106,7 +106,8 @@ def layout(executed: Path | None, src: Path) -> list[str]:
             (src / md).parent.mkdir(parents=True, exist_ok=True)
             (src / md).write_text(fix_links((ROOT / md).read_text(encoding='utf-8'), src / md, src, git_url), encoding='utf-8')
     # placeholders so repo_link knows which notebooks are pages; replaced below
-    for nb in [ROOT / 'index.ipynb', *chapters]: (src / nb.relative_to(ROOT)).parent.mkdir(parents=True, exist_ok=True); (src / nb.relative_to(ROOT)).touch()
+    for nb in [ROOT / 'index.ipynb', *chapters]:
+        (src / nb.relative_to(ROOT)).parent.mkdir(parents=True, exist_ok=True); (src / nb.relative_to(ROOT)).touch()
     pages = [f"nbs/{c.stem}" for c in chapters] + [p[:-3] for p in PAGES_MD if (ROOT / p).exists()] + ['api/index']
     for nb in chapters:
         rel = nb.relative_to(ROOT)
