@@ -131,7 +131,8 @@ def test_loss_gradients():
     def grads(**lam):
         ae.zero_grad()
         z = ae.encode(a); r = ae.decode(z)
-        autoencoder_loss(a, r, z, target, new.fc(new.flatten(r)), **{'lam_shallow': 0, 'lam_deep': 0, 'lam_interp': 0, **lam}).total.backward()
+        autoencoder_loss(a, r, z, target, new.fc(new.flatten(r)),
+                         **{'lam_shallow': 0, 'lam_deep': 0, 'lam_interp': 0, **lam}).total.backward()
         return {part: sum(float(p.grad.abs().sum()) for p in getattr(ae, part).parameters() if p.grad is not None)
                 for part in ('encoder', 'concepts', 'decoder')}
     for lam in ({'lam_shallow': 1}, {'lam_deep': 1}):

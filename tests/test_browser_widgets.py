@@ -77,8 +77,9 @@ def lab(tmp_path_factory):
     proc = subprocess.Popen([sys.executable, '-m', 'jupyterlab', '--no-browser', '--ServerApp.ip=127.0.0.1', f'--ServerApp.port={port}',
                              '--ServerApp.port_retries=0', f'--IdentityProvider.token={token}', f'--ServerApp.root_dir={d}',
                              '--LabApp.expose_app_in_browser=True', f'--LabApp.workspaces_dir={d / "workspaces"}',
-                             f'--LabApp.user_settings_dir={d / "settings"}', '--LabApp.news_url=', '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate',
-                             '--LabApp.extension_manager=readonly', *(['--allow-root'] if hasattr(os, 'geteuid') and os.geteuid() == 0 else [])],
+                             f'--LabApp.user_settings_dir={d / "settings"}', '--LabApp.news_url=',
+                             '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate', '--LabApp.extension_manager=readonly',
+                             *(['--allow-root'] if hasattr(os, 'geteuid') and os.geteuid() == 0 else [])],
                             cwd=d, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f'http://127.0.0.1:{port}'
     try:
@@ -147,7 +148,8 @@ def test_explorers_in_jupyterlab(lab):
             for name in ('interventionexplorer', 'cemexplorer', 'counterfactualexplorer', 'filterexplorer'):
                 page.wait_for_selector(f'.causal-nb-{name}', timeout=30_000)
             # every picture the explorers drew decodes in the browser
-            wait_for(lambda: page.eval_on_selector_all('img.causal-nb-image', 'ims => ims.filter(i => i.offsetParent).every(i => i.naturalWidth > 0)'),
+            wait_for(lambda: page.eval_on_selector_all('img.causal-nb-image',
+                                                       'ims => ims.filter(i => i.offsetParent).every(i => i.naturalWidth > 0)'),
                      30, 'the pictures to decode')
             ex = page.locator('.causal-nb-interventionexplorer')
             ex.scroll_into_view_if_needed()
@@ -209,7 +211,8 @@ def test_explorers_in_jupyterlab(lab):
 # each cell's outputs from the notebook's model (what the page shows, read without depending on what is scrolled into view)
 OUTPUTS = """() => { const m = window.jupyterapp.shell.currentWidget.content.model; const all = [];
     for (let i = 0; i < m.cells.length; i++) { const c = m.cells.get(i).toJSON();
-        all.push((c.outputs || []).map(o => o.output_type === 'error' ? `ERROR ${o.ename}: ${o.evalue}` : JSON.stringify(o.text || o.data || ''))); }
+        all.push((c.outputs || []).map(o => o.output_type === 'error' ? `ERROR ${o.ename}: ${o.evalue}`
+                                                                      : JSON.stringify(o.text || o.data || ''))); }
     return all; }"""
 
 # where a run stands: the kernel's status, the cells that ran (their execution counts) and those running or queued
@@ -233,7 +236,8 @@ def run_all(page, timeout: float, log: Path, done: str) -> None:
         def finished():
             nonlocal stalled
             st, outs = page.evaluate(PROGRESS), page.evaluate(OUTPUTS)
-            f.write(f"{time.time() - t0:6.1f} s  kernel {st['kernel']:<5} ran {len(st['ran'])} running or queued {st['busy'][:4]}\n"); f.flush()
+            f.write(f"{time.time() - t0:6.1f} s  kernel {st['kernel']:<5} ran {len(st['ran'])} running or queued {st['busy'][:4]}\n")
+            f.flush()
             if done in json.dumps(outs[-1]): return True
             errors = [(i, o) for i, oo in enumerate(outs) for o in oo if o.startswith('ERROR')]
             if errors: pytest.fail(f'cell {errors[0][0]} failed: {errors[0][1]}')

@@ -141,7 +141,8 @@ def test_compare_maps_never_drops_a_method_silently(net, x):
         maps = compare_maps(net, x, 1)
     assert set(maps) == {'CEM', 'Grad-CAM'}
     with pytest.raises(ValueError, match='no global average pooling'): compare_maps(net, x, 1, methods=('CEM', 'CAM'))
-    with pytest.raises(ValueError, match="methods must name 'CEM', 'CAM', 'Grad-CAM', .*got 'LIME'"): compare_maps(net, x, 1, methods=['LIME'])
+    with pytest.raises(ValueError, match="methods must name 'CEM', 'CAM', 'Grad-CAM', .*got 'LIME'"):
+        compare_maps(net, x, 1, methods=['LIME'])
 
 
 class _MeanPool(nn.Module):

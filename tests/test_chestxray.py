@@ -71,8 +71,10 @@ def test_bad_input_names_the_problem(release, chexnet_file, tmp_path):
     import contextlib, io, re
     err = io.StringIO()
     with contextlib.redirect_stderr(err):      # the command line: one line naming the flag's problem, exit status 2
-        rc = main(['reproduce', '--tables', 'table1', '--quick', '--chestxray', str(release), '--chexnet', str(other), '--image-size', '32'])
-    assert rc == 2 and re.search('causal-nb reproduce: error: .*chexnet: weights file .* has a head for 1000 labels', err.getvalue()), err.getvalue()
+        rc = main(['reproduce', '--tables', 'table1', '--quick', '--chestxray', str(release), '--chexnet', str(other),
+                   '--image-size', '32'])
+    assert rc == 2 and re.search('causal-nb reproduce: error: .*chexnet: weights file .* has a head for 1000 labels',
+                                 err.getvalue()), err.getvalue()
 
 
 def test_metrics_match_sklearn_and_state_the_baseline():

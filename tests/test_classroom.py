@@ -22,9 +22,11 @@ def test_module_command_copies_and_reports(tmp_path):
     assert r.returncode == 0 and f'{n} copied' in r.stdout, r.stderr
     assert json.loads((tmp_path / 'course' / MANIFEST).read_text())['files'].keys() == set(shipped_files())
     page = tmp_path / 'course' / 'index.ipynb'
-    nb = json.loads(page.read_text()); nb['cells'][0]['source'] = ['# My notes']; page.write_text(json.dumps(nb))  # an edit: a cell's source
+    # an edit: a cell's source
+    nb = json.loads(page.read_text()); nb['cells'][0]['source'] = ['# My notes']; page.write_text(json.dumps(nb))
     r = run('notebooks', 'course')
-    assert r.returncode == 0 and f'{n - 1} unchanged' in r.stdout and 'you edited them (use --force' in r.stdout and 'index.ipynb' in r.stdout
+    assert (r.returncode == 0 and f'{n - 1} unchanged' in r.stdout and 'you edited them (use --force' in r.stdout
+            and 'index.ipynb' in r.stdout)
     assert run('notebooks', 'course', '--force').returncode == 0 and 'My notes' not in page.read_text()
     bad = run('notebooks', 'course/index.ipynb')
     assert bad.returncode == 1 and 'is not a folder' in bad.stderr

@@ -179,7 +179,8 @@ def test_report_with_a_model_file_and_weights(tmp_path):
 
 def test_report_and_reproduce_refuse_bad_input(tmp_path):
     one_line_error(run('report', '--data', 'imagenet-please'), "--data: data must be one of")
-    one_line_error(run('report', '--data', 'digits', '--model', 'resnet1000'), '--model: expected one of small-cnn, lenet5', "got 'resnet1000'")
+    one_line_error(run('report', '--data', 'digits', '--model', 'resnet1000'), '--model: expected one of small-cnn, lenet5',
+                   "got 'resnet1000'")
     one_line_error(run('report', '--data', 'digits', '--sections', 'data,nonsense'), "--sections: unknown section(s) ['nonsense']")
     one_line_error(run('reproduce', '--tables', 'table1', '--chestxray', tmp_path, '--chexnet', tmp_path / 'none.pth'), 'does not exist')
     one_line_error(run('report', '--device', 'tpu9'), '--device', "'tpu9'")
@@ -325,7 +326,8 @@ def test_reproduce_says_its_plan_first():
 
 
 def _interrupt_when(args, pattern: str, **env):
-    "Run causal-nb in its own process group and press Ctrl-C (SIGINT to the group, as a terminal does) once a stdout line matches `pattern`; returns (exit status, stdout, stderr)."
+    """Run causal-nb in its own process group and press Ctrl-C (SIGINT to the group, as a terminal does) once a stdout line
+    matches `pattern`; returns (exit status, stdout, stderr)."""
     import signal, threading
     p = subprocess.Popen([CLI, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                          env={**os.environ, 'CAUSAL_NB_PROGRESS': '0', 'OMP_NUM_THREADS': '1', **env})

@@ -258,7 +258,8 @@ def _counterfactual_before_split(classifier: nn.Module,               # image cl
                                  generator: nn.Module,                # G(z) -> images shaped like `query`
                                  query: torch.Tensor,                 # (N, C, H, W) images to explain, in [0, 1]
                                  target: torch.Tensor | int,          # (N,) classes to move to, or one class for all
-                                 lam: float | torch.Tensor = 10.0,    # starting λ (> 0; one, or one per query), the weight of the classification loss
+                                 lam: float | torch.Tensor = 10.0,    # starting λ (> 0; one, or one per query), the weight of the
+                                                                      # classification loss
                                  p: int = 1,                          # norm of the distance, 1 or 2
                                  steps: int = 60,                     # Adam steps per round
                                  lr: float | torch.Tensor = 0.2,      # step size in latent space (one, or one per query)
@@ -267,8 +268,10 @@ def _counterfactual_before_split(classifier: nn.Module,               # image cl
                                  fixed: torch.Tensor | None = None,   # (D,) bool: latent coordinates held fixed
                                  distance: str = 'image',             # 'image': |query - G(z')|_p; 'latent': |z0 - z'|_p
                                  min_prob: float = 0.0,               # success also needs P(target) >= min_prob
-                                 grow: float = 2.0,                   # a query that has not flipped yet takes steps this much larger next round
-                                 keep: str = 'last',                  # per round: 'last' (where Eq. 2's descent ended) or 'closest' (the closest flip on the path)
+                                 grow: float = 2.0,                   # a query that has not flipped yet takes steps this much larger
+                                                                      # next round
+                                 keep: str = 'last',                  # per round: 'last' (where Eq. 2's descent ended) or 'closest'
+                                                                      # (the closest flip on the path)
                                  record_every: int = 10,              # keep every k-th step of the path (1: every step)
                                 ) -> CounterfactualResult:
     "chapter 8's `counterfactual` before it was split into steps (commit 1bd9373), verbatim: kept here only to compare."
@@ -290,16 +293,19 @@ def _counterfactual_before_split(classifier: nn.Module,               # image cl
     with evaluating(classifier), (evaluating(generator) if gen_state else contextlib.nullcontext()):
         with torch.no_grad(): out0 = generator(z0[:1])
         if tuple(out0.shape[1:]) != tuple(query.shape[1:]):
-            raise ValueError(f"generator output shape {tuple(out0.shape[1:])} does not match the query/classifier input shape {tuple(query.shape[1:])}")
+            raise ValueError(f"generator output shape {tuple(out0.shape[1:])} does not match the query/classifier input shape "
+                             f"{tuple(query.shape[1:])}")
         with torch.no_grad(): k = classifier(query[:1]).shape[1]
         target = torch.as_tensor(target, dtype=torch.long, device=dev)
         if target.ndim == 0: target = target.expand(n).clone()
         if target.shape != (n,): raise ValueError(f"target must be one class or ({n},) classes, got shape {tuple(target.shape)}")
-        if int(target.min()) < 0 or int(target.max()) >= k: raise ValueError(f"target must lie in [0, {k - 1}], got [{int(target.min())}, {int(target.max())}]")
+        if int(target.min()) < 0 or int(target.max()) >= k:
+            raise ValueError(f"target must lie in [0, {k - 1}], got [{int(target.min())}, {int(target.max())}]")
         mask = torch.ones(z0.shape[1], device=dev)
         if fixed is not None:
             fixed = torch.as_tensor(fixed, dtype=torch.bool)
-            if fixed.shape != (z0.shape[1],): raise ValueError(f"fixed must be a ({z0.shape[1]},) bool mask, got shape {tuple(fixed.shape)}")
+            if fixed.shape != (z0.shape[1],):
+                raise ValueError(f"fixed must be a ({z0.shape[1]},) bool mask, got shape {tuple(fixed.shape)}")
             mask = (~fixed).float().to(dev)
         col = lambda t: t.view(-1, *([1] * (z0.ndim - 1)))
         def measure(z):                                         # G(z), logits, distance term, P(target), flipped?
@@ -322,7 +328,8 @@ def _counterfactual_before_split(classifier: nn.Module,               # image cl
             for s in range(steps + 1):
                 z = z0 + col(step) * u * mask
                 img, logits, dist, pr, pt, ok = measure(z)
-                with torch.no_grad():                           # the kept iterate: the last, or the closest flip (else the most probable target)
+                # the kept iterate: the last, or the closest flip (else the most probable target)
+                with torch.no_grad():
                     if keep == 'last': take = torch.full_like(ok, s == steps)
                     else: take = (ok & (~rok | (dist < rd))) | (~ok & ~rok & (pt > rpt))
                     rz = torch.where(col(take), z.detach(), rz); rd = torch.where(take, dist.detach(), rd)

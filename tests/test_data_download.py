@@ -44,7 +44,8 @@ class _Server:
                 if name in outer.corrupt: data = data[: len(data) // 2]
                 self.send_response(200); self.send_header('Content-Length', str(len(data))); self.end_headers()
                 if body: outer.gets.append(name); self.wfile.write(data)
-            def do_GET(self): self._send(self.headers.get('Method') != 'HEAD')   # torchvision probes redirects with a GET carrying 'Method: HEAD'
+            # torchvision probes redirects with a GET carrying 'Method: HEAD'
+            def do_GET(self): self._send(self.headers.get('Method') != 'HEAD')
             def do_HEAD(self): self._send(False)
         self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
         self.url = f'http://127.0.0.1:{self.httpd.server_address[1]}/'

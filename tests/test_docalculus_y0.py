@@ -159,7 +159,8 @@ TEXTBOOK = {   # name: (directed, bidirected, y, x, identifiable)
     'bow with a mediator arc': ([('X', 'Z'), ('Z', 'Y')], [('X', 'Z'), ('Z', 'Y')], 'Y', 'X', False),
     'doubly confounded': ([('X', 'Z'), ('Z', 'Y'), ('W', 'X'), ('W', 'Y')], [('X', 'W'), ('Z', 'W')], 'Y', 'X', False),
     'confounded co-cause': ([('X', 'Y'), ('Z', 'Y')], [('X', 'Z')], 'Y', 'X', True),
-    'confounded on every side': ([('Z1', 'X'), ('X', 'Z2'), ('Z2', 'Y'), ('Z1', 'Y')], [('X', 'Z1'), ('Z1', 'Y'), ('Z1', 'Z2')], 'Y', 'X', False),
+    'confounded on every side': ([('Z1', 'X'), ('X', 'Z2'), ('Z2', 'Y'), ('Z1', 'Y')], [('X', 'Z1'), ('Z1', 'Y'), ('Z1', 'Z2')],
+                                 'Y', 'X', False),
 }
 
 

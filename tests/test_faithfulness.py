@@ -9,8 +9,9 @@ from torch import nn
 from causal_nb.cem import GapCNN, pointing_game, map_auroc
 from causal_nb.core import model_state, get_module
 from causal_nb.faithfulness import _generator
-from causal_nb.faithfulness import (MAPS, METRICS, attribution, available_maps, cascading_randomisation, map_scores, noisy_linear_imputation,
-                                    perturbation_curve, pixel_ranks, relevance_mass, relevance_rank, road, score_table, smooth_grad)
+from causal_nb.faithfulness import (MAPS, METRICS, attribution, available_maps, cascading_randomisation, map_scores,
+                                    noisy_linear_imputation, perturbation_curve, pixel_ranks, relevance_mass, relevance_rank, road,
+                                    score_table, smooth_grad)
 
 warnings.filterwarnings('ignore')
 
@@ -33,7 +34,8 @@ def test_cams_equal_pytorch_grad_cam(setup, peer, name, layer):
     net, x, y = setup
     state = model_state(net)
     other = copy.deepcopy(net)                       # the peer leaves its hooks on the model it is given
-    ref = torch.from_numpy(getattr(pytorch_grad_cam, peer)(other, [get_module(other, layer)])(x, targets=[ClassifierOutputTarget(int(c)) for c in y]))
+    ref = torch.from_numpy(getattr(pytorch_grad_cam, peer)(other, [get_module(other, layer)])(
+        x, targets=[ClassifierOutputTarget(int(c)) for c in y]))
     ours = attribution(name, net, x, y, layer=layer, normalize=True)
     assert (ours - ref).abs().max() < 1e-5
     assert model_state(net) == state
@@ -89,9 +91,11 @@ def test_localisation_equals_quantus(setup):
     masks = torch.zeros(5, 28, 28, dtype=torch.bool); masks[:, 4:14, 6:20] = True; masks[2, 20:, 20:] = True
     for name in ('Saliency', 'Grad-CAM', 'Score-CAM'):
         m = attribution(name, net, x, y)
-        args = dict(model=net, x_batch=x.numpy(), y_batch=y.numpy(), a_batch=m[:, None].numpy(), s_batch=masks[:, None].numpy().astype(float))
+        args = dict(model=net, x_batch=x.numpy(), y_batch=y.numpy(), a_batch=m[:, None].numpy(),
+                    s_batch=masks[:, None].numpy().astype(float))
         kw = dict(abs=False, normalise=False, disable_warnings=True)
-        for qm, ours in [(quantus.PointingGame, pointing_game(m, masks).double()), (quantus.RelevanceMassAccuracy, relevance_mass(m, masks)),
+        for qm, ours in [(quantus.PointingGame, pointing_game(m, masks).double()),
+                         (quantus.RelevanceMassAccuracy, relevance_mass(m, masks)),
                          (quantus.RelevanceRankAccuracy, relevance_rank(m, masks)), (quantus.AUC, map_auroc(m, masks))]:
             assert np.abs(np.asarray(qm(**kw)(**args), float) - ours.numpy()).max() < 1e-6, (name, qm.__name__)
 
@@ -137,13 +141,15 @@ def test_bad_input(setup):
     with pytest.raises(ValueError, match="needs a model with an nn.Conv2d layer"): attribution('Score-CAM', mlp, x)
     with pytest.raises(ValueError, match="global average pooling"): attribution('CAM', mlp, x)
     with pytest.raises(ValueError, match="method must be one of"): attribution('LRP', net, x)
-    with pytest.raises(ValueError, match=r"maps has shape \(5, 28\); expected \(5, 28, 28\)"): perturbation_curve(net, x, torch.zeros(5, 28), y)
+    with pytest.raises(ValueError, match=r"maps has shape \(5, 28\); expected \(5, 28, 28\)"):
+        perturbation_curve(net, x, torch.zeros(5, 28), y)
     with pytest.raises(ValueError, match="NaN or Inf"): road(net, x, torch.full((5, 28, 28), float('nan')), y)
     with pytest.raises(ValueError, match="metric 'AUROC' needs ground-truth masks"): map_scores(net, x, y, metrics=['AUROC'])
     with pytest.raises(ValueError, match="samples must be a positive integer"): smooth_grad(net, x, samples=0)
     with pytest.raises(ValueError, match="outside bounds"): attribution('Saliency', net, x * 3)
     assert 'CAM' not in available_maps(mlp) and 'Saliency' in available_maps(mlp)
-    assert set(MAPS) >= {'CEM', 'Ablation-CAM', 'Score-CAM', 'Grad-CAM++', 'HiResCAM', 'Saliency', 'IntegratedGradients', 'SmoothGrad', 'Random'}
+    assert set(MAPS) >= {'CEM', 'Ablation-CAM', 'Score-CAM', 'Grad-CAM++', 'HiResCAM', 'Saliency', 'IntegratedGradients', 'SmoothGrad',
+                         'Random'}
 
 
 def test_effect_features_equal_network_scm_and_are_differentiable():
@@ -182,7 +188,8 @@ def test_effect_features_of_every_class_and_the_detectors_built_on_them():
     assert full.shape == (6, 64 * 10)
     assert (full - eff.permute(1, 0, 2).flatten(1)).abs().max() < 1e-6                             # node-major, every class
     belief = (full.view(6, 64, 10) * p[:, None]).sum(-1)
-    assert (effect_features(net, x, 'conv2') - belief).abs().max() < 1e-6                          # the belief readout is its p-weighted sum
+    # the belief readout is its p-weighted sum
+    assert (effect_features(net, x, 'conv2') - belief).abs().max() < 1e-6
     assert (effect_features(net, x, 'conv2', readout='classes', max_bytes=30_000) - full).abs().max() < 1e-6
     with pytest.raises(ValueError, match="readout must be 'belief' or 'classes', got 'top'"): effect_features(net, x, 'fc1', readout='top')
     with pytest.raises(ValueError, match="readout must be 'belief' or 'classes'"): EffectDetector(net, readout='top')

@@ -9,8 +9,8 @@ from torch import nn
 
 from causal_nb.core import intervene, model_state
 from causal_nb.data import causal_shapes
-from causal_nb.filters import (FilterSCM, SmallResNet, ablate_filters, auc, compare_rankings, conv_layers, filter_importance, filter_parents,
-                               filter_responses, pruning_curve, pruning_curves)
+from causal_nb.filters import (FilterSCM, SmallResNet, ablate_filters, auc, compare_rankings, conv_layers, filter_importance,
+                               filter_parents, filter_responses, pruning_curve, pruning_curves)
 from causal_nb.models import SmallCNN, train
 
 
@@ -125,8 +125,10 @@ def test_filter_dag_follows_skip_connections():
     sub = FilterSCM(net, ['layer3.0.conv2', 'conv1', 'layer2.0.conv1'])
     assert sub.layers == ['conv1', 'layer2.0.conv1', 'layer3.0.conv2']          # put in forward order
     assert sub.parents == {'conv1': [], 'layer2.0.conv1': ['conv1'],
-                           'layer3.0.conv2': ['conv1', 'layer2.0.conv1'],                # conv1 also through layer2.0's shortcut conv (left out)
-                           'output': ['conv1', 'layer2.0.conv1', 'layer3.0.conv2']}      # and both through layer3.0's shortcut conv
+                           # conv1 also through layer2.0's shortcut conv (left out)
+                           'layer3.0.conv2': ['conv1', 'layer2.0.conv1'],
+                           # and both through layer3.0's shortcut conv
+                           'output': ['conv1', 'layer2.0.conv1', 'layer3.0.conv2']}
 
 
 class TwoBranches(nn.Module):

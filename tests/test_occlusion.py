@@ -16,7 +16,8 @@ from causal_nb.occlusion import IncrementalOcclusion, Span, sliding_span, union_
 def vgg_style():
     seed_everything(3)
     m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=True), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
-                      nn.MaxPool2d(2), nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(3, 2, padding=1, ceil_mode=True),
+                      nn.MaxPool2d(2), nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                      nn.MaxPool2d(3, 2, padding=1, ceil_mode=True),
                       nn.Conv2d(16, 16, 3, stride=2, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(16 * 2 * 2, 7))
     for b in m.modules():
         if isinstance(b, nn.BatchNorm2d): b.running_mean.uniform_(-.2, .2); b.running_var.uniform_(.5, 2.)
@@ -32,7 +33,8 @@ def incremental(m, x, *a, **kw):
 def test_small_cnn_exact(window, stride, fill, head):
     seed_everything(0)
     m = SmallCNN().eval(); x = torch.rand(3, 1, 28, 28); t = torch.tensor([0, 4, 9])
-    assert (causal_effect_map(m, x, t, window, stride, fill, head=head) - incremental(m, x, t, window, stride, fill, head=head)).abs().max() < 1e-6
+    assert (causal_effect_map(m, x, t, window, stride, fill, head=head)
+            - incremental(m, x, t, window, stride, fill, head=head)).abs().max() < 1e-6
 
 
 @pytest.mark.parametrize('window,stride', [(6, 3), (4, 4), ((8, 5), (4, 5)), (2, 1)])
@@ -65,8 +67,8 @@ def test_chunking_and_full_at_do_not_change_the_map():
     seed_everything(1)
     net = torchvision.models.resnet18(num_classes=5).eval(); x = torch.rand(1, 3, 48, 48)
     a = causal_effect_map(net, x, 2, 12, 6, engine=IncrementalOcclusion())
-    for eng, kw in [(IncrementalOcclusion(full_at=1.), {}), (IncrementalOcclusion(full_at=.05), {}), (IncrementalOcclusion(), {'max_batch': 3}),
-                    (IncrementalOcclusion(), {'max_bytes': 50_000})]:
+    for eng, kw in [(IncrementalOcclusion(full_at=1.), {}), (IncrementalOcclusion(full_at=.05), {}),
+                    (IncrementalOcclusion(), {'max_batch': 3}), (IncrementalOcclusion(), {'max_bytes': 50_000})]:
         assert (a - causal_effect_map(net, x, 2, 12, 6, engine=eng, **kw)).abs().max() < 1e-6
 
 
@@ -91,7 +93,8 @@ def test_unsupported_layer_warns_and_stays_exact():
 
 def test_batch_statistics_batchnorm_is_not_treated_as_elementwise():
     seed_everything(4)
-    m = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4, track_running_stats=False), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 3))
+    m = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4, track_running_stats=False), nn.ReLU(), nn.Flatten(),
+                      nn.Linear(4 * 8 * 8, 3))
     x = torch.rand(3, 1, 8, 8)
     with pytest.warns(UserWarning, match='BatchNorm2d'):
         plan = IncrementalOcclusion().plan(m, x, 2, 2)

@@ -65,7 +65,8 @@ def _expected_images() -> list[str]:
 
 def _expected_front_page_files() -> list[str]:
     "What index.ipynb links to and shows: the benchmarks, the guide to the house, the teacher's guide and the screenshots."
-    return ['BENCHMARKS.md', 'CONTRIBUTING.md', 'docs/teaching.md'] + sorted(f'docs/images/{p.name}' for p in (ROOT / 'docs' / 'images').glob('*.png'))
+    return (['BENCHMARKS.md', 'CONTRIBUTING.md', 'docs/teaching.md']
+            + sorted(f'docs/images/{p.name}' for p in (ROOT / 'docs' / 'images').glob('*.png')))
 
 
 def test_the_wheel_carries_the_notebooks(built):

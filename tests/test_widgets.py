@@ -34,7 +34,8 @@ def sample():
 
 
 def snapshot(m):
-    return model_state(m), {k: v.clone() for k, v in m.state_dict().items()}, sum(len(x._forward_hooks) + len(x._forward_pre_hooks) for x in m.modules())
+    return (model_state(m), {k: v.clone() for k, v in m.state_dict().items()},
+            sum(len(x._forward_hooks) + len(x._forward_pre_hooks) for x in m.modules()))
 
 
 def unchanged(m, snap):
@@ -52,7 +53,8 @@ def png_size(b):
 def test_pictures_and_bars():
     assert png_size(image_png(torch.rand(3, 10, 20), size=40)) == (40, 20)
     assert png_size(image_png(torch.rand(10, 10), 'magma', size=30)) == (30, 30)
-    with pytest.raises(ValueError, match=r'mask must have the image.s shape'): image_png(torch.rand(1, 5, 5), mask=torch.zeros(4, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r'mask must have the image.s shape'):
+        image_png(torch.rand(1, 5, 5), mask=torch.zeros(4, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match='cmap needs a map'): image_png(torch.rand(3, 5, 5), 'magma')
     html = probability_bars({'a': [.25, .75]}, ['x', 'y'])
     assert '0.250' in html and '0.750' in html
@@ -97,7 +99,8 @@ def test_explorers_refuse_bad_input_by_name(fm, sample):
     with pytest.raises(ValueError, match=r"unknown control\(s\) \['colour'\]"): ex.set(colour=1)
     with pytest.raises(ValueError, match=r'node must lie in \[0, 31\], got 32'): ex.set(node=32)
     with pytest.raises(TypeError, match='node must be an integer, got float'): ex.set(node=2.5)
-    with pytest.raises(ValueError, match=r"intervention must be one of \['zero-out', 'set value', 'scale', 'patch'\]"): ex.set(intervention='clamp')
+    with pytest.raises(ValueError, match=r"intervention must be one of \['zero-out', 'set value', 'scale', 'patch'\]"):
+        ex.set(intervention='clamp')
     with pytest.raises(ValueError, match='eps must lie in'): ex.set(eps=-1.)
     with pytest.raises(TypeError, match='data must be an ImageSet'): InterventionExplorer(fm, 'images')
     with pytest.raises(ValueError, match='data has 48 images but 3 labels'): InterventionExplorer(fm, (sample.images, sample.labels[:3]))
@@ -108,8 +111,10 @@ def test_explorers_refuse_bad_input_by_name(fm, sample):
     with pytest.raises(TypeError, match='detector must be True, None or a fitted CEDetector'): CEMExplorer(fm, sample, detector=1)
     with pytest.raises(ValueError, match='n_fit must be an integer'): CEMExplorer(fm, sample, n_fit=2)
     with pytest.raises(ValueError, match='n_images must be a positive integer'): FilterExplorer(fm, sample, n_images=0)
-    with pytest.raises(ValueError, match=r'attributes must be a \(48, D\) tensor'): CounterfactualExplorer(fm, sample, AttributeDecoder(28), attributes=torch.zeros(3, 10))
-    with pytest.raises(ValueError, match=r'generator makes images shaped \(1, 32, 32\)'): CounterfactualExplorer(fm, sample, AttributeDecoder(32), attributes=torch.zeros(48, 10))
+    with pytest.raises(ValueError, match=r'attributes must be a \(48, D\) tensor'):
+        CounterfactualExplorer(fm, sample, AttributeDecoder(28), attributes=torch.zeros(3, 10))
+    with pytest.raises(ValueError, match=r'generator makes images shaped \(1, 32, 32\)'):
+        CounterfactualExplorer(fm, sample, AttributeDecoder(32), attributes=torch.zeros(48, 10))
 
 
 def test_errors_show_in_the_widget_and_it_recovers(fm, sample):
@@ -129,7 +134,8 @@ def test_models_with_skips_and_concepts(sample):
     ex = InterventionExplorer(net, x, device='cpu', size=64)
     s = ex.set(layer='layer2.0.conv1', node=7, image=2)
     assert s['cache'] == 'prefix-cache' and s['error'] is None
-    torch.testing.assert_close(torch.tensor(s['probs_after']), NetworkSCM(net).do(x[2:3], {Node('layer2.0.conv1', 7): ZeroOut()})[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.tensor(s['probs_after']), NetworkSCM(net).do(x[2:3], {Node('layer2.0.conv1', 7): ZeroOut()})[0],
+                               atol=1e-5, rtol=0)
     small = SmallCNN().eval()
     aem = insert_autoencoder(small, 'pool1', ConceptAutoencoder(32, 4, hidden=8))
     cx = InterventionExplorer(aem, sample, device='cpu')
@@ -175,7 +181,8 @@ def test_cem_explorer(fm, sample):
     torch.testing.assert_close(cx.maps()[0], grad_cam(fm, x, 1)[0], atol=1e-5, rtol=0)
     s = cx.set(method='CAM')
     assert 'global average pooling' in s['error'] and 'Choose Grad-CAM' in s['error']
-    assert not any(code in s['error'] for code in ('grad_cam(', 'nn.Linear', 'F.', '(model')), s['error']   # the app's readers write no code
+    # the app's readers write no code
+    assert not any(code in s['error'] for code in ('grad_cam(', 'nn.Linear', 'F.', '(model')), s['error']
     s = cx.set(method='CEM', attack='none')
     assert s['error'] is None and len(s['predicted']) == 1 and cx._attacked_boxes[0].layout.display == 'none'
     with pytest.raises(ValueError, match='detector is not fitted'):
@@ -190,7 +197,8 @@ def test_cem_explorer_incremental_equals_whole_images(fm, sample):
     "The explorer computes CEM with chapter 7a's incremental engine: the maps of the image and its FGSM copy equal whole masked images'."
     from causal_nb.occlusion import IncrementalOcclusion
     import causal_nb.widgets as wmod
-    assert isinstance(wmod._EXACT_OCCLUSION, IncrementalOcclusion) and wmod._EXACT_OCCLUSION.tau is None and not wmod._EXACT_OCCLUSION.first_order
+    assert (isinstance(wmod._EXACT_OCCLUSION, IncrementalOcclusion) and wmod._EXACT_OCCLUSION.tau is None
+            and not wmod._EXACT_OCCLUSION.first_order)
     snap = snapshot(fm)
     cx = CEMExplorer(fm, sample, detector=None, device='cpu')
     for image, window, stride in ((3, 4, 2), (11, 4, 3), (20, 5, 1)):
