@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_autoencoder.ipynb #ed0b5d0d
 from __future__ import annotations
-import copy, time, warnings
+import copy, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -14,11 +14,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from filelock import FileLock
 
-from .core import (CacheError, Node, ReportContext, ReportSection, atomic_save, cache_dir, check_head, model_device,
+from .core import (CacheError, Node, ReportContext, ReportSection, cached, cache_dir, check_head, model_device,
                             check_logits, default_max_bytes, evaluating, fingerprint, get_device, get_module, preserve_state,
-                            progress, safe_load)
+                            progress)
 from .data import ImageSet
 
 # %% auto #0
@@ -328,25 +327,25 @@ def fit_autoencoder(model: nn.Module,          # the classifier; frozen and left
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         ae = ConceptAutoencoder(c, n_concepts, hidden=hidden, nonnegative=nonnegative)
-    with FileLock(str(path) + '.lock'):
-        if cache and path.exists():
-            try:
-                saved = safe_load(path)
-                ae = ConceptAutoencoder(**saved['ae_config']); ae.load_state_dict(saved['state_dict'])
-                _insert(backbone, layer, ae); ae.to(dev).eval()
-                return AutoencoderFit(backbone, ae, layer, pd.DataFrame(saved['history']), float(saved['seconds']), True, path)
-            except (CacheError, KeyError, RuntimeError, TypeError, ValueError) as e:
-                warnings.warn(f"ignoring the unreadable autoencoder cache {path} and fitting again: {e}")
-                backbone = _frozen_copy(model).to(dev)
+    def load(saved):
+        nonlocal backbone
+        try:
+            cached_ae = ConceptAutoencoder(**saved['ae_config']); cached_ae.load_state_dict(saved['state_dict'])
+            _insert(backbone, layer, cached_ae); cached_ae.to(dev).eval()
+            return AutoencoderFit(backbone, cached_ae, layer, pd.DataFrame(saved['history']), float(saved['seconds']), True, path)
+        except Exception:
+            backbone = _frozen_copy(model).to(dev); raise     # fit on a clean copy, with the seeded `ae`, not the half-loaded one
+    def fit():
         target = _logits(backbone, data.images.to(dev), 500)
         _insert(backbone, layer, ae)
-        result = _fit_ae(backbone, ae, layer, data, target, dev, epochs, lr, batch_size, seed, weights, progress_bar)
-        if cache:
-            atomic_save({'state_dict': {k: v.detach().cpu() for k, v in ae.state_dict().items()}, 'ae_config': ae.config(),
-                         'history': result.history.to_dict(orient='list'), 'seconds': result.seconds, 'config': config,
-                         'layer': layer}, path)
-            result.path = path
-        return result
+        return _fit_ae(backbone, ae, layer, data, target, dev, epochs, lr, batch_size, seed, weights, progress_bar)
+    def save(r):
+        return {'state_dict': {k: v.detach().cpu() for k, v in r.ae.state_dict().items()}, 'ae_config': r.ae.config(),
+                'history': r.history.to_dict(orient='list'), 'seconds': r.seconds, 'config': config, 'layer': layer}
+    result = cached(path, fit, load, save, what='autoencoder cache', redo='fitting', cache=cache,   # core's cache-or-build
+                    errors=(CacheError, KeyError, RuntimeError, TypeError, ValueError))
+    if cache: result.path = path
+    return result
 
 def _split(net, layer):
     "For a top-level layer of a plain `nn.Sequential`: (prefix, suffix), so the frozen prefix runs once; else None."

@@ -87,14 +87,12 @@ def _read_manifest(dest: Path) -> dict[str, str]:
     return files if isinstance(files, dict) else {}
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f: f.write(data)
-        umask = os.umask(0); os.umask(umask); os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+    "Write `data` to `path` through fastcore's `atomic_save` (a temporary `.<name>.tmp-…` file, then a rename); no torch here."
+    from fastcore.xtras import atomic_save
+    path = Path(path)
+    with atomic_save(path, prefix=f'.{path.name}.tmp-') as f:
+        f.write(data)
+        umask = os.umask(0); os.umask(umask); os.chmod(f.name, 0o666 & ~umask)   # it is made 0600; keep the usual mode
 
 def copy_notebooks(dest: str | os.PathLike,   # folder to copy into (created if missing)
                    force: bool = False,        # also overwrite notebooks the student has edited

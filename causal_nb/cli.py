@@ -677,7 +677,7 @@ def _new_cache_files(since: float) -> list[Path]:
     "Files written into the cache since `since` (a time.time()), complete ones only (caches are written atomically)."
     if 'causal_nb.core' not in sys.modules: return []        # interrupted before anything could be cached
     root = sys.modules['causal_nb.core'].cache_dir()
-    return sorted(p for p in root.rglob('*') if p.is_file() and p.suffix not in ('.lock', '.tmp') and p.stat().st_mtime >= since)
+    return sorted(p for p in root.rglob('*') if p.is_file() and p.suffix != '.lock' and '.tmp' not in p.name and p.stat().st_mtime >= since)
 
 def _kept(since: float) -> str:
     "What an interrupted command leaves behind, in a sentence."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #42dbf57a
 from __future__ import annotations
-import base64, contextlib, difflib, hashlib, html, io, math, os, random, sys, tempfile
+import base64, contextlib, difflib, hashlib, html, io, math, os, random, sys, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
+from filelock import FileLock
+from fastcore.xtras import atomic_save as _atomic_file
 
 # %% auto #0
 __all__ = ['HEADS', 'INTERVENABLE', 'get_device', 'model_device', 'seed_everything', 'check_bounds', 'check_images', 'check_head',
@@ -20,7 +22,7 @@ __all__ = ['HEADS', 'INTERVENABLE', 'get_device', 'model_device', 'seed_everythi
            'paper_label', 'intervene', 'ModelState', 'model_state', 'restore_state', 'preserve_state', 'evaluating',
            'InputIntervention', 'Normalized', 'default_max_bytes', 'chunk_size', 'activation_bytes', 'progress',
            'iter_chunks', 'map_batches', 'bootstrap_ci', 'cache_dir', 'atomic_save', 'CacheError', 'safe_load',
-           'fingerprint', 'ReportContext', 'ReportSection', 'show_table']
+           'fingerprint', 'cached', 'ReportContext', 'ReportSection', 'show_table']
 
 # %% ../nbs/00_core.ipynb #43f79b7b
 def get_device(device: str | torch.device | None = None,  # 'cpu', 'cuda', 'cuda:1', …; None picks for you
@@ -421,17 +423,12 @@ def cache_dir(sub: str | None = None) -> Path:
     return path
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    "`torch.save(obj, path)` via a temporary file and a rename, so `path` is never half-written."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f: torch.save(obj, f)
+    "`torch.save(obj, path)` through fastcore's `atomic_save` (a temporary file, then a rename), so `path` is never half-written."
+    path = Path(path)
+    with _atomic_file(path, prefix=f'.{path.name}.tmp-') as f:   # the temporary file: `.<name>.tmp-…`, removed on any error
+        torch.save(obj, f)
         umask = os.umask(0); os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes 0600 files; a cache is as readable as any file
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
-        raise
+        os.chmod(f.name, 0o666 & ~umask)       # it is made 0600; a cache is as readable as any file
     return path
 
 class CacheError(RuntimeError):
@@ -455,6 +452,26 @@ def fingerprint(*parts: Any) -> str:
             h.update(str((t.dtype, tuple(t.shape))).encode()); h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
         else: h.update(repr(p).encode())
     return h.hexdigest()[:16]
+
+# %% ../nbs/00_core.ipynb #0f0d1d74
+def cached(path: str | os.PathLike,      # the cache file; a `.lock` file beside it lets one process build at a time
+           build: Callable[[], Any],      # () -> the result, when there is no usable cache
+           load: Callable[[Any], Any],    # what `safe_load(path)` read -> the result; raising one of `errors` means "unusable"
+           save: Callable[[Any], Any],    # the result -> what to store (tensors and plain values: read with weights_only=True)
+           what: str = 'cache',           # the file in the warning: "ignoring the unreadable {what} {path} and {redo} again"
+           redo: str = 'building',        # what happens instead, in the warning
+           cache: bool = True,            # False: build, and neither read nor write `path`
+           errors: tuple[type[BaseException], ...] = (CacheError, KeyError, RuntimeError),  # what `load` raises for a damaged or stale file
+          ) -> Any:
+    "The result stored at `path` when it loads, else `build()`'s, stored atomically; a second process waits, then loads."
+    path = Path(path)
+    with FileLock(str(path) + '.lock'):
+        if cache and path.exists():
+            try: return load(safe_load(path))
+            except errors as e: warnings.warn(f"ignoring the unreadable {what} {path} and {redo} again: {e}", stacklevel=2)
+        result = build()
+        if cache: atomic_save(save(result), path)
+        return result
 
 # %% ../nbs/00_core.ipynb #4c90806c
 @dataclass

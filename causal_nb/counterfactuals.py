@@ -12,11 +12,10 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from filelock import FileLock
 from torch import nn
 
-from .core import (CacheError, ReportContext, ReportSection, atomic_save, cache_dir, check_images, evaluating,
-                            fingerprint, model_state, safe_load, seed_everything)
+from .core import (CacheError, ReportContext, ReportSection, cached, cache_dir, check_images, evaluating,
+                            fingerprint, model_state, seed_everything)
 from .data import ImageSet
 
 # %% auto #0
@@ -187,16 +186,13 @@ def trained_generator(kind: str = 'vae',                 # 'vae' or 'dcgan' (any
     config = dict(kind=kind, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
     key = fingerprint(repr(gen), *gen.state_dict().values(), data.fingerprint(), sorted(config.items()))
     path = cache_dir('generators') / f"{kind}-{key}.pt"
-    with FileLock(str(path) + '.lock'):
-        if cache and path.exists():
-            try:
-                gen.load_state_dict(safe_load(path)); return gen.eval()
-            except (CacheError, RuntimeError) as e:
-                import warnings; warnings.warn(f"ignoring the unreadable generator cache {path} and training again: {e}")
+    def load(saved): gen.load_state_dict(saved); return gen.eval()
+    def fit():
         if kind == 'dcgan': _fit_dcgan(gen, data.images, epochs, lr, batch_size, seed)
         else: _fit_generator(gen, data.images, a, epochs, lr, batch_size, seed)
-        if cache: atomic_save({k: v.detach().cpu() for k, v in gen.state_dict().items()}, path)
-    return gen
+        return gen
+    return cached(path, fit, load, lambda g: {k: v.detach().cpu() for k, v in g.state_dict().items()},   # core's cache-or-build
+                  what='generator cache', redo='training', cache=cache, errors=(CacheError, RuntimeError))
 
 # %% ../nbs/08_counterfactuals.ipynb #f6a105a1
 @dataclass

@@ -15,9 +15,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from filelock import FileLock
 
-from .core import (CacheError, Normalized, model_device, atomic_save, cache_dir, check_head, check_images, check_logits,
+from .core import (cached, Normalized, model_device, atomic_save, cache_dir, check_head, check_images, check_logits,
                             evaluating, fingerprint, get_device, map_batches, probabilities, progress, safe_load,
                             ReportContext, ReportSection)
 from .data import ImageSet, iter_batches, load_data, plot_samples
@@ -133,21 +132,16 @@ def train(model: nn.Module,             # the classifier to train (in place)
     config = dict(epochs=epochs, lr=lr, batch_size=batch_size, val_fraction=val_fraction, seed=seed)
     key = fingerprint(type(model).__name__, repr(model), *model.state_dict().values(), data.fingerprint(), sorted(config.items()))
     path = cache_dir('models') / f"{type(model).__name__.lower()}-{key}.pt"
-    with FileLock(str(path) + '.lock'):
-        if cache and path.exists():
-            try:
-                saved = safe_load(path)
-                model.load_state_dict(saved['state_dict']); model.to(dev).eval()
-                return TrainResult(model, pd.DataFrame(saved['history']), int(saved['best_epoch']), float(saved['seconds']), True, path)
-            except (CacheError, KeyError, RuntimeError) as e:
-                warnings.warn(f"ignoring the unreadable model cache {path} and training again: {e}")
-        result = _fit(model, data, dev, head, **config, progress_bar=progress_bar)
-        if cache:
-            atomic_save({'state_dict': {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                         'history': result.history.to_dict(orient='list'), 'best_epoch': result.best_epoch,
-                         'seconds': result.seconds, 'config': config}, path)
-            result.path = path
-        return result
+    def load(saved):
+        model.load_state_dict(saved['state_dict']); model.to(dev).eval()
+        return TrainResult(model, pd.DataFrame(saved['history']), int(saved['best_epoch']), float(saved['seconds']), True, path)
+    def save(r):
+        return {'state_dict': {k: v.detach().cpu() for k, v in r.model.state_dict().items()},
+                'history': r.history.to_dict(orient='list'), 'best_epoch': r.best_epoch, 'seconds': r.seconds, 'config': config}
+    result = cached(path, lambda: _fit(model, data, dev, head, **config, progress_bar=progress_bar), load, save,
+                    what='model cache', redo='training', cache=cache)        # core's cache-or-build: lock, load, warn, save atomically
+    if cache: result.path = path
+    return result
 
 def _fit(model, data, dev, head, epochs, lr, batch_size, val_fraction, seed, progress_bar):
     t0 = time.perf_counter()

@@ -185,6 +185,22 @@ def test_corrupt_cache_is_rebuilt(damage):
     assert fit_autoencoder(net, 'pool1', d, **kw).cached
 
 
+def test_half_loaded_cache_is_refitted_from_the_seeded_start():
+    "A cache whose weights load only in part (one key missing) is fitted again from the seeded autoencoder, as without a cache."
+    net, d = tiny_net(), data()
+    kw = dict(n_concepts=2, hidden=4, epochs=1, batch_size=10)
+    first = fit_autoencoder(net, 'pool1', d, **kw)
+    saved = torch.load(first.path, weights_only=True)
+    sd = {k: v + 1 for k, v in saved['state_dict'].items()}; sd.pop(next(iter(sd)))
+    torch.save({**saved, 'state_dict': sd}, first.path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        redo = fit_autoencoder(net, 'pool1', d, **kw)
+    assert not redo.cached and any('unreadable autoencoder cache' in str(w.message) for w in caught)
+    assert autoencoder_layers(redo.model) == ['pool1']
+    assert all(torch.equal(p, q) for p, q in zip(first.ae.state_dict().values(), redo.ae.state_dict().values()))
+
+
 # ---- fidelity ----------------------------------------------------------------------------------------------------
 def test_fidelity_of_identity_like_model():
     net, d = tiny_net(), data()

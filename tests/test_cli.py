@@ -229,7 +229,7 @@ def leftovers(*folders: Path) -> list[str]:
     "Half-written things: scratch report folders and temporary cache files under `folders`."
     out = []
     for f in folders:
-        if f.exists(): out += [str(p) for p in f.rglob('*') if '.partial-' in p.name or p.suffix == '.tmp']
+        if f.exists(): out += [str(p) for p in f.rglob('*') if '.partial-' in p.name or '.tmp' in p.name]
     return out
 
 

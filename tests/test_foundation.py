@@ -35,7 +35,7 @@ def test_parallel_training_trains_once(tmp_path):
     for p in procs: p.join(60)
     assert sorted(c for c, _ in out) == [False, True]
     assert out[0][1] == out[1][1]
-    assert [f.name for f in (tmp_path / 'models').iterdir() if f.suffix == '.tmp'] == []
+    assert [f.name for f in (tmp_path / 'models').iterdir() if '.tmp' in f.name] == []      # no temporary file of a write
 
 
 def test_interrupted_save_keeps_old_file(tmp_path, monkeypatch):
@@ -49,6 +49,18 @@ def test_interrupted_save_keeps_old_file(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, 'save', real_save)
     assert torch.equal(safe_load(path)['w'], torch.ones(3))
     assert sorted(f.name for f in tmp_path.iterdir()) == ['m.pt']
+
+
+def test_interrupted_byte_write_keeps_old_file_and_mode(tmp_path):
+    "classroom's writer (bytes, no torch): a failed write leaves the previous file and no temporary file; files get the umask's mode."
+    from causal_nb.classroom import _write_atomic
+    path = tmp_path / 'notes.json'
+    _write_atomic(path, b'{"v": 1}')
+    with pytest.raises(TypeError): _write_atomic(path, 'text, not bytes')       # fails inside the write
+    assert path.read_bytes() == b'{"v": 1}' and sorted(f.name for f in tmp_path.iterdir()) == ['notes.json']
+    umask = os.umask(0); os.umask(umask)
+    assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~umask)
+    assert oct(atomic_save({'w': torch.ones(1)}, tmp_path / 'm.pt').stat().st_mode & 0o777) == oct(0o666 & ~umask)
 
 
 def test_truncated_cache_is_reported(tmp_path):
