@@ -573,6 +573,7 @@ def as_number(a: Any, what: str = 'the answer') -> float:
     if isinstance(a, (int, float, np.number)): return float(a)
     raise WrongAnswer(f"{what} is a number, you gave {_describe(a)}.")
 
+# %% ../nbs/00_core.ipynb #80856644
 def number(rtol: float = 1e-4,          # relative tolerance
            atol: float = 1e-8,          # absolute tolerance
            what: str = 'the answer',    # how messages name the quantity
@@ -598,6 +599,7 @@ def _run(compare: Comparator, answer, expected) -> str | None:
     try: return compare(answer, expected)
     except WrongAnswer as e: return str(e)
 
+# %% ../nbs/00_core.ipynb #d59a7fea
 def values(*parts: Comparator,        # one comparator per value
            names: Sequence[str],      # what each value is, for messages
           ) -> Comparator:
@@ -616,6 +618,7 @@ def values(*parts: Comparator,        # one comparator per value
         return f"{names[i]}: {verdicts[i]}"
     return compare
 
+# %% ../nbs/00_core.ipynb #82a1c4e6
 def choice(normalise: Callable[[Any], Any],  # maps an answer to a canonical value, or raises WrongAnswer
            what: str = 'the answer',         # how messages name the quantity
           ) -> Comparator:
@@ -644,6 +647,7 @@ def close(rtol: float = 1e-4, atol: float = 1e-6,  # tolerances of `torch.allclo
         return f"the values differ from {what} by up to {float(d.max()):.3g} ({int((d > atol + rtol * e.abs()).sum())} of {d.numel()} values off)."
     return compare
 
+# %% ../nbs/00_core.ipynb #2152d9b6
 def same_outputs(probe: Callable[[], torch.Tensor],  # builds the inputs both models are run on
                  rtol: float = 1e-4, atol: float = 1e-5,
                  what: str = 'the model',
@@ -674,6 +678,7 @@ def _sentence(s: str) -> str:
     "Messages are written to read inside a sentence; shown alone, they start with a capital."
     return s[:1].upper() + s[1:]
 
+# %% ../nbs/00_core.ipynb #6feeb4c7
 @dataclass(eq=False)
 class Exercise:
     "One \"Try it\" exercise: task, reference answer, comparison, known mistakes, hint and solution."
@@ -709,19 +714,6 @@ class Exercise:
         if self._ref is _UNSET: self._ref = self.reference()
         return self._ref
 
-    def _mistake(self, i: int) -> Any:
-        "The value of mistake `i`, or _UNSET when it cannot be computed or is not actually wrong."
-        if i not in self._wrong:
-            try:
-                v = self.mistakes[i].value()
-                self._wrong[i] = v if _run(self.compare, v, self.solve()) is not None else _UNSET
-            except Exception: self._wrong[i] = _UNSET
-        return self._wrong[i]
-
-    def known_mistakes(self) -> list[tuple[Any, str]]:
-        "(value, message) of each mistake that really is a wrong answer here."
-        return [(v, m.message) for i, m in enumerate(self.mistakes) if (v := self._mistake(i)) is not _UNSET]
-
     def check(self, answer: Any) -> CheckResult:
         "Whether `answer` is right and, if not, why not."
         if answer is None or answer is Ellipsis:
@@ -756,6 +748,25 @@ class Exercise:
         return f"**Try it {self.key}: {self.title}**\n\n{self.task}\n\n*Answer:* {self.answer_spec}."
     def __repr__(self) -> str: return f"Exercise({self.key}: {self.title})"
 
+# %% ../nbs/00_core.ipynb #7ff013d9
+from fastcore.basics import patch
+
+@patch
+def _mistake(self: Exercise, i: int) -> Any:
+    "The value of mistake `i`, or _UNSET when it cannot be computed or is not actually wrong."
+    if i not in self._wrong:
+        try:
+            v = self.mistakes[i].value()
+            self._wrong[i] = v if _run(self.compare, v, self.solve()) is not None else _UNSET
+        except Exception: self._wrong[i] = _UNSET
+    return self._wrong[i]
+
+@patch
+def known_mistakes(self: Exercise) -> list[tuple[Any, str]]:
+    "(value, message) of each mistake that really is a wrong answer here."
+    return [(v, m.message) for i, m in enumerate(self.mistakes) if (v := self._mistake(i)) is not _UNSET]
+
+# %% ../nbs/00_core.ipynb #38a74d40
 @dataclass
 class Text:
     "Markdown (or code) that displays as such in a notebook and as plain text elsewhere."
@@ -785,6 +796,7 @@ def register(ex: Exercise,             # the exercise to add
     EXERCISES[ex.key] = ex
     return ex
 
+# %% ../nbs/00_core.ipynb #a1e4fb45
 def _norm_key(key: Any) -> str:
     if not isinstance(key, str): raise TypeError(f"key must be a string such as '03.1', got {type(key).__name__} {key!r}")
     m = re.match(r'^\s*(\d{1,2})([a-z]?)\.(\d+)\s*$', key)
@@ -814,6 +826,7 @@ def exercises(chapter: str | int | None = None,  # e.g. '03', 3 or '06b'; None: 
     if chapter is not None: keys = [k for k in keys if k.split('.')[0] == _chapter_id(chapter)]
     return [EXERCISES[k] for k in keys]
 
+# %% ../nbs/00_core.ipynb #d8354e0a
 def setup(key: str) -> Any:
     "The objects exercise `key` works on (a model, images, …), built the same way every time."
     ex = exercise(key)
