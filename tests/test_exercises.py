@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 KEYS = [e.key for e in exercises()]
 
 
-TAUGHT = [*range(12), '06b']   # the teaching chapters 00-11 and the inserted 06b; 12-14 are the exercise registry, the classroom kit and the command
+TAUGHT = [*range(12), '06b']   # the teaching chapters 00-11 and the inserted 06b (each defines its own); 12 collects them, 13-14 are the classroom kit and the command
 
 
 def test_every_teaching_chapter_has_two_or_three_exercises():
