@@ -17,9 +17,9 @@ from .core import (ReportContext, ReportSection, activation_bytes, check_bounds,
                             chunk_size, check_labels, evaluating, map_batches, model_device, InputIntervention)
 
 # %% auto #0
-__all__ = ['ATTACKS', 'AttackResult', 'fgsm', 'bim', 'image_hash', 'image_uniform', 'pgd', 'runner_up', 'jsma', 'AttackSpec',
-           'register_attack', 'Adversarial', 'show_attacks', 'default_attacks', 'robustness_curve', 'plot_robustness',
-           'report_section']
+__all__ = ['ATTACKS', 'EPS_05_2', 'TARGET_05_2', 'AttackResult', 'fgsm', 'bim', 'image_hash', 'image_uniform', 'pgd', 'runner_up',
+           'jsma', 'AttackSpec', 'register_attack', 'Adversarial', 'show_attacks', 'default_attacks',
+           'robustness_curve', 'plot_robustness', 'report_section']
 
 # %% ../nbs/05_attacks.ipynb #9ccb9303
 @dataclass
@@ -650,3 +650,76 @@ def report_section(ctx: ReportContext) -> ReportSection:
     sec.numbers.update({'attacks': summary, 'robustness': {a: curve[a].tolist() for a in curve.columns},
                         'eps': list(curve.index)})
     return sec
+
+# %% ../nbs/05_attacks.ipynb #35f7c1ae
+import functools
+from .core import as_number, Exercise, Mistake, number, register, WrongAnswer
+from .data import fashion_test
+from .models import quick_model
+
+def _setup_05():
+    t = fashion_test(64, seed=0)
+    return quick_model(), t.images, t.labels
+
+@functools.lru_cache(maxsize=None)
+def _fgsm_rate(eps: float, labels: bool = True) -> float:
+    model, x, y = _setup_05()
+    return fgsm(model, x, y if labels else None, eps=eps)[1].success_rate
+
+register(Exercise(
+    '05.1', 'FGSM at a small budget',
+    "`model, x, y = setup('05.1')` gives the quick classifier, 64 test images and their labels. Attack them with "
+    "FGSM at **ε = 0.1**. On what share of the images does the attack succeed (the prediction leaves the true label)?",
+    'a number between 0 and 1',
+    reference=lambda: _fgsm_rate(.1),
+    compare=number(rtol=0, atol=1e-6, what='the success rate'),
+    hint_text="`adv, result = fgsm(model, x, y, eps=0.1)`; `result.success_rate` is the share of images on which it succeeded.",
+    solution_code="""from causal_nb.attacks import fgsm
+from causal_nb.exercises import setup
+model, x, y = setup('05.1')
+adv, result = fgsm(model, x, y, eps=0.1)
+answer = result.success_rate""",
+    mistakes=[Mistake(lambda: _fgsm_rate(.3), "that is the success rate at ε = 0.3, FGSM's default; pass `eps=0.1`."),
+              Mistake(lambda: 1 - _fgsm_rate(.1), "that is the accuracy under attack, 1 − success rate (almost: images already misclassified count as successes)."),
+              Mistake(lambda: _fgsm_rate(.1, labels=False), "you attacked the model's own predictions (`y` left out); pass the true labels `y`.")],
+    setup=_setup_05,
+    explain="Every pixel moved by at most 0.1, and the model changed its mind on that share of images."))
+
+EPS_05_2 = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
+TARGET_05_2 = 0.9
+
+@functools.lru_cache(maxsize=None)
+def _rates_05_2(attack: str = 'pgd') -> dict[float, float]:
+    model, x, y = _setup_05()
+    run = (lambda e: pgd(model, x, y, eps=e, steps=10, seed=0)) if attack == 'pgd' else (lambda e: fgsm(model, x, y, eps=e))
+    return {e: run(e)[1].success_rate for e in EPS_05_2}
+
+def _smallest_05_2(attack: str = 'pgd') -> float | None:
+    return next((e for e, r in _rates_05_2(attack).items() if r >= TARGET_05_2), None)
+
+def _compare_05_2(answer, expected):
+    a = as_number(answer, 'the budget')
+    e = next((v for v in EPS_05_2 if math.isclose(v, a, abs_tol=1e-9)), None)
+    if e is None: raise WrongAnswer(f"choose one of the budgets {list(EPS_05_2)}, you gave {a:g}.")
+    if e == expected: return None
+    r = _rates_05_2()[e]
+    if r < TARGET_05_2: return f"at ε = {e:g} PGD succeeds on only {r:.0%} of the images, less than {TARGET_05_2:.0%}."
+    return f"PGD succeeds at ε = {e:g} ({r:.0%}), but a smaller budget already reaches {TARGET_05_2:.0%}."
+
+register(Exercise(
+    '05.2', 'how much budget does PGD need?',
+    f"With the same `model, x, y = setup('05.2')`: what is the smallest ε among {list(EPS_05_2)} at which PGD "
+    f"(10 steps, `seed=0`) succeeds on at least {TARGET_05_2:.0%} of the images?",
+    'one of the listed budgets',
+    reference=lambda: _smallest_05_2('pgd'),
+    compare=_compare_05_2,
+    hint_text="Loop over the budgets: `pgd(model, x, y, eps=e, steps=10, seed=0)[1].success_rate`, and keep the first that reaches 0.9.",
+    solution_code=f"""from causal_nb.attacks import pgd
+from causal_nb.exercises import setup
+model, x, y = setup('05.2')
+rates = {{e: pgd(model, x, y, eps=e, steps=10, seed=0)[1].success_rate for e in {EPS_05_2}}}
+answer = min(e for e, r in rates.items() if r >= {TARGET_05_2})""",
+    mistakes=[Mistake(lambda: _smallest_05_2('fgsm'), "PGD does succeed at that budget, but a smaller one is enough. (It is the budget at "
+                                                     "which *FGSM* reaches 90%: did you attack with `fgsm` instead of `pgd`?)")],
+    setup=_setup_05,
+    explain="Iterative attacks need a fraction of FGSM's budget: robustness is measured against the strongest attack, not the fastest."))

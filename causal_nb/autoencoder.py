@@ -585,3 +585,107 @@ def report_section(ctx: ReportContext,                 # the report's shared con
                        fit_seconds={l: f.seconds for l, f in fits.items()})
     ctx.autoencoder = both
     return sec
+
+# %% ../nbs/04_autoencoder.ipynb #27747e13
+import functools
+from .core import choice, Exercise, Mistake, number, register, WrongAnswer, _describe, _seeded
+from .data import fashion_test, fashion_train
+from .models import quick_model
+
+def _setup_04_1():
+    def make():
+        a = torch.rand(8, 16, 7, 7)
+        return a, (a + .1 * torch.randn(8, 16, 7, 7)).relu()
+    return _seeded(4, make)
+
+register(Exercise(
+    '04.1', 'the shallow loss by hand',
+    "`a, a_hat = setup('04.1')` gives a layer's activations and an autoencoder's reconstruction of them. Compute the "
+    "shallow reconstruction loss L_shallow of the chapter by hand (without `shallow_loss`).",
+    'a number',
+    reference=lambda: float((_setup_04_1()[0] - _setup_04_1()[1]).abs().mean()),
+    compare=number(rtol=1e-5, what='L_shallow'),
+    hint_text="L_shallow is the mean absolute (L1) difference between activations and reconstruction, over every value.",
+    solution_code="""from causal_nb.exercises import setup
+a, a_hat = setup('04.1')
+answer = float((a - a_hat).abs().mean())""",
+    mistakes=[Mistake(lambda: float(((_setup_04_1()[0] - _setup_04_1()[1]) ** 2).mean()),
+                      "you squared the differences (a mean squared error); L_shallow is the mean *absolute* difference (L1)."),
+              Mistake(lambda: float((_setup_04_1()[0] - _setup_04_1()[1]).abs().sum()), "that is the sum of the absolute differences; L_shallow is their mean."),
+              Mistake(lambda: float((_setup_04_1()[0] - _setup_04_1()[1]).mean()), "positive and negative differences cancelled: take the absolute value before averaging.")],
+    setup=_setup_04_1,
+    explain="`shallow_loss(a, a_hat)` is the same number; in training, `a` is the target and carries no gradient."))
+
+@functools.lru_cache(maxsize=None)
+def _ae_04():
+    return fit_autoencoder(quick_model(), 'pool2', fashion_train(500, seed=1), n_concepts=8, hidden=16,
+                           epochs=4, lr=5e-3, progress_bar=False).model.cpu().eval()
+
+def _setup_04():
+    return quick_model(), copy.deepcopy(_ae_04()), fashion_test(200, seed=0)
+
+@functools.lru_cache(maxsize=None)
+def _fidelity_04():
+    clf, ae_model, test = _setup_04()
+    return fidelity(clf, ae_model, test)
+
+register(Exercise(
+    '04.2', 'is it still the network?',
+    "`clf, ae_model, test = setup('04.2')` gives the quick classifier, the same classifier with an 8-concept "
+    "autoencoder inserted after `pool2`, and 200 test images. On what share of these images do the two networks "
+    "predict the same class?",
+    'a number between 0 and 1',
+    reference=lambda: _fidelity_04().agreement,
+    compare=number(rtol=0, atol=1e-6, what='the agreement'),
+    hint_text="`fidelity(clf, ae_model, test)` measures it (its `agreement`); by hand, compare the `argmax` of both networks' outputs.",
+    solution_code="""from causal_nb.autoencoder import fidelity
+from causal_nb.exercises import setup
+clf, ae_model, test = setup('04.2')
+answer = fidelity(clf, ae_model, test).agreement""",
+    mistakes=[Mistake(lambda: _fidelity_04().accuracy_autoencoded,
+                      "that is the autoencoded network's accuracy against the labels; the question compares the two networks' predictions with each other."),
+              Mistake(lambda: _fidelity_04().accuracy_original, "that is the original network's accuracy; the question compares the two networks' predictions with each other."),
+              Mistake(lambda: 1 - _fidelity_04().agreement, "that is the share where the two networks *disagree*.")],
+    setup=_setup_04,
+    explain="Only a faithful autoencoded network is worth asking causal questions of; the chapter's full fit reaches 98%."))
+
+def _trouser() -> int:
+    from causal_nb.data import FASHION_MNIST_CLASSES
+    return FASHION_MNIST_CLASSES.index('Trouser')
+
+@functools.lru_cache(maxsize=None)
+def _concept_means_04(only_trousers: bool) -> torch.Tensor:
+    _, ae_model, test = _setup_04()
+    x = test.images[test.labels == _trouser()] if only_trousers else test.images
+    return concept_maps(ae_model, 'pool2', x).mean((0, 2, 3))
+
+def _concept_index(a) -> int:
+    from causal_nb.core import Node
+    if isinstance(a, Node):
+        if a.layer != 'pool2_ae.concepts' or a.index is None: raise WrongAnswer(f"{a} is not a concept of the autoencoder after pool2 ('pool2_ae.concepts').")
+        a = a.index
+    if isinstance(a, torch.Tensor) and a.numel() == 1: a = int(a)
+    if isinstance(a, (int, np.integer)) and not isinstance(a, bool):
+        if not 0 <= a < 8: raise WrongAnswer(f"the autoencoder has 8 concepts, 0 … 7; you gave {a}.")
+        return int(a)
+    raise WrongAnswer(f"the answer is a concept index (0 … 7), you gave {_describe(a)}.")
+
+register(Exercise(
+    '04.3', 'what does a concept respond to?',
+    "With the same `clf, ae_model, test = setup('04.3')`: which of the 8 concepts has the largest mean activation on "
+    "the **Trouser** images among `test`?",
+    'a concept index, 0 … 7',
+    reference=lambda: int(_concept_means_04(True).argmax()),
+    compare=choice(_concept_index, 'the concept most active on trousers'),
+    hint_text="`concept_maps(ae_model, 'pool2', images)` gives (N, 8, h, w) maps; keep the images with `test.labels == 1` "
+              "(Trouser) and average each concept's maps over images and positions.",
+    solution_code="""from causal_nb.autoencoder import concept_maps
+from causal_nb.data import FASHION_MNIST_CLASSES
+from causal_nb.exercises import setup
+clf, ae_model, test = setup('04.3')
+trousers = test.images[test.labels == FASHION_MNIST_CLASSES.index('Trouser')]
+answer = int(concept_maps(ae_model, 'pool2', trousers).mean((0, 2, 3)).argmax())""",
+    mistakes=[Mistake(lambda: int(_concept_means_04(False).argmax()), "that concept is the most active over *all* test images; keep only the trousers."),
+              Mistake(lambda: int(_concept_means_04(True).argmin()), "that is the *least* active concept on trousers.")],
+    setup=_setup_04,
+    explain="`plot_concepts(ae_model, 'pool2', test)` shows the images each concept likes best; zeroing it is an intervention of the next chapters."))

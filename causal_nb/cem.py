@@ -20,11 +20,11 @@ from .attacks import ATTACKS, fgsm
 from .interventions import NetworkSCM, ZeroOut, belief_weighted_effect
 
 # %% auto #0
-__all__ = ['MAPS', 'window_covers', 'causal_effect_map', 'concept_effect_map', 'cam', 'grad_cam', 'GapCNN', 'MapSpec',
-           'register_map', 'available_maps', 'cem_evidence', 'compare_maps', 'plot_maps', 'pointing_game', 'map_auroc',
-           'localisation_scores', 'localisation_maps', 'map_sensitivity', 'feature_squeezing_score',
-           'max_softmax_score', 'CEDetector', 'detection_table', 'plot_roc', 'AttackSets', 'attack_sets',
-           'report_section']
+__all__ = ['MAPS', 'ROWS_07_2', 'COLS_07_2', 'window_covers', 'causal_effect_map', 'concept_effect_map', 'cam', 'grad_cam',
+           'GapCNN', 'MapSpec', 'register_map', 'available_maps', 'cem_evidence', 'compare_maps', 'plot_maps',
+           'pointing_game', 'map_auroc', 'localisation_scores', 'localisation_maps', 'map_sensitivity',
+           'feature_squeezing_score', 'max_softmax_score', 'CEDetector', 'detection_table', 'plot_roc', 'AttackSets',
+           'attack_sets', 'report_section']
 
 # %% ../nbs/07_cem.ipynb #90900864
 def _pair(v, name: str) -> tuple[int, int]:
@@ -668,3 +668,91 @@ def report_section(ctx: ReportContext) -> ReportSection:
     sec.table('cem_detection_auroc', auc, 'AUROC, clean vs attacked', float_format='{:.3f}')
     sec.numbers.update(cem_detection_auroc=auc.to_dict(), cem_sensitivity=sens.to_dict())
     return sec
+
+# %% ../nbs/07_cem.ipynb #9741a4c1
+import functools
+from .core import Exercise, Mistake, number, register, WrongAnswer, _describe
+from .data import fashion_test
+from .models import quick_model
+
+def _setup_07():
+    return quick_model(), fashion_test(8, seed=0).images[:1]
+
+@functools.lru_cache(maxsize=None)
+def _cem_07() -> torch.Tensor:
+    model, x = _setup_07()
+    return causal_effect_map(model, x, window=4, stride=2)[0]
+
+def _pixel(a) -> tuple[int, int]:
+    if isinstance(a, (torch.Tensor, np.ndarray)): a = a.tolist()
+    if not isinstance(a, (tuple, list)) or len(a) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in a):
+        raise WrongAnswer(f"the answer is a pair of integers (row, column), you gave {_describe(a)}.")
+    r, c = int(a[0]), int(a[1])
+    h, w = _cem_07().shape
+    if not (0 <= r < h and 0 <= c < w): raise WrongAnswer(f"rows and columns run from 0 to {h - 1}; you gave ({r}, {c}).")
+    return r, c
+
+def _argpixel(m: torch.Tensor, largest: bool = False) -> tuple[int, int]:
+    i = int(m.flatten().argmax() if largest else m.flatten().argmin())
+    return divmod(i, m.shape[1])
+
+def _compare_07_1(answer, expected):
+    (r, c), e = _pixel(answer), _pixel(expected); cem = _cem_07()
+    if abs(float(cem[r, c]) - float(cem[e])) <= 1e-7: return None     # overlapping windows make ties: any pixel of equal value is right
+    return f"the CEM at ({r}, {c}) is {float(cem[r, c]):+.2e}; somewhere else it goes down to {float(cem.min()):+.2e}."
+
+register(Exercise(
+    '07.1', 'which pixels does the prediction need?',
+    "`model, x = setup('07.1')` gives the quick classifier and one test image. Compute its causal effect map for "
+    "the predicted class with 4×4 windows at stride 2. At which pixel (row, column) is the CEM **most negative**?",
+    'a pair of integers (row, column)',
+    reference=lambda: _argpixel(_cem_07()),
+    compare=_compare_07_1,
+    hint_text="`causal_effect_map(model, x, window=4, stride=2)` returns (1, 28, 28); with no `target` it uses the predicted class. "
+              "`divmod(int(m.argmin()), 28)` turns a flat index into (row, column).",
+    solution_code="""from causal_nb.cem import causal_effect_map
+from causal_nb.exercises import setup
+model, x = setup('07.1')
+cem = causal_effect_map(model, x, window=4, stride=2)[0]
+answer = divmod(int(cem.argmin()), cem.shape[1])""",
+    mistakes=[Mistake(lambda: _argpixel(_cem_07(), largest=True), "that is where the CEM is *largest*: masking there raises P(class). "
+                                                                   "Negative values mark the pixels the prediction needs."),
+              Mistake(lambda: _argpixel(_cem_07())[::-1], "row and column are swapped: the answer is (row, column).")],
+    setup=_setup_07,
+    explain="Masking those pixels lowers the probability of the predicted class most: the prediction depends on them."))
+
+ROWS_07_2 = COLS_07_2 = (12, 16)
+
+def _window_effect_07(rows=ROWS_07_2, cols=COLS_07_2, sign: float = 1., interventional_only: bool = False) -> float:
+    from causal_nb.core import probabilities
+    model, x = _setup_07()
+    with torch.no_grad():
+        p = probabilities(model(x))[0]; c = int(p.argmax())
+        xm = x.clone(); xm[..., rows[0]:rows[1], cols[0]:cols[1]] = 0.
+        pm = probabilities(model(xm))[0, c]
+    return float(pm) if interventional_only else sign * float(pm - p[c])
+
+register(Exercise(
+    '07.2', "one window's Effect by hand",
+    "With the same `model, x = setup('07.2')`: set the 4×4 window of rows 12–15 and columns 12–15 to 0 and compute "
+    "the Effect of that intervention on the probability of the predicted class, P(c | masked image) − P(c | x).",
+    'a number (it may be negative)',
+    reference=lambda: _window_effect_07(),
+    compare=number(rtol=1e-3, atol=1e-7, what='the Effect'),
+    hint_text="`xm = x.clone(); xm[..., 12:16, 12:16] = 0`; the class c is the argmax of `probabilities(model(x))`.",
+    solution_code="""import torch
+from causal_nb.core import probabilities
+from causal_nb.exercises import setup
+model, x = setup('07.2')
+with torch.no_grad():
+    p = probabilities(model(x))[0]
+    c = int(p.argmax())
+    xm = x.clone(); xm[..., 12:16, 12:16] = 0.
+    answer = float(probabilities(model(xm))[0, c] - p[c])""",
+    mistakes=[Mistake(lambda: _window_effect_07(sign=-1.), "right size, wrong sign: the Effect is interventional minus observational, "
+                                                           "P(c | masked) − P(c | x). (Occlusion attribution uses the other sign.)"),
+              Mistake(lambda: _window_effect_07(interventional_only=True), "that is P(c | masked image) itself; the Effect subtracts P(c | x)."),
+              Mistake(lambda: _window_effect_07(rows=(12, 15), cols=(12, 15)), "you masked a 3×3 window: rows 12–15 are four rows, the slice `12:16`.")],
+    setup=_setup_07,
+    explain="This is one term of the CEM: `causal_effect_map(model, x, window=4, stride=4)[0, 12, 12]` is the same number, "
+            "since that window is the only one covering pixel (12, 12)."))

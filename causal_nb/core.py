@@ -17,12 +17,15 @@ from filelock import FileLock
 from fastcore.xtras import atomic_save as _atomic_file
 
 # %% auto #0
-__all__ = ['HEADS', 'INTERVENABLE', 'get_device', 'model_device', 'seed_everything', 'check_bounds', 'check_images', 'check_head',
-           'probabilities', 'SelectOutput', 'check_logits', 'check_labels', 'Node', 'get_module', 'intervenable_layers',
-           'paper_label', 'intervene', 'ModelState', 'model_state', 'restore_state', 'preserve_state', 'evaluating',
-           'InputIntervention', 'Normalized', 'default_max_bytes', 'chunk_size', 'activation_bytes', 'progress',
-           'iter_chunks', 'map_batches', 'bootstrap_ci', 'cache_dir', 'atomic_save', 'CacheError', 'safe_load',
-           'fingerprint', 'cached', 'ReportContext', 'ReportSection', 'show_table']
+__all__ = ['HEADS', 'INTERVENABLE', 'Comparator', 'EXERCISES', 'MEAN_00_2', 'STD_00_2', 'get_device', 'model_device',
+           'seed_everything', 'check_bounds', 'check_images', 'check_head', 'probabilities', 'SelectOutput',
+           'check_logits', 'check_labels', 'Node', 'get_module', 'intervenable_layers', 'paper_label', 'intervene',
+           'ModelState', 'model_state', 'restore_state', 'preserve_state', 'evaluating', 'InputIntervention',
+           'Normalized', 'default_max_bytes', 'chunk_size', 'activation_bytes', 'progress', 'iter_chunks',
+           'map_batches', 'bootstrap_ci', 'cache_dir', 'atomic_save', 'CacheError', 'safe_load', 'fingerprint',
+           'cached', 'ReportContext', 'ReportSection', 'show_table', 'CheckResult', 'WrongAnswer', 'as_number',
+           'number', 'values', 'choice', 'close', 'same_outputs', 'Mistake', 'Exercise', 'Text', 'register', 'exercise',
+           'exercises', 'setup', 'check', 'hint', 'solution', 'solve']
 
 # %% ../nbs/00_core.ipynb #43f79b7b
 def get_device(device: str | torch.device | None = None,  # 'cpu', 'cuda', 'cuda:1', …; None picks for you
@@ -546,3 +549,390 @@ def show_table(table,                 # a pandas DataFrame (left unchanged)
         caption = f"mean [{table.attrs.get('level', .95):.0%} interval]" + (f" over {table.attrs['n']} images" if 'n' in table.attrs else '')
         return shown.style.set_caption(caption)
     return table.style.format({c: (lambda v, z=zeros[c]: _fmt(v, digits, z)) for c in table.columns})
+
+# %% ../nbs/00_core.ipynb #d35df2f5
+_ICONS = {'right': '✅', 'wrong': '❌', 'unanswered': '✏️'}
+_HEADS = {'right': 'right', 'wrong': 'not yet', 'unanswered': 'not answered yet'}
+
+@dataclass
+class CheckResult:
+    "What `check` says about an answer: right, not yet right (and why not), or not answered yet."
+    key: str       # the exercise, 'NN.k'
+    status: str    # 'right', 'wrong' or 'unanswered'
+    message: str   # why (not), in a sentence or two
+    @property
+    def passed(self) -> bool: return self.status == 'right'
+    def __bool__(self) -> bool: return self.passed
+    def __repr__(self) -> str: return f"{_ICONS[self.status]} Try it {self.key}: {_HEADS[self.status]}. {self.message}"
+    def _repr_markdown_(self) -> str: return f"{_ICONS[self.status]} **Try it {self.key}: {_HEADS[self.status]}.** {self.message}"
+
+# %% ../nbs/00_core.ipynb #9c357f9c
+Comparator = Callable[[Any, Any], 'str | None']
+
+class WrongAnswer(Exception):
+    "An answer that cannot be compared with the reference; the message says why, for the student."
+
+def _describe(a: Any) -> str:
+    "A short description of what the student gave."
+    if isinstance(a, torch.Tensor): return f"a tensor of shape {tuple(a.shape)}"
+    if isinstance(a, np.ndarray): return f"an array of shape {a.shape}"
+    if isinstance(a, str): return f"the text {a!r:.40}"
+    if isinstance(a, (list, tuple)): return f"a {type(a).__name__} of {len(a)} items"
+    name = type(a).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+def as_number(a: Any, what: str = 'the answer') -> float:
+    "`a` as a float, or `WrongAnswer` saying what was expected."
+    if isinstance(a, (bool, np.bool_)): raise WrongAnswer(f"{what} is a number, you gave {a} (a True/False).")
+    if isinstance(a, (torch.Tensor, np.ndarray)):
+        if a.size == 1 if isinstance(a, np.ndarray) else a.numel() == 1: return float(a.reshape(-1)[0])
+        raise WrongAnswer(f"{what} is one number, you gave {_describe(a)}; reduce it first (e.g. `.mean()` over the images).")
+    if isinstance(a, (int, float, np.number)): return float(a)
+    raise WrongAnswer(f"{what} is a number, you gave {_describe(a)}.")
+
+# %% ../nbs/00_core.ipynb #80856644
+def number(rtol: float = 1e-4,          # relative tolerance
+           atol: float = 1e-8,          # absolute tolerance
+           what: str = 'the answer',    # how messages name the quantity
+          ) -> Comparator:
+    "Compare one number within `atol + rtol·|expected|`, explaining a miss by sign, size or relative error."
+    def compare(answer, expected):
+        a, e = as_number(answer, what), float(expected)
+        if math.isnan(a): return f"your answer is NaN (not a number); {what} is a finite number."
+        if abs(a - e) <= atol + rtol * abs(e): return None
+        sign = lambda v: 'positive' if v > 0 else 'negative'
+        if a != 0 and e != 0 and (a > 0) != (e > 0):
+            if abs(abs(a) - abs(e)) <= atol + rtol * abs(e): return f"right size, wrong sign: {what} is {sign(e)}, yours is {a:+.4g}."
+            return f"wrong sign: {what} is {sign(e)}, yours is {a:+.4g}."
+        if abs(e) <= atol: return f"{what} is zero (up to rounding), yours is {a:+.4g}."
+        if a == 0: return f"your answer is 0, but {what} is not."
+        r = abs(a / e)
+        if r > 3 or r < 1 / 3: return f"{'much too large' if r > 1 else 'much too small'}: yours is about {r:.2g} times {what}."
+        return f"{'too large' if r > 1 else 'too small'} by {abs(r - 1):.2%} (the check allows {rtol:.2g} relative error)."
+    return compare
+
+def _run(compare: Comparator, answer, expected) -> str | None:
+    "A comparator's verdict, with `WrongAnswer` turned into its message."
+    try: return compare(answer, expected)
+    except WrongAnswer as e: return str(e)
+
+# %% ../nbs/00_core.ipynb #d59a7fea
+def values(*parts: Comparator,        # one comparator per value
+           names: Sequence[str],      # what each value is, for messages
+          ) -> Comparator:
+    "Compare a tuple of answers part by part; two values given in the wrong order are called swapped."
+    if len(parts) != len(names): raise ValueError(f"values needs one name per part, got {len(parts)} parts and {len(names)} names")
+    spec = ', '.join(names)
+    def compare(answer, expected):
+        if isinstance(answer, (torch.Tensor, np.ndarray)) and answer.ndim == 1: answer = answer.tolist()
+        if not isinstance(answer, (tuple, list)) or len(answer) != len(parts):
+            raise WrongAnswer(f"the answer is {len(parts)} values ({spec}), you gave {_describe(answer)}.")
+        verdicts = [_run(p, a, e) for p, a, e in zip(parts, answer, expected)]
+        if all(v is None for v in verdicts): return None
+        if len(parts) == 2 and _run(parts[0], answer[1], expected[0]) is None and _run(parts[1], answer[0], expected[1]) is None:
+            return f"the two values are swapped: give them in the order ({spec})."
+        i = next(i for i, v in enumerate(verdicts) if v is not None)
+        return f"{names[i]}: {verdicts[i]}"
+    return compare
+
+# %% ../nbs/00_core.ipynb #82a1c4e6
+def choice(normalise: Callable[[Any], Any],  # maps an answer to a canonical value, or raises WrongAnswer
+           what: str = 'the answer',         # how messages name the quantity
+          ) -> Comparator:
+    "Compare after normalising both sides (e.g. a class name or its index)."
+    def compare(answer, expected):
+        a, e = normalise(answer), normalise(expected)
+        return None if a == e else f"{a!r} is not {what}."
+    return compare
+
+def close(rtol: float = 1e-4, atol: float = 1e-6,  # tolerances of `torch.allclose`
+          what: str = 'the answer',                # how messages name the tensor
+          probabilities: bool = False,             # also say so when rows do not sum to 1
+         ) -> Comparator:
+    "Compare tensors by shape, finiteness and value."
+    def compare(answer, expected):
+        if isinstance(answer, np.ndarray): answer = torch.from_numpy(answer)
+        if not isinstance(answer, torch.Tensor): raise WrongAnswer(f"{what} is a tensor of shape {tuple(expected.shape)}, you gave {_describe(answer)}.")
+        a, e = answer.detach().cpu().double(), expected.detach().cpu().double()
+        if a.shape != e.shape: return f"{what} has shape {tuple(e.shape)}, yours has shape {tuple(a.shape)}."
+        if not bool(torch.isfinite(a).all()): return f"your tensor has {int((~torch.isfinite(a)).sum())} NaN or Inf values."
+        one = lambda t: torch.allclose(t.sum(-1), torch.ones(()).double(), atol=1e-4)
+        if probabilities and one(e) and not one(a):
+            return "the rows of your tensor do not sum to 1, so these are not probabilities (logits? apply the softmax)."
+        if torch.allclose(a, e, rtol=rtol, atol=atol): return None
+        d = (a - e).abs()
+        return f"the values differ from {what} by up to {float(d.max()):.3g} ({int((d > atol + rtol * e.abs()).sum())} of {d.numel()} values off)."
+    return compare
+
+# %% ../nbs/00_core.ipynb #2152d9b6
+def same_outputs(probe: Callable[[], torch.Tensor],  # builds the inputs both models are run on
+                 rtol: float = 1e-4, atol: float = 1e-5,
+                 what: str = 'the model',
+                ) -> Comparator:
+    "Compare two models by their outputs on probe inputs (eval mode, no gradients); the answer must be a module."
+    def compare(answer, expected):
+        if isinstance(answer, torch.Tensor):
+            raise WrongAnswer(f"the answer is a model (an nn.Module), you gave {_describe(answer)}: build {what}, don't transform the data.")
+        if not isinstance(answer, nn.Module): raise WrongAnswer(f"the answer is a model (an nn.Module), you gave {_describe(answer)}.")
+        x = probe()
+        with evaluating(answer), evaluating(expected), torch.no_grad(): a, e = answer(x), expected(x)
+        return _run(close(rtol, atol, f"the outputs of {what}"), a, e)
+    return compare
+
+# %% ../nbs/00_core.ipynb #5dc3157a
+import re
+
+@dataclass
+class Mistake:
+    "A wrong answer students are likely to give, computed like the reference, and what to tell them when they give it."
+    value: Callable[[], Any]  # computes the mistaken answer with the package's functions
+    message: str              # the explanation, addressed to the student
+
+_KEY = re.compile(r'^(\d{2}[a-z]?)\.(\d+)$')
+_UNSET = object()
+
+def _sentence(s: str) -> str:
+    "Messages are written to read inside a sentence; shown alone, they start with a capital."
+    return s[:1].upper() + s[1:]
+
+# %% ../nbs/00_core.ipynb #6feeb4c7
+@dataclass(eq=False)
+class Exercise:
+    "One \"Try it\" exercise: task, reference answer, comparison, known mistakes, hint and solution."
+    key: str                                  # 'NN.k': the chapter's two-digit number and the exercise's number
+    title: str                                # a few words
+    task: str                                 # markdown: what to compute
+    answer_spec: str                          # the form of the answer, e.g. 'a pair (p_do, p_see)'
+    reference: Callable[[], Any]              # computes the right answer with the package's functions
+    compare: Comparator                       # `compare(answer, expected)`: None, or why not
+    hint_text: str                            # a nudge, in markdown
+    solution_code: str                        # self-contained code that ends by setting `answer`
+    mistakes: list[Mistake] = field(default_factory=list)  # likely wrong answers and what to say about them
+    setup: Callable[[], Any] | None = None    # builds the objects the task works on (fresh on every call)
+    explain: str = ''                         # said when the answer is right
+    _ref: Any = field(default=_UNSET, init=False, repr=False)
+    _wrong: dict = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self):
+        if not isinstance(self.key, str) or not _KEY.match(self.key):
+            raise ValueError(f"key must look like 'NN.k' (two-digit chapter, a letter for an inserted chapter such as '06b', exercise number), e.g. '03.1', got {self.key!r}")
+        if not re.search(r'^\s*answer\s*=', self.solution_code, re.M):
+            raise ValueError(f"solution_code of exercise {self.key} must set `answer = …` (the checks run it)")
+        for name in ('reference', 'compare'):
+            if not callable(getattr(self, name)): raise TypeError(f"{name} of exercise {self.key} must be callable")
+
+    @property
+    def chapter(self) -> str:
+        "The chapter: its two-digit number, e.g. '03' (with its letter for an inserted chapter, '06b')."
+        return self.key.split('.')[0]
+
+    def solve(self) -> Any:
+        "The reference answer, computed once with the package's functions."
+        if self._ref is _UNSET: self._ref = self.reference()
+        return self._ref
+
+    def check(self, answer: Any) -> CheckResult:
+        "Whether `answer` is right and, if not, why not."
+        if answer is None or answer is Ellipsis:
+            return CheckResult(self.key, 'unanswered', f"Replace `None` with {self.answer_spec} and run the cell again.")
+        expected = self.solve()
+        try: why = self.compare(answer, expected)
+        except WrongAnswer as e: return CheckResult(self.key, 'wrong', _sentence(str(e)))
+        except Exception as e:
+            return CheckResult(self.key, 'wrong', f"Could not compare your answer ({type(e).__name__}: {e}); the answer is {self.answer_spec}.")
+        if why is None: return CheckResult(self.key, 'right', _sentence(self.explain or 'well done.'))
+        for i, m in enumerate(self.mistakes):
+            v = self._mistake(i)
+            if v is not _UNSET:
+                try: same = self.compare(answer, v) is None
+                except Exception: same = False
+                if same: return CheckResult(self.key, 'wrong', _sentence(m.message))
+        return CheckResult(self.key, 'wrong', _sentence(why))
+
+    def hint(self) -> 'Text':
+        "A nudge towards the answer."
+        return Text(f"Hint for Try it {self.key}: {self.hint_text}")
+
+    def solution(self, insert: bool = False,  # also put the code into a new cell below (in Jupyter)
+                ) -> 'Text':
+        "A worked solution, as code."
+        if insert:
+            try: get_ipython().set_next_input(self.solution_code, replace=False)  # noqa: F821 (IPython only)
+            except NameError: pass
+        return Text(self.solution_code, code=True)
+
+    def _repr_markdown_(self) -> str:
+        return f"**Try it {self.key}: {self.title}**\n\n{self.task}\n\n*Answer:* {self.answer_spec}."
+    def __repr__(self) -> str: return f"Exercise({self.key}: {self.title})"
+
+# %% ../nbs/00_core.ipynb #7ff013d9
+from fastcore.basics import patch
+
+@patch
+def _mistake(self: Exercise, i: int) -> Any:
+    "The value of mistake `i`, or _UNSET when it cannot be computed or is not actually wrong."
+    if i not in self._wrong:
+        try:
+            v = self.mistakes[i].value()
+            self._wrong[i] = v if _run(self.compare, v, self.solve()) is not None else _UNSET
+        except Exception: self._wrong[i] = _UNSET
+    return self._wrong[i]
+
+@patch
+def known_mistakes(self: Exercise) -> list[tuple[Any, str]]:
+    "(value, message) of each mistake that really is a wrong answer here."
+    return [(v, m.message) for i, m in enumerate(self.mistakes) if (v := self._mistake(i)) is not _UNSET]
+
+# %% ../nbs/00_core.ipynb #38a74d40
+@dataclass
+class Text:
+    "Markdown (or code) that displays as such in a notebook and as plain text elsewhere."
+    text: str
+    code: bool = False
+    def __str__(self) -> str: return self.text
+    def __repr__(self) -> str: return self.text
+    def _repr_markdown_(self) -> str: return f"```python\n{self.text}\n```" if self.code else self.text
+
+# %% ../nbs/00_core.ipynb #9791a515
+EXERCISES: dict[str, Exercise] = {}
+
+def _same_exercise(a: Exercise, b: Exercise) -> bool:
+    "Whether `b` is `a` defined again: same key, title and task, and a reference of the same name."
+    name = lambda e: getattr(e.reference, '__qualname__', None)
+    return (a.key, a.title, a.task, name(a)) == (b.key, b.title, b.task, name(b))
+
+def register(ex: Exercise,             # the exercise to add
+             replace: bool = False,    # allow replacing a different exercise with the same key
+            ) -> Exercise:
+    "Add an exercise to the registry and return it; the same exercise defined again replaces the old one."
+    if not isinstance(ex, Exercise): raise TypeError(f"ex must be an Exercise, got {type(ex).__name__}")
+    old = EXERCISES.get(ex.key)
+    if old is not None and not replace and not _same_exercise(old, ex):
+        raise ValueError(f"an exercise {ex.key} is already registered ({old.title!r}, defined in "
+                         f"{getattr(old.reference, '__module__', '?')}); pass replace=True to replace it")
+    EXERCISES[ex.key] = ex
+    return ex
+
+# %% ../nbs/00_core.ipynb #a1e4fb45
+def _norm_key(key: Any) -> str:
+    if not isinstance(key, str): raise TypeError(f"key must be a string such as '03.1', got {type(key).__name__} {key!r}")
+    m = re.match(r'^\s*(\d{1,2})([a-z]?)\.(\d+)\s*$', key)
+    return f"{int(m.group(1)):02d}{m.group(2)}.{int(m.group(3))}" if m else key
+
+def _chapter_id(chapter: str | int) -> str:
+    "'03' for 3 or '3', '06b' for '06b' (an inserted chapter)."
+    m = re.match(r'^\s*(\d{1,2})([a-z]?)\s*$', str(chapter)) if not isinstance(chapter, bool) else None
+    if m is None: raise ValueError(f"chapter must be a chapter number such as 3, '03' or '06b', got {chapter!r}")
+    return f"{int(m.group(1)):02d}{m.group(2)}"
+
+def exercise(key: str) -> Exercise:
+    "The exercise with this key ('03.1', or '3.1')."
+    k = _norm_key(key)
+    if k in EXERCISES: return EXERCISES[k]
+    close_ = difflib.get_close_matches(k, list(EXERCISES), n=3)
+    hint_ = f"; did you mean {' or '.join(map(repr, close_))}?" if close_ else f"; the exercises are {sorted(EXERCISES, key=_order)}"
+    raise ValueError(f"there is no exercise {key!r}{hint_}")
+
+def _order(key: str) -> tuple[int, str, int]:
+    c, n = key.split('.'); return int(c[:2]), c[2:], int(n)
+
+def exercises(chapter: str | int | None = None,  # e.g. '03', 3 or '06b'; None: all chapters
+             ) -> list[Exercise]:
+    "The registered exercises, in chapter order (of one chapter if given)."
+    keys = sorted(EXERCISES, key=_order)
+    if chapter is not None: keys = [k for k in keys if k.split('.')[0] == _chapter_id(chapter)]
+    return [EXERCISES[k] for k in keys]
+
+# %% ../nbs/00_core.ipynb #d8354e0a
+def setup(key: str) -> Any:
+    "The objects exercise `key` works on (a model, images, …), built the same way every time."
+    ex = exercise(key)
+    if ex.setup is None: raise ValueError(f"exercise {ex.key} needs no setup: its task says where to start")
+    return ex.setup()
+
+def check(key: str, answer: Any) -> CheckResult:
+    "Whether `answer` to exercise `key` is right and, if not, why not; `None` means not answered yet."
+    return exercise(key).check(answer)
+
+def hint(key: str) -> Text:
+    "A hint for exercise `key`."
+    return exercise(key).hint()
+
+def solution(key: str, insert: bool = False) -> Text:
+    "A worked solution of exercise `key` (with `insert=True`, also in a new cell below, in Jupyter)."
+    return exercise(key).solution(insert)
+
+def solve(key: str) -> Any:
+    "The reference answer of exercise `key`."
+    return exercise(key).solve()
+
+# %% ../nbs/00_core.ipynb #63054409
+def _seeded(seed: int, fn: Callable[[], Any]) -> Any:
+    "Run `fn` with torch's global generator seeded, leaving the caller's random state untouched."
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return fn()
+
+# %% ../nbs/00_core.ipynb #a6604d38
+def _zero(channel: int):
+    return lambda out: out.index_fill(1, torch.tensor([channel], device=out.device), 0.)
+
+def _setup_00_1():
+    return _seeded(1, lambda: (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                                             nn.Linear(4 * 6 * 6, 3)).eval(), torch.rand(5, 1, 6, 6)))
+
+def _probs_00_1(channel: int | None, logits: bool = False):
+    net, x = _setup_00_1()
+    edits = {} if channel is None else {'0': _zero(channel)}
+    with intervene(net, edits), torch.no_grad(): out = net(x)
+    return out if logits else probabilities(out)
+
+register(Exercise(
+    '00.1', 'zero a channel for one block',
+    "`net, x = setup('00.1')` gives a small network (`net[0]` is a convolution with 4 output channels, named `'0'`) "
+    "and 5 images. Using `intervene`, replace the output of layer `'0'` so that **channel 2** is zero, and compute "
+    "the class probabilities of `x` under that intervention (the softmax of the logits, shape `(5, 3)`).",
+    'a tensor of probabilities, shape (5, 3)',
+    reference=lambda: _probs_00_1(2),
+    compare=close(atol=1e-5, what='the answer', probabilities=True),
+    hint_text="`intervene(net, {'0': fn})` replaces layer `'0'`'s output `o` by `fn(o)` inside a `with` block; "
+              "`o.index_fill(1, torch.tensor([2]), 0.)` zeroes channel 2; `probabilities(logits)` is the softmax.",
+    solution_code="""import torch
+from causal_nb.core import intervene, probabilities
+from causal_nb.exercises import setup
+net, x = setup('00.1')
+def zero_channel_2(out): return out.index_fill(1, torch.tensor([2]), 0.)
+with intervene(net, {'0': zero_channel_2}), torch.no_grad():
+    answer = probabilities(net(x))""",
+    mistakes=[Mistake(lambda: _probs_00_1(2, logits=True), "these are logits, not probabilities: apply `probabilities(...)` (the softmax)."),
+              Mistake(lambda: _probs_00_1(None), "these are the probabilities without the intervention: run `net(x)` inside the `with intervene(...)` block."),
+              Mistake(lambda: _probs_00_1(1), "you zeroed channel 1. Channels count from 0: channel 2 is the third one."),
+              Mistake(lambda: _probs_00_1(3), "you zeroed channel 3. Channels count from 0: channel 2 is the third one.")],
+    setup=_setup_00_1,
+    explain="Outside the `with` block the hook is gone: `net` answers as before. Every intervention in causal_nb is built on this."))
+
+MEAN_00_2, STD_00_2 = 0.286, 0.353
+
+def _setup_00_2():
+    return _seeded(2, lambda: (nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).eval(), torch.rand(4, 1, 8, 8)))
+
+def _wrapped_00_2(mean, std):
+    return Normalized(_setup_00_2()[0], mean, std)
+
+register(Exercise(
+    '00.2', 'normalisation inside the model',
+    f"`inner, images = setup('00.2')` gives a classifier that was trained on *normalised* images, "
+    f"`(x - {MEAN_00_2}) / {STD_00_2}`, and a few images in [0, 1]. Build a model that takes images in [0, 1] "
+    f"and gives `inner`'s answer for them, so that the images themselves never need to be normalised.",
+    'a model (an nn.Module)',
+    reference=lambda: _wrapped_00_2(MEAN_00_2, STD_00_2),
+    compare=same_outputs(lambda: _seeded(3, lambda: torch.rand(16, 1, 8, 8)), what='the wrapped model'),
+    hint_text="`Normalized(model, mean, std)` puts `(x - mean) / std` in front of `model`.",
+    solution_code=f"""from causal_nb.core import Normalized
+from causal_nb.exercises import setup
+inner, images = setup('00.2')
+answer = Normalized(inner, {MEAN_00_2}, {STD_00_2})""",
+    mistakes=[Mistake(lambda: _wrapped_00_2(STD_00_2, MEAN_00_2), "mean and std are swapped: `Normalized(model, mean, std)`."),
+              Mistake(lambda: _setup_00_2()[0], "this is `inner` unchanged: it expects normalised images. Wrap it with `Normalized`.")],
+    setup=_setup_00_2,
+    explain="Attacks, masks and plots all work on images in [0, 1]; the model does its own normalisation."))

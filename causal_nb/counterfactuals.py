@@ -554,3 +554,95 @@ def report_section(ctx: ReportContext) -> ReportSection:
     sec.table('counterfactuals_vs_pgd', cmp, 'Generative counterfactuals against targeted PGD (realism: VAE reconstruction error)')
     sec.numbers['counterfactuals'] = res.summary(); sec.numbers['counterfactuals_dcgan'] = res_gan.summary()
     return sec
+
+# %% ../nbs/08_counterfactuals.ipynb #da5fbc98
+import functools
+from .core import Exercise, Mistake, number, register, values
+from .data import fashion_test
+from .models import quick_model
+
+def _setup_08_1():
+    t = fashion_test(8, seed=8)
+    return quick_model(), trained_generator('vae'), t.images, (t.labels + 1) % 10
+
+@functools.lru_cache(maxsize=None)
+def _cf_08_1(rounds: int = 4):
+    clf, vae, x, target = _setup_08_1()
+    return counterfactual(clf, vae, x, target, rounds=rounds)
+
+def _median_l1_08_1(rounds: int = 4, what: str = 'pixels') -> float:
+    r = _cf_08_1(rounds)
+    if what == 'latent': return float((r.z - r.z0).abs().sum(1)[r.success].median())
+    if what == 'all': return float(r.l1.median())
+    return float(r.l1[r.success].median())
+
+register(Exercise(
+    '08.1', 'how small is the smallest change?',
+    "`clf, vae, x, target = setup('08.1')` gives the quick classifier, the chapter's VAE, 8 test images and, for each, "
+    "the next class. Find their counterfactuals with `counterfactual` (default settings: 4 rounds of the λ bisection). "
+    "What is the **median L1 change in pixels**, |I − G(z')|₁, over the queries whose prediction flipped to the target?",
+    'a number (a sum of absolute pixel changes)',
+    reference=_median_l1_08_1,
+    compare=number(rtol=.02, what='the median L1 change'),
+    hint_text="The result holds `l1` (one value per query) and `success` (did it flip?); take the median of `l1` where "
+              "`success` is true.",
+    solution_code="""from causal_nb.counterfactuals import counterfactual
+from causal_nb.exercises import setup
+clf, vae, x, target = setup('08.1')
+res = counterfactual(clf, vae, x, target)
+answer = float(res.l1[res.success].median())""",
+    mistakes=[Mistake(lambda: _median_l1_08_1(what='latent'), "that is the change of the latent, |z' − z|₁; the task asks for the "
+                                                             "change of the image, in pixels (`res.l1`)."),
+              Mistake(lambda: _median_l1_08_1(rounds=1), "that is one round at the starting λ (`rounds=1`), where only the "
+                                                         "queries that flip at λ = 10 count; run the default 4 rounds of the λ search."),
+              Mistake(lambda: _median_l1_08_1(what='all'), "that median includes the queries that did not flip; keep only those "
+                                                           "with `res.success`.")],
+    setup=_setup_08_1,
+    explain="Compare it with the L1 change of targeted PGD (chapter 5) for the same targets: of a similar size, but PGD "
+            "spreads it over every pixel as noise, while the generative change redraws the garment."))
+
+def _setup_08_2():
+    from causal_nb.data import causal_shapes
+    q = causal_shapes(20, spurious=0.0, seed=3)
+    return shapes_classifier(1.0), shapes_classifier(0.0), trained_generator('attributes'), shape_attributes(q), (q.labels + 1) % 3
+
+@functools.lru_cache(maxsize=None)
+def _top2_08_2(attribute: str = 'texture', fixed: tuple = ('x', 'y')) -> tuple[float, float]:
+    biased, clean, decoder, attrs, target = _setup_08_2()
+    shares = []
+    for model in (biased, clean):
+        r = attribute_counterfactual(model, decoder, attrs, target, fixed=fixed)
+        top = top_changed(attribute_changes(r)[r.success.numpy()], 2)
+        shares.append(sum(attribute in t for t in top) / len(top))
+    return tuple(shares)
+
+register(Exercise(
+    '08.2', 'find the planted bias',
+    "`biased, clean, decoder, attrs, target = setup('08.2')` gives two classifiers of `causal_shapes`, one trained with "
+    "`spurious=1.0` (the background texture always matches the shape) and one with `spurious=0.0`, the attribute "
+    "decoder, the attributes of 20 queries drawn *without* the correlation, and a target class for each. For each "
+    "classifier, run `attribute_counterfactual` holding the position (`'x'`, `'y'`) fixed, and compute the **share of "
+    "the flipped queries whose two most changed attributes include `'texture'`**.",
+    'a pair (share for the biased classifier, share for the clean one)',
+    reference=_top2_08_2,
+    compare=values(number(rtol=0, atol=1e-6, what='the share for the biased classifier'),
+                   number(rtol=0, atol=1e-6, what='the share for the clean classifier'),
+                   names=['share (biased)', 'share (clean)']),
+    hint_text="`attribute_changes(res)` has one row per query and one column per attribute; keep the rows where "
+              "`res.success` is true and pass them to `top_changed(changes, 2)`, then count the lists holding `'texture'`.",
+    solution_code="""from causal_nb.counterfactuals import attribute_changes, attribute_counterfactual, top_changed
+from causal_nb.exercises import setup
+biased, clean, decoder, attrs, target = setup('08.2')
+shares = []
+for model in (biased, clean):
+    res = attribute_counterfactual(model, decoder, attrs, target, fixed=('x', 'y'))
+    top = top_changed(attribute_changes(res)[res.success.numpy()], 2)
+    shares.append(sum('texture' in t for t in top) / len(top))
+answer = tuple(shares)""",
+    mistakes=[Mistake(lambda: _top2_08_2('shape'), "those are the shares for `'shape'`; the task asks how often `'texture'` is "
+                                                   "among the two most changed attributes."),
+              Mistake(lambda: _top2_08_2(fixed=()), "with the position free the counterfactuals also move the shape around; "
+                                                    "hold `'x'` and `'y'` fixed as the task says.")],
+    setup=_setup_08_2,
+    explain="The biased classifier's counterfactuals change the background far more often than the clean one's: they "
+            "name the planted bias, as the paper's counterfactuals named eyeglasses for 'old'."))

@@ -19,10 +19,11 @@ from .core import cache_dir, check_images, fingerprint, iter_chunks
 
 # %% auto #0
 __all__ = ['FASHION_MNIST_CLASSES', 'MNIST_CLASSES', 'DEBIAN_FASHION_MNIST', 'CHESTXRAY14_LABELS', 'BOXED_FINDINGS', 'SHAPES',
-           'TEXTURES', 'MULTILABELS', 'DATASETS', 'seeded_indices', 'ImageSet', 'iter_batches', 'as_images_labels',
-           'read_idx', 'write_idx', 'fashion_mnist', 'mnist', 'make_idx_fixture', 'digits', 'ChestXray14',
-           'image_folder', 'to_imageset', 'make_chestxray14_fixture', 'make_chestxray_fixture', 'chestxray_boxes',
-           'box_masks', 'causal_shapes', 'show_images', 'plot_samples', 'load_data', 'default_data']
+           'TEXTURES', 'MULTILABELS', 'DATASETS', 'SPURIOUS_01_1', 'seeded_indices', 'ImageSet', 'iter_batches',
+           'as_images_labels', 'read_idx', 'write_idx', 'fashion_mnist', 'mnist', 'make_idx_fixture', 'digits',
+           'ChestXray14', 'image_folder', 'to_imageset', 'make_chestxray14_fixture', 'make_chestxray_fixture',
+           'chestxray_boxes', 'box_masks', 'causal_shapes', 'show_images', 'plot_samples', 'load_data', 'default_data',
+           'fashion_test', 'fashion_train']
 
 # %% ../nbs/01_data.ipynb #seededidxfn
 def seeded_indices(total: int,          # the size of the data set
@@ -637,3 +638,99 @@ def default_data(train: bool = True, limit: int | None = None, seed: int = 0) ->
     except FileNotFoundError as e:
         warnings.warn(f"Fashion-MNIST is not available, using scikit-learn's 8x8 digits instead. {e}")
         return load_data('digits', train=train, limit=limit, seed=seed)
+
+# %% ../nbs/01_data.ipynb #3c587321
+import functools
+
+@functools.lru_cache(maxsize=None)
+def _fashion(train: bool):
+    return load_data('fashion-mnist', train=train)
+
+def fashion_test(n: int,         # number of test images
+                 seed: int = 0,  # which ones
+                ):
+    "A seeded subset of the Fashion-MNIST test images, as a fresh `ImageSet`."
+    return _fashion(False).subset(n, seed=seed)
+
+def fashion_train(n: int,         # number of training images
+                  seed: int = 0,  # which ones
+                 ):
+    "A seeded subset of the Fashion-MNIST training images, as a fresh `ImageSet`."
+    return _fashion(True).subset(n, seed=seed)
+
+# %% ../nbs/01_data.ipynb #255c1fe0
+from .core import Exercise, Mistake, number, register, WrongAnswer, _describe
+
+SPURIOUS_01_1 = 0.9
+
+def _setup_01_1():
+    return causal_shapes(2000, spurious=SPURIOUS_01_1, seed=0)
+
+def _ref_01_1():
+    d = _setup_01_1()
+    return float((torch.tensor(d.attributes['texture'].to_numpy()) == d.labels).double().mean())
+
+def _textures_n() -> int:
+    return len(TEXTURES)
+
+register(Exercise(
+    '01.1', 'how spurious is the texture?',
+    f"`data = setup('01.1')` is `causal_shapes(2000, spurious={SPURIOUS_01_1}, seed=0)`. On what share of its images "
+    f"does the background texture agree with the label (texture index equal to shape index)? Measure it on the data.",
+    'a number between 0 and 1',
+    reference=_ref_01_1,
+    compare=number(rtol=0, atol=1e-6, what='the share'),
+    hint_text="`data.attributes['texture']` holds each image's texture index and `data.labels` its label; compare them and average.",
+    solution_code="""import torch
+from causal_nb.exercises import setup
+data = setup('01.1')
+texture = torch.tensor(data.attributes['texture'].to_numpy())
+answer = float((texture == data.labels).float().mean())""",
+    mistakes=[Mistake(lambda: SPURIOUS_01_1, f"{SPURIOUS_01_1} is the share of images whose texture is *set* to the label; the others get a random "
+                                             "texture, which matches the label by chance a third of the time. Measure it on the data."),
+              Mistake(lambda: SPURIOUS_01_1 + (1 - SPURIOUS_01_1) / _textures_n(),
+                      "that is the share expected in theory; the question asks what these 2,000 images show. Compare "
+                      "`data.attributes['texture']` with `data.labels`."),
+              Mistake(lambda: 1 / _textures_n(), "1/3 is the chance agreement of a texture that ignores the label (spurious=0); here it is spurious.")],
+    setup=_setup_01_1,
+    explain="A classifier trained on this data can get most labels right from the background alone: that is what *spurious* means."))
+
+def _setup_01_2():
+    return causal_shapes(1000, seed=0)
+
+def _select_01_2(shape: str | None, texture: str | None):
+    d = _setup_01_2(); a = d.attributes; keep = np.ones(len(d), bool)
+    if shape is not None: keep &= (a['shape'] == SHAPES.index(shape)).to_numpy()
+    if texture is not None: keep &= (a['texture'] == TEXTURES.index(texture)).to_numpy()
+    return d.select(np.flatnonzero(keep))
+
+def _same_images(answer, expected):
+    if isinstance(answer, torch.Tensor):
+        raise WrongAnswer(f"you gave {_describe(answer)}; return the ImageSet (`data.select(idx)`), so labels and attributes come along.")
+    if not isinstance(answer, ImageSet): raise WrongAnswer(f"the answer is an ImageSet, you gave {_describe(answer)}.")
+    if len(answer) != len(expected): return f"you kept {len(answer)} images; there are {len(expected)} triangles on vertical stripes."
+    if answer.images.shape != expected.images.shape or not torch.equal(answer.images, expected.images):
+        return "you kept the right number of images, but not the right ones (or not in the data's order)."
+    return None
+
+register(Exercise(
+    '01.2', 'select by attribute',
+    "`data = setup('01.2')` is `causal_shapes(1000, seed=0)`. Build the `ImageSet` of its **triangles on vertical "
+    "stripes**, in the data's order. (`SHAPES` and `TEXTURES` in `causal_nb.data` list the attribute values.)",
+    'an ImageSet',
+    reference=lambda: _select_01_2('triangle', 'vertical'),
+    compare=_same_images,
+    hint_text="Build a boolean mask from `data.attributes['shape']` and `data.attributes['texture']` "
+              "(indices into `SHAPES` and `TEXTURES`), then `data.select(np.flatnonzero(mask))`.",
+    solution_code="""import numpy as np
+from causal_nb.data import SHAPES, TEXTURES
+from causal_nb.exercises import setup
+data = setup('01.2')
+a = data.attributes
+keep = (a['shape'] == SHAPES.index('triangle')) & (a['texture'] == TEXTURES.index('vertical'))
+answer = data.select(np.flatnonzero(keep.to_numpy()))""",
+    mistakes=[Mistake(lambda: _select_01_2('triangle', 'horizontal'), "these are triangles on *horizontal* stripes: TEXTURES = ['plain', 'horizontal', 'vertical']."),
+              Mistake(lambda: _select_01_2('triangle', None), "you kept every triangle; also require vertical stripes."),
+              Mistake(lambda: _select_01_2(None, 'vertical'), "you kept every image on vertical stripes; also require triangles.")],
+    setup=_setup_01_2,
+    explain="`select` carries labels, attributes and causal masks along with the images."))

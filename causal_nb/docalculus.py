@@ -1367,3 +1367,116 @@ def report_section(ctx: ReportContext,  # the report's shared context (this sect
     sec.numbers.update({'conditions_differ': t['differ'].tolist(), 'eq3_max_abs_diff': gap,
                         'kidney_stones': ksd.to_dict(orient='index')})
     return sec
+
+# %% ../nbs/03_docalculus.ipynb #d200baf3
+from .core import Exercise, Mistake, number, register, values, WrongAnswer, _describe
+
+def _g03(name: str = 'II'):
+    return three_conditions()[name]
+
+def _ks():
+    return kidney_stones()
+
+def _q(g, target, state, **kw) -> float:
+    return query(g, target, **kw)[state]
+
+register(Exercise(
+    '03.1', 'seeing versus doing',
+    "In condition (II) of the paper's Fig. 1, `three_conditions()['II']` (Y causes X), compute the interventional "
+    "P(Y = 1 | do(X = 1)) and the observational P(Y = 1 | X = 1).",
+    'a pair (P(Y=1 | do(X=1)), P(Y=1 | X=1))',
+    reference=lambda: (_q(_g03(), 'Y', 1, do={'X': 1}), _q(_g03(), 'Y', 1, evidence={'X': 1})),
+    compare=values(number(rtol=0, atol=5e-4), number(rtol=0, atol=5e-4), names=['P(Y=1 | do(X=1))', 'P(Y=1 | X=1)']),
+    hint_text="`query(g, 'Y', do={'X': 1})` intervenes, `query(g, 'Y', evidence={'X': 1})` observes; index the result with the state, `[1]`.",
+    solution_code="""from causal_nb.docalculus import three_conditions, query
+g = three_conditions()['II']
+answer = (query(g, 'Y', do={'X': 1})[1], query(g, 'Y', evidence={'X': 1})[1])""",
+    mistakes=[Mistake(lambda: (_q(_g03(), 'Y', 1, evidence={'X': 1}),) * 2,
+                      "your first value is the observational P(Y=1 | X=1) again; the interventional one is `query(g, 'Y', do={'X': 1})`."),
+              Mistake(lambda: (_q(_g03(), 'Y', 1),) * 2,
+                      "both values are P(Y=1) without evidence; the second must condition on X = 1 (`evidence={'X': 1}`).")],
+    explain="In (II) Y causes X: seeing X = 1 is evidence about its cause Y, setting X = 1 by hand is not, so P(Y | do(X)) = P(Y)."))
+
+register(Exercise(
+    '03.2', 'the Effect of a treatment',
+    "In `kidney_stones()` (stone size Z confounds treatment X and recovery Y), what is the Effect (Eq. 1) of "
+    "do(X = 'A') on recovery, Y = 'yes', with no evidence: P(yes | do(A)) − P(yes)?",
+    'a number (it may be negative)',
+    reference=lambda: _q(_ks(), 'Y', 'yes', do={'X': 'A'}) - _q(_ks(), 'Y', 'yes'),
+    compare=number(rtol=0, atol=5e-4, what='the Effect'),
+    hint_text="`effect(graph, 'X', 'A', 'Y', 'yes')` computes Eq. 1; by hand it is two `query` calls, one with `do={'X': 'A'}` and one with nothing.",
+    solution_code="""from causal_nb.docalculus import kidney_stones, effect
+answer = effect(kidney_stones(), 'X', 'A', 'Y', 'yes')""",
+    mistakes=[Mistake(lambda: _q(_ks(), 'Y', 'yes', evidence={'X': 'A'}) - _q(_ks(), 'Y', 'yes'),
+                      "you conditioned on X = 'A' (`evidence`) instead of intervening (`do`): with a confounder, seeing is not doing."),
+              Mistake(lambda: _q(_ks(), 'Y', 'yes', do={'X': 'A'}), "that is P(yes | do(A)) itself; the Effect subtracts the observational P(yes)."),
+              Mistake(lambda: _q(_ks(), 'Y', 'yes') - _q(_ks(), 'Y', 'yes', do={'X': 'A'}),
+                      "right size, wrong sign: the Effect is interventional minus observational, P(yes | do(A)) − P(yes).")],
+    explain="Treatment A, given mostly to large stones, looks worse when observed; intervening shows it raises recovery."))
+
+def _fd_03():
+    return ADMG.from_graph(*smoking_tar_cancer())
+
+# the five steps of the front-door derivation: what the student sees, the rule arguments (y, x, z, w), what the step does
+_STEPS_03_3 = [
+    ('a', 'P(m | do(x)) = P(m | x)',             ('M', [], 'X', []),    'exchanges the action do(x) for the observation x'),
+    ('b', 'P(x | do(m)) = P(x)',                 ('X', [], 'M', []),    'deletes the action do(m)'),
+    ('c', 'P(y | do(m), x) = P(y | m, x)',       ('Y', [], 'M', ['X']), 'exchanges the action do(m) for the observation m'),
+    ('d', 'P(y | do(x), do(m)) = P(y | do(x), m)', ('Y', ['X'], 'M', []), 'exchanges the action do(m) for the observation m'),
+    ('e', 'P(y | do(m), do(x)) = P(y | do(m))',  ('Y', ['M'], 'X', []),  'deletes the action do(x)'),
+]
+_RULE_DOES = {1: 'inserts or deletes an observation', 2: 'exchanges an action for an observation', 3: 'inserts or deletes an action'}
+
+def _rules_03_3() -> tuple[int, ...]:
+    "The rule licensing each step: the one whose equality the step is, checked to apply in the front-door graph."
+    G, out = _fd_03(), []
+    for key, text, args, _ in _STEPS_03_3:
+        want = text.upper().replace('DO(', 'do(').replace('), do(', ', ')
+        fits = [c.rule for c in (rule1(G, *args), rule2(G, *args), rule3(G, *args)) if c and want in (f"{c.before} = {c.after}", f"{c.after} = {c.before}")]
+        if len(fits) != 1: raise RuntimeError(f"step ({key}) {text}: licensed by rules {fits}, expected exactly one")
+        out.append(fits[0])
+    return tuple(out)
+
+def _compare_rules_03_3(answer, expected):
+    if isinstance(answer, (torch.Tensor, np.ndarray)) and answer.ndim == 1: answer = answer.tolist()
+    if not isinstance(answer, (tuple, list)) or len(answer) != len(_STEPS_03_3):
+        raise WrongAnswer(f"the answer is five rule numbers, one per step (a)–(e), you gave {_describe(answer)}.")
+    got = []
+    for (key, *_), a in zip(_STEPS_03_3, answer):
+        if isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, np.integer)) or int(a) not in (1, 2, 3):
+            raise WrongAnswer(f"step ({key}): a rule is 1, 2 or 3, you gave {a!r:.20}.")
+        got.append(int(a))
+    for (key, text, _, does), a, e in zip(_STEPS_03_3, got, expected):
+        if a != e: return f"step ({key}), {text}, {does}: that is rule {e}, not rule {a} (rule {a} {_RULE_DOES[a]})."
+    return None
+
+register(Exercise(
+    '03.3', 'derive the front door, rule by rule',
+    "In `smoking_tar_cancer()` a hidden genotype U causes smoking X and cancer Y, and smoking acts on cancer only through "
+    "tar M, so no back-door set exists. The front-door formula P(y | do(x)) = Σ_m P(m | x) Σ_x' P(y | m, x') P(x') "
+    "follows from five steps:\n\n"
+    + '\n'.join(f"- ({k}) {t}" for k, t, _, _ in _STEPS_03_3) +
+    "\n\nWhich rule of do-calculus licenses each step? Check your claims with `rule1`, `rule2`, `rule3` on "
+    "`G = ADMG.from_graph(*smoking_tar_cancer())`: each returns whether the rule applies and the equality it licenses.",
+    'a tuple of five rule numbers (1, 2 or 3), one per step (a)–(e)',
+    reference=_rules_03_3,
+    compare=_compare_rules_03_3,
+    hint_text="Look at what each step does to the conditioning bar: an observation appears or disappears (rule 1), an action "
+              "do(v) becomes the observation v (rule 2), or an action disappears (rule 3). `print(rule2(G, 'M', [], 'X'))` "
+              "shows step (a) with the independence that licenses it.",
+    solution_code="""from causal_nb.docalculus import ADMG, smoking_tar_cancer, rule2, rule3
+G = ADMG.from_graph(*smoking_tar_cancer())
+steps = [rule2(G, 'M', [], 'X'),       # (a) P(m | do(x)) = P(m | x)
+         rule3(G, 'X', [], 'M'),       # (b) P(x | do(m)) = P(x)
+         rule2(G, 'Y', [], 'M', 'X'),  # (c) P(y | do(m), x) = P(y | m, x)
+         rule2(G, 'Y', 'X', 'M'),      # (d) P(y | do(x), do(m)) = P(y | do(x), m)
+         rule3(G, 'Y', 'M', 'X')]      # (e) P(y | do(m), do(x)) = P(y | do(m))
+assert all(steps)                      # each one applies in this graph
+answer = tuple(s.rule for s in steps)""",
+    mistakes=[Mistake(lambda: (2,) * 5, "steps (b) and (e) do not exchange anything: an action disappears altogether, and deleting an action is rule 3."),
+              Mistake(lambda: tuple(5 - r for r in _rules_03_3()),
+                      "you swapped rules 2 and 3: rule 2 exchanges an action for an observation (do(m) becomes m), rule 3 deletes an action."),
+              Mistake(lambda: tuple(1 if r == 2 else r for r in _rules_03_3()),
+                      "rule 1 inserts or deletes an *observation*; steps (a), (c) and (d) turn an action into an observation, which is rule 2.")],
+    explain="Chained (b, c into P(y | do(m)) = Σ_x' P(y | m, x') P(x'); d, e into P(y | do(x), m) = P(y | do(m)); with a), they give "
+            "the front-door formula: `identify(g, 'Y', 'X', latent=['U'])` derives the same one."))

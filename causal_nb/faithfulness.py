@@ -798,3 +798,62 @@ def _detection_report(sec: ReportSection, ctx: ReportContext) -> ReportSection:
     sec.table('detection_cross_attack_auroc', cross, 'AUROC, clean vs attacked: rows = detector (trained on), columns = test attack', float_format='{:.3f}')
     sec.numbers.update(detection_cross_attack_auroc=cross.to_dict())
     return sec
+
+# %% ../nbs/07b_faithfulness.ipynb #676c179d
+import functools
+from .core import Exercise, Mistake, number, register
+from .data import fashion_test
+from .models import quick_model
+
+def _setup_07b():
+    return quick_model(), fashion_test(8, seed=0).images[:4]
+
+@functools.lru_cache(maxsize=None)
+def _deletion_07b(method: str = 'Grad-CAM', mode: str = 'deletion') -> float:
+    model, x = _setup_07b()
+    return float(perturbation_curve(model, x, attribution(method, model, x), mode=mode, steps=10).auc.mean())
+
+register(Exercise(
+    '07b.1', 'how fast does the prediction fall?',
+    "`model, x = setup('07b.1')` gives the quick classifier and four test images. Make their Grad-CAM maps for the predicted "
+    "class (`attribution('Grad-CAM', model, x)`), then the **deletion** curve with 10 steps (pixels set to 0, most important "
+    "first). What is the deletion AUC, averaged over the four images?",
+    'a number between 0 and 1',
+    reference=lambda: _deletion_07b(),
+    compare=number(rtol=1e-3, atol=1e-6, what='the mean deletion AUC'),
+    hint_text="`perturbation_curve(model, x, maps, steps=10)` returns a `Curve`; its `.auc` has one area per image.",
+    solution_code="""from causal_nb.faithfulness import attribution, perturbation_curve
+from causal_nb.exercises import setup
+model, x = setup('07b.1')
+maps = attribution('Grad-CAM', model, x)
+answer = float(perturbation_curve(model, x, maps, mode='deletion', steps=10).auc.mean())""",
+    mistakes=[Mistake(lambda: _deletion_07b(mode='insertion'), "that is the *insertion* AUC (pixels restored onto a black image); deletion removes them from the image."),
+              Mistake(lambda: _deletion_07b('Random'), "that is the deletion AUC of the Random map: make the maps with 'Grad-CAM'.")],
+    setup=_setup_07b,
+    explain="Lower is more faithful: compare it with `attribution('Random', model, x)`, whose deletion AUC is the floor every map must beat."))
+
+@functools.lru_cache(maxsize=None)
+def _sanity_07b(col: int = -1, absolute: bool = False) -> float:
+    model, x = _setup_07b()
+    r = cascading_randomisation(model, x, 'IntegratedGradients')
+    return float(np.nanmean((r.spearman_abs if absolute else r.spearman)[:, col]))
+
+register(Exercise(
+    '07b.2', 'does the map depend on the model?',
+    "With the same `model, x = setup('07b.2')`: run the cascading randomisation sanity check for 'IntegratedGradients' "
+    "(`cascading_randomisation(model, x, 'IntegratedGradients')`, default seed). After **every** layer has been "
+    "re-initialised, what is the mean Spearman ρ between the original maps and the randomised ones (signed maps, not |map|)?",
+    'a number between −1 and 1',
+    reference=lambda: _sanity_07b(),
+    compare=number(rtol=1e-3, atol=1e-6, what='the mean Spearman ρ'),
+    hint_text="The result's `.spearman` is (images, steps); the last column is the step where all layers are random.",
+    solution_code="""import numpy as np
+from causal_nb.faithfulness import cascading_randomisation
+from causal_nb.exercises import setup
+model, x = setup('07b.2')
+r = cascading_randomisation(model, x, 'IntegratedGradients')
+answer = float(np.nanmean(r.spearman[:, -1]))""",
+    mistakes=[Mistake(lambda: _sanity_07b(0), "that is after the first step only (the top layer randomised); take the last column."),
+              Mistake(lambda: _sanity_07b(-1, True), "that is ρ of |map| (`spearman_abs`); the question asks for the signed maps.")],
+    setup=_setup_07b,
+    explain="Near 0: the map changes when the model does, so it explains the model. The Random map keeps ρ = 1."))

@@ -515,3 +515,78 @@ def report_section(ctx: ReportContext) -> ReportSection:
     sec.numbers.update(layer=layer, rank_agreement=agree, seconds_compute=round(time.perf_counter() - t0, 1),
                        mean_r2={t: float(v) for t, v in scm.equations.groupby('target')['r2'].mean().items()})
     return sec
+
+# %% ../nbs/09_filters.ipynb #cf1d7d22
+from .core import Exercise, Mistake, number, register, WrongAnswer, _describe
+from .data import fashion_test
+from .models import quick_model
+
+def _setup_09():
+    return quick_model(), fashion_test(128, seed=9)
+
+def _importance_09(method: str = 'counterfactual'):
+    model, data = _setup_09()
+    return filter_importance(model, 'conv2', data, method, n_images=None)['importance']
+
+def _answer_int(answer, what: str) -> int:
+    if isinstance(answer, torch.Tensor) and answer.numel() == 1: answer = answer.item()
+    if isinstance(answer, bool) or not isinstance(answer, (int, np.integer)):
+        raise WrongAnswer(f"{what} is a filter index, a whole number from 0 to 63; got {_describe(answer)}.")
+    return int(answer)
+
+def _compare_09_1(answer, expected):
+    a = _answer_int(answer, 'the answer'); imp = _importance_09()
+    if not 0 <= a < len(imp): raise WrongAnswer(f"conv2 has {len(imp)} filters, numbered 0 to {len(imp) - 1}; got {a}.")
+    if a == expected: return None
+    return (f"filter {a} ranks {int(imp.rank(ascending=False)[a])} of {len(imp)}: switching it off moves P(predicted class) by "
+            f"{imp[a]:.4f} on average, filter {expected} by {imp[expected]:.4f}.")
+
+register(Exercise(
+    '09.1', 'the filter the model needs most',
+    "`model, data = setup('09.1')` gives the quick classifier and 128 test images. Which filter of `conv2` has the largest "
+    "**counterfactual importance** — switching it off, do(filter = 0), changes the probability of the predicted class the most, "
+    "on average over the images?",
+    'a filter index (an int)',
+    reference=lambda: int(_importance_09().idxmax()),
+    compare=_compare_09_1,
+    hint_text="`filter_importance(model, 'conv2', data, 'counterfactual', n_images=None)` gives one row per filter; "
+              "`.idxmax()` of its `importance` column is the filter.",
+    solution_code="""from causal_nb.filters import filter_importance
+from causal_nb.exercises import setup
+model, data = setup('09.1')
+imp = filter_importance(model, 'conv2', data, 'counterfactual', n_images=None)
+answer = int(imp['importance'].idxmax())""",
+    mistakes=[Mistake(lambda: int(_importance_09('magnitude').idxmax()),
+                      "that filter has the largest weights (the magnitude ranking), which is not the same as mattering most: "
+                      "intervene on each filter and measure the change of the prediction."),
+              Mistake(lambda: int(_importance_09().idxmin()), "that is the *least* important filter: take the largest importance, not the smallest.")],
+    setup=_setup_09,
+    explain="Counterfactual importance asks the network itself; weight norms only guess at it."))
+
+def _accuracy_09(k: int = 4, which: str = 'top', method: str = 'counterfactual'):
+    model, data = _setup_09()
+    imp = _importance_09(method).sort_values(ascending=False)
+    fs = list(imp.index[:k] if which == 'top' else imp.index[-k:]) if k else []
+    return ablate_filters(model, 'conv2', fs, data).accuracy
+
+register(Exercise(
+    '09.2', 'remove the four most needed filters',
+    "With `model, data = setup('09.2')`: switch off the **4 filters of `conv2` with the largest counterfactual importance** "
+    "(as in 09.1) and measure the model's accuracy on `data` without them.",
+    'a number between 0 and 1 (an accuracy)',
+    reference=lambda: _accuracy_09(4),
+    compare=number(rtol=0, atol=1e-6, what='the accuracy'),
+    hint_text="Sort the importance table, take the first four filter indices, and pass them to "
+              "`ablate_filters(model, 'conv2', filters, data)`; its `.accuracy` is the answer.",
+    solution_code="""from causal_nb.filters import ablate_filters, filter_importance
+from causal_nb.exercises import setup
+model, data = setup('09.2')
+imp = filter_importance(model, 'conv2', data, 'counterfactual', n_images=None)['importance']
+top4 = list(imp.sort_values(ascending=False).index[:4])
+answer = ablate_filters(model, 'conv2', top4, data).accuracy""",
+    mistakes=[Mistake(lambda: _accuracy_09(0), "that is the accuracy of the intact model: switch the four filters off first."),
+              Mistake(lambda: _accuracy_09(4, 'bottom'), "you removed the four *least* important filters (the end of the ranking)."),
+              Mistake(lambda: _accuracy_09(4, 'top', 'magnitude'), "you removed the four filters with the largest weights; the task asks for the "
+                                                                   "largest counterfactual importance.")],
+    setup=_setup_09,
+    explain="Compare with removing 4 random filters: the pruning curves of the chapter do exactly this for every k."))

@@ -22,8 +22,8 @@ from .data import as_images_labels, iter_batches
 from .attacks import ATTACKS, Adversarial, image_hash
 
 # %% auto #0
-__all__ = ['idle', 'CONTEXTS', 'NodeIntervention', 'ZeroOut', 'SetTo', 'Scale', 'Apply', 'Idle', 'PixelMask', 'PatchMask',
-           'context_name', 'NetworkSCM', 'effect', 'belief_weighted_effect', 'ExpectedCE',
+__all__ = ['idle', 'CONTEXTS', 'NODE_06', 'NodeIntervention', 'ZeroOut', 'SetTo', 'Scale', 'Apply', 'Idle', 'PixelMask',
+           'PatchMask', 'context_name', 'NetworkSCM', 'effect', 'belief_weighted_effect', 'ExpectedCE',
            'mean_belief_weighted_effect', 'expected_ce', 'paper_contexts', 'belief_weighted_table', 'expected_ce_table',
            'plot_expected_ce', 'ContextSpec', 'register_context', 'concept_effects', 'node_expected_effect',
            'report_section']
@@ -1072,3 +1072,133 @@ def report_section(ctx: ReportContext) -> ReportSection:
             sec.numbers['concept_effects_spearman'] = ce.attrs['spearman']
         sec.numbers['expected_ce_concepts'] = ct.to_dict()
     return sec
+
+# %% ../nbs/06_interventions.ipynb #20b74fad
+import functools
+from .core import Exercise, Mistake, number, register, WrongAnswer, _describe
+from .data import fashion_test
+from .models import quick_model
+
+NODE_06 = ('conv2', 7)
+
+def _setup_06():
+    return quick_model(), fashion_test(100, seed=0).images
+
+@functools.lru_cache(maxsize=None)
+def _effects_06(context: str = 'Z0'):
+    "(Effects (1, N, K) of zeroing NODE_06, P(y | x) (N, K)) on the setup's images, under the idle context or PWM."
+    from causal_nb.core import Node
+    model, x = _setup_06()
+    if context == 'PWM': x = PixelMask(.1, seed=0)(model, x)
+    return NetworkSCM(model).effects(x, [Node(*NODE_06)], progress_bar=False)
+
+def _ece_06(context: str = 'Z0', weights: str = 'observational', absolute: bool = False) -> float:
+    eff, p = _effects_06(context)
+    w = {'observational': p, 'interventional': p + eff[0], 'none': torch.ones_like(p)}[weights]
+    v = (w * eff[0]).sum(-1)
+    return float((v.abs() if absolute else v).mean())
+
+def _expected_ce_06() -> float:
+    from causal_nb.core import Node
+    model, x = _setup_06()
+    return expected_ce(NetworkSCM(model), Node(*NODE_06), x, ci='normal', progress_bar=False).mean
+
+def _predicted_06() -> float:
+    eff, p = _effects_06()
+    return float(eff[0].gather(1, p.argmax(1, keepdim=True)).mean())
+
+register(Exercise(
+    '06.1', 'Expected-CE by hand',
+    f"`model, x = setup('06.1')` gives the quick classifier and 100 test images. With `scm = NetworkSCM(model)`, "
+    f"compute the data set's Expected-CE of zeroing `Node('{NODE_06[0]}', {NODE_06[1]})`: for each image "
+    f"Σ_k P(k | x) · Effect_k, then the mean over images. (`scm.effects(x, [node])` returns the Effects and P(y | x).)",
+    'a number (small, and signed)',
+    reference=lambda: _expected_ce_06(),
+    compare=number(rtol=2e-3, atol=1e-9, what='the Expected-CE'),
+    hint_text="`eff, p = scm.effects(x, [node])`: `eff[0]` is (N, K), `p` is (N, K). Multiply, sum over classes, average over images. "
+              "`expected_ce(scm, node, x).mean` checks your result.",
+    solution_code=f"""from causal_nb.core import Node
+from causal_nb.interventions import NetworkSCM
+from causal_nb.exercises import setup
+model, x = setup('06.1')
+scm = NetworkSCM(model)
+eff, p = scm.effects(x, [Node('{NODE_06[0]}', {NODE_06[1]})])
+answer = float((p * eff[0]).sum(-1).mean())""",
+    mistakes=[Mistake(lambda: _ece_06(weights='none'), "the Effects of one image sum to 0 over the classes (probabilities always sum to 1): "
+                                                       "weight each class's Effect by P(k | x) before summing."),
+              Mistake(_predicted_06, "that is the mean Effect on the predicted class alone; Expected-CE weights every class's Effect by P(k | x)."),
+              Mistake(lambda: _ece_06(weights='interventional'), "you weighted by the interventional P(k | do(node), x); Expected-CE weights by the observational P(k | x)."),
+              Mistake(lambda: _ece_06(absolute=True), "Expected-CE is signed: average the per-image values without taking their absolute value.")],
+    setup=_setup_06,
+    explain="Negative: zeroing the channel lowers the probability of what the model believes, on average. `expected_ce` adds a confidence interval."))
+
+@functools.lru_cache(maxsize=None)
+def _layer_ece_06() -> torch.Tensor:
+    from causal_nb.core import Node
+    model, x = _setup_06()
+    eff, p = NetworkSCM(model).effects(x, [Node(NODE_06[0], i) for i in range(64)], progress_bar=False)
+    return (p[None] * eff).sum(-1).mean(1)
+
+@functools.lru_cache(maxsize=None)
+def _mean_activation_06() -> torch.Tensor:
+    model, x = _setup_06()
+    return NetworkSCM(model).activation(x, NODE_06[0]).mean((0, 2, 3))
+
+def _channel(a) -> int:
+    from causal_nb.core import Node
+    if isinstance(a, Node):
+        if a.layer != NODE_06[0] or a.index is None: raise WrongAnswer(f"{a} is not a channel of {NODE_06[0]}.")
+        a = a.index
+    if isinstance(a, torch.Tensor) and a.numel() == 1: a = int(a)
+    if isinstance(a, (int, np.integer)) and not isinstance(a, bool):
+        if not 0 <= a < 64: raise WrongAnswer(f"{NODE_06[0]} has 64 channels, 0 … 63; you gave {a}.")
+        return int(a)
+    raise WrongAnswer(f"the answer is a channel index (0 … 63), you gave {_describe(a)}.")
+
+def _compare_06_2(answer, expected):
+    a = _channel(answer)
+    if a == expected: return None
+    v = _layer_ece_06().abs()
+    return f"channel {a} has |Expected-CE| {float(v[a]):.2e}; the largest is {float(v.max() / v[a].clamp_min(1e-12)):.2g} times that."
+
+register(Exercise(
+    '06.2', 'the most causal channel',
+    f"With the same `model, x = setup('06.2')`: which channel of `{NODE_06[0]}` has the largest **|Expected-CE|** when "
+    f"zeroed (the paper's Z0)? Sweep all 64 channels at once.",
+    'a channel index, 0 … 63',
+    reference=lambda: int(_layer_ece_06().abs().argmax()),
+    compare=_compare_06_2,
+    hint_text="`scm.effects(x, [Node('conv2', i) for i in range(64)])` returns Effects (64, N, K) in one batched sweep; "
+              "weight by P(k | x), sum over classes, average over images, then take the largest absolute value.",
+    solution_code=f"""from causal_nb.core import Node
+from causal_nb.interventions import NetworkSCM
+from causal_nb.exercises import setup
+model, x = setup('06.2')
+eff, p = NetworkSCM(model).effects(x, [Node('{NODE_06[0]}', i) for i in range(64)])
+ece = (p[None] * eff).sum(-1).mean(1)
+answer = int(ece.abs().argmax())""",
+    mistakes=[Mistake(lambda: int(_layer_ece_06().argmax()), "that channel has the most *positive* Expected-CE; the question asks for the largest absolute value."),
+              Mistake(lambda: int(_layer_ece_06().abs().argmin()), "that is the channel with the *smallest* |Expected-CE|."),
+              Mistake(lambda: int(_mean_activation_06().argmax()), "that is the most *active* channel; being active is not the same as being causal. Intervene and measure.")],
+    setup=_setup_06,
+    explain="A sweep over a layer costs suffix passes only: the layers below conv2 ran once for all 64 interventions."))
+
+register(Exercise(
+    '06.3', 'the same node, on masked images',
+    f"Same node as in 06.1, `Node('{NODE_06[0]}', {NODE_06[1]})`, same `model, x = setup('06.3')`, but the node "
+    f"intervention now happens on images of which 10% of the pixels were masked first: the paper's PWM context, "
+    f"`PixelMask(0.1, seed=0)`. What is the Expected-CE?",
+    'a number (small, and signed)',
+    reference=lambda: _ece_06('PWM'),
+    compare=number(rtol=2e-3, atol=1e-9, what='the Expected-CE under PWM'),
+    hint_text="`expected_ce(scm, node, x, context=PixelMask(0.1, seed=0)).mean`; or apply the mask yourself, "
+              "`PixelMask(0.1, seed=0)(model, x)`, and repeat 06.1 on the masked images.",
+    solution_code=f"""from causal_nb.core import Node
+from causal_nb.interventions import NetworkSCM, PixelMask, expected_ce
+from causal_nb.exercises import setup
+model, x = setup('06.3')
+answer = expected_ce(NetworkSCM(model), Node('{NODE_06[0]}', {NODE_06[1]}), x, context=PixelMask(0.1, seed=0)).mean""",
+    mistakes=[Mistake(lambda: _ece_06('Z0'), "that is the Expected-CE on the clean images (the idle context, Z0); mask the images first: `context=PixelMask(0.1, seed=0)`."),
+              Mistake(lambda: _ece_06('PWM', weights='none'), "the Effects of one image sum to 0 over the classes: weight each by P(k | x') of the masked image.")],
+    setup=_setup_06,
+    explain="The paper's tables compare exactly these columns: the same node intervention under different input contexts."))

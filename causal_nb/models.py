@@ -22,10 +22,11 @@ from .core import (cached, Normalized, model_device, atomic_save, cache_dir, che
 from .data import ImageSet, iter_batches, load_data, plot_samples
 
 # %% auto #0
-__all__ = ['ARCHITECTURES', 'CHEXNET_PAPER_AUROC', 'IMAGENET_MEAN', 'IMAGENET_STD', 'SmallCNN', 'LeNet5', 'build_model',
-           'TrainResult', 'train', 'class_weights', 'train_stream', 'predict', 'Evaluation', 'evaluate', 'label_auroc',
-           'multilabel_accuracy', 'plot_training_curve', 'plot_confusion_matrix', 'trained_model', 'load_weights',
-           'vgg16', 'densenet121_chexnet', 'estimate_training_time', 'data_report_section', 'model_report_section']
+__all__ = ['ARCHITECTURES', 'CHEXNET_PAPER_AUROC', 'IMAGENET_MEAN', 'IMAGENET_STD', 'FASHION_SHIRT', 'SmallCNN', 'LeNet5',
+           'build_model', 'TrainResult', 'train', 'class_weights', 'train_stream', 'predict', 'Evaluation', 'evaluate',
+           'label_auroc', 'multilabel_accuracy', 'plot_training_curve', 'plot_confusion_matrix', 'trained_model',
+           'load_weights', 'vgg16', 'densenet121_chexnet', 'estimate_training_time', 'data_report_section',
+           'model_report_section', 'quick_model']
 
 # %% ../nbs/02_models.ipynb #558c3411
 def _check_arch(n_classes, in_channels, in_size, min_size):
@@ -565,3 +566,101 @@ def model_report_section(ctx: ReportContext, arch: str | None = None) -> ReportS
     sec.numbers.update(test_accuracy=ev.accuracy, test_loss=ev.loss)
     ctx.evaluation = ev
     return sec
+
+# %% ../nbs/02_models.ipynb #848df595
+import functools
+
+@functools.lru_cache(maxsize=None)
+def _quick_model() -> nn.Module:
+    return trained_model('small-cnn', 'fashion-mnist', quick=True, progress_bar=False).model.cpu().eval()
+
+def quick_model() -> nn.Module:
+    "A copy of the models chapter's quick Fashion-MNIST small CNN (trained once, cached on disk), on the CPU."
+    return copy.deepcopy(_quick_model())
+
+# %% ../nbs/02_models.ipynb #14bd645a
+import functools
+from .core import choice, Exercise, Mistake, number, register, WrongAnswer, _describe
+from .data import fashion_test
+
+def _digits():
+    from causal_nb.data import digits
+    return digits(), digits(train=False)
+
+@functools.lru_cache(maxsize=None)
+def _trained_02_1():
+    tr, _ = _digits()
+    return train(build_model('small-cnn', tr, seed=0), tr, epochs=5, seed=0, progress_bar=False)
+
+def _acc_02_1() -> float:
+    return evaluate(_trained_02_1().model, _digits()[1]).accuracy
+
+register(Exercise(
+    '02.1', 'train and evaluate',
+    "Build `SmallCNN` for scikit-learn's digits with `build_model('small-cnn', digits(), seed=0)`, train it with "
+    "`train` for **5 epochs** (seed 0), and measure its accuracy on the **test** split `digits(train=False)`.",
+    'the test accuracy, a number between 0 and 1',
+    reference=_acc_02_1,
+    compare=number(rtol=0, atol=.006, what='the test accuracy'),
+    hint_text="`train(model, data, epochs=5)` returns a `TrainResult`; `evaluate(result.model, test_data).accuracy` is the accuracy.",
+    solution_code="""from causal_nb.data import digits
+from causal_nb.models import build_model, train, evaluate
+train_set, test_set = digits(), digits(train=False)
+result = train(build_model('small-cnn', train_set, seed=0), train_set, epochs=5, seed=0)
+answer = evaluate(result.model, test_set).accuracy""",
+    mistakes=[Mistake(lambda: float(_trained_02_1().history.val_acc.iloc[_trained_02_1().best_epoch - 1]),
+                      "that is the validation accuracy of the kept epoch (10% of the *training* images); evaluate on `digits(train=False)`."),
+              Mistake(lambda: float(_trained_02_1().history.train_acc.iloc[-1]), "that is the training accuracy of the last epoch; evaluate on `digits(train=False)`."),
+              Mistake(lambda: 1 - _acc_02_1(), "that is the error rate, 1 − accuracy.")],
+    explain="`train` keeps the epoch with the lowest validation loss and caches the result: run the cell again and it loads in a second."))
+
+FASHION_SHIRT = 'Shirt'
+
+def _setup_02_2():
+    return quick_model(), fashion_test(1000, seed=0)
+
+@functools.lru_cache(maxsize=None)
+def _confusion_02_2() -> torch.Tensor:
+    model, test = _setup_02_2()
+    return evaluate(model, test).confusion
+
+def _fashion_class(a) -> str:
+    from causal_nb.data import FASHION_MNIST_CLASSES as C
+    if isinstance(a, (torch.Tensor, np.ndarray)) and (a.size if isinstance(a, np.ndarray) else a.numel()) == 1: a = int(a.reshape(-1)[0])
+    if isinstance(a, (int, np.integer)) and not isinstance(a, bool):
+        if not 0 <= a < len(C): raise WrongAnswer(f"class indices run from 0 to {len(C) - 1}, you gave {a}.")
+        return C[int(a)]
+    if isinstance(a, str):
+        hits = [c for c in C if c.lower() == a.strip().lower()] or [c for c in C if c.lower().startswith(a.strip().lower())]
+        if len(hits) == 1: return hits[0]
+        raise WrongAnswer(f"{a!r} is not a Fashion-MNIST class; the classes are {C}.")
+    raise WrongAnswer(f"the answer is a class name (or its index), you gave {_describe(a)}.")
+
+def _most_confused(axis: int) -> str:
+    from causal_nb.data import FASHION_MNIST_CLASSES as C
+    cm = _confusion_02_2().clone(); i = C.index(FASHION_SHIRT)
+    line = cm[i] if axis == 0 else cm[:, i]
+    line[i] = -1
+    return C[int(line.argmax())]
+
+register(Exercise(
+    '02.2', 'read a confusion matrix',
+    "`model, test = setup('02.2')` gives the quick Fashion-MNIST model of this chapter and 1,000 test images. "
+    "Which class are true **Shirt** images most often mistaken for?",
+    "a class name such as 'Coat' (or its index)",
+    reference=lambda: _most_confused(0),
+    compare=choice(_fashion_class, 'the class true Shirts are most often mistaken for'),
+    hint_text="`evaluate(model, test).confusion` has one row per *true* class and one column per *predicted* class; "
+              "look along the Shirt row, off the diagonal.",
+    solution_code="""from causal_nb.data import FASHION_MNIST_CLASSES
+from causal_nb.models import evaluate
+from causal_nb.exercises import setup
+model, test = setup('02.2')
+row = evaluate(model, test).confusion[FASHION_MNIST_CLASSES.index('Shirt')].clone()
+row[FASHION_MNIST_CLASSES.index('Shirt')] = -1          # leave out the correct predictions
+answer = FASHION_MNIST_CLASSES[int(row.argmax())]""",
+    mistakes=[Mistake(lambda: FASHION_SHIRT, "'Shirt' is the diagonal entry: the Shirts predicted correctly. Look at the rest of the row."),
+              Mistake(lambda: _most_confused(1), "that is the class most often *predicted as* Shirt (the column); "
+                                                 "the question is about true Shirts: read the row.")],
+    setup=_setup_02_2,
+    explain="Shirts, T-shirts, pullovers and coats share their outline; the confusion matrix shows where the model's knowledge ends."))

@@ -19,9 +19,9 @@ from .interventions import (InputIntervention, NetworkSCM, NodeIntervention, Pat
                                      _apply_context, _interval, _check_ci)
 
 # %% auto #0
-__all__ = ['hashed_uniform', 'hashed_normal', 'PatchingIntervention', 'Patch', 'MeanAblate', 'Resample', 'AddNoise',
-           'GaussianNoise', 'interchange', 'patched_do', 'patched_sweep', 'patched_effects', 'unit_masks', 'Trace',
-           'causal_trace', 'plot_trace', 'path_patch', 'patching_ce_table', 'report_section']
+__all__ = ['NODE_06B', 'CENTRE_06B', 'hashed_uniform', 'hashed_normal', 'PatchingIntervention', 'Patch', 'MeanAblate', 'Resample',
+           'AddNoise', 'GaussianNoise', 'interchange', 'patched_do', 'patched_sweep', 'patched_effects', 'unit_masks',
+           'Trace', 'causal_trace', 'plot_trace', 'path_patch', 'patching_ce_table', 'report_section']
 
 # %% ../nbs/06b_patching.ipynb #37834e63
 _M32 = 0xFFFFFFFF
@@ -583,3 +583,91 @@ def report_section(ctx: ReportContext) -> ReportSection:
         numbers['positions'] = rp.to_dict()
     sec.numbers.update(numbers)
     return sec
+
+# %% ../nbs/06b_patching.ipynb #161fa233
+import functools
+from .core import Exercise, Mistake, number, register
+from .interventions import _channel
+from .data import fashion_test, fashion_train
+from .models import quick_model
+
+NODE_06B = ('conv2', 7)
+CENTRE_06B = (5, 6, 9, 10)       # the middle 2×2 cells of a 4×4 grid
+
+def _setup_06b_1():
+    return quick_model(), fashion_test(100, seed=0).images, fashion_train(200, seed=1).images
+
+@functools.lru_cache(maxsize=None)
+def _ece_06b(kind: str = 'mean', weights: str = 'observational') -> float:
+    "Expected-CE of NODE_06B under mean ablation ('mean'), zero ablation ('zero') or patching one reference image ('first')."
+    from causal_nb.core import Node
+    from causal_nb.interventions import NetworkSCM, ZeroOut
+    model, x, ref = _setup_06b_1()
+    iv = {'mean': MeanAblate(ref), 'zero': ZeroOut(), 'first': Patch(ref[:1])}[kind]
+    eff, p = patched_effects(NetworkSCM(model), x, [Node(*NODE_06B)], iv)
+    w = p if weights == 'observational' else torch.ones_like(p)
+    return float((w * eff[0]).sum(-1).mean())
+
+register(Exercise(
+    '06b.1', 'mean ablation, not zero ablation',
+    f"`model, x, ref = setup('06b.1')` gives the quick classifier, 100 test images and 200 training images. Replace "
+    f"`Node('{NODE_06B[0]}', {NODE_06B[1]})` by its **mean over `ref`** (`MeanAblate(ref)`) and compute the data set's "
+    f"Expected-CE on `x`: for each image Σ_k P(k | x) · Effect_k, then the mean over images.",
+    'a number (small, and signed)',
+    reference=lambda: _ece_06b('mean'),
+    compare=number(rtol=2e-3, atol=1e-9, what='the Expected-CE of mean ablation'),
+    hint_text="`patched_effects(NetworkSCM(model), x, [node], MeanAblate(ref))` returns the Effects (1, N, K) and P(y | x) (N, K), "
+              "as `NetworkSCM.effects` does; `patching_ce_table(scm, [node], {'Z0': idle}, x, MeanAblate(ref))` checks your result.",
+    solution_code=f"""from causal_nb.core import Node
+from causal_nb.interventions import NetworkSCM
+from causal_nb.patching import MeanAblate, patched_effects
+from causal_nb.exercises import setup
+model, x, ref = setup('06b.1')
+eff, p = patched_effects(NetworkSCM(model), x, [Node('{NODE_06B[0]}', {NODE_06B[1]})], MeanAblate(ref))
+answer = float((p * eff[0]).sum(-1).mean())""",
+    mistakes=[Mistake(lambda: _ece_06b('zero'), "that is the Expected-CE of *zeroing* the node (chapter 06's Z0); set it to its mean over `ref` instead: `MeanAblate(ref)`."),
+              Mistake(lambda: _ece_06b('first'), "that patches the node's value on the *first* reference image into every image; mean ablation uses the mean over all of `ref`."),
+              Mistake(lambda: _ece_06b('mean', 'none'), "the Effects of one image sum to 0 over the classes: weight each class's Effect by P(k | x) before summing.")],
+    setup=_setup_06b_1,
+    explain="Mean ablation keeps the node at a value the network knows; what is left of the Effect is the information the node carries about each image."))
+
+def _setup_06b_2():
+    return quick_model(), fashion_test(64, seed=0).images
+
+@functools.lru_cache(maxsize=None)
+def _trace_06b() -> torch.Tensor:
+    "(indirect effect, recovered share, mean activation) of each conv2 channel, centre blanked."
+    from causal_nb.interventions import NetworkSCM, PatchMask
+    model, x = _setup_06b_2()
+    scm = NetworkSCM(model)
+    tr = causal_trace(scm, x, PatchMask(4, cells=CENTRE_06B), layers=[NODE_06B[0]], progress_bar=False)
+    ie = torch.tensor(tr.indirect_effect().loc[NODE_06B[0]].to_numpy())
+    return torch.stack([ie, ie / float((tr.p_clean - tr.p_corrupt).mean()), scm.activation(x, NODE_06B[0]).mean((0, 2, 3)).cpu().double()])
+
+def _compare_06b_2(answer, expected):
+    a = _channel(answer)
+    if a == expected: return None
+    r = _trace_06b()[1]
+    return f"restoring channel {a} brings back {float(r[a]):.1%} of the drop; the best channel brings back {float(r.max()):.1%}."
+
+register(Exercise(
+    '06b.2', 'the channel that brings the prediction back',
+    f"`model, x = setup('06b.2')` gives the quick classifier and 64 test images. Blank the centre of every image "
+    f"(`PatchMask(4, cells={CENTRE_06B})`, the middle 2×2 cells of a 4×4 grid) and trace the prediction through "
+    f"`{NODE_06B[0]}`: which channel, restored alone to its clean value, brings back the **largest share** of "
+    f"P(clean prediction)?",
+    'a channel index, 0 … 63',
+    reference=lambda: int(_trace_06b()[0].argmax()),
+    compare=_compare_06b_2,
+    hint_text="`causal_trace(NetworkSCM(model), x, PatchMask(4, cells=(5, 6, 9, 10)), layers=['conv2'])` restores every channel in "
+              "one call; `.recovered()` (or `.indirect_effect()`) is a layers × channels table.",
+    solution_code=f"""from causal_nb.interventions import NetworkSCM, PatchMask
+from causal_nb.patching import causal_trace
+from causal_nb.exercises import setup
+model, x = setup('06b.2')
+trace = causal_trace(NetworkSCM(model), x, PatchMask(4, cells={CENTRE_06B}), layers=['{NODE_06B[0]}'])
+answer = int(trace.recovered().loc['{NODE_06B[0]}'].to_numpy().argmax())""",
+    mistakes=[Mistake(lambda: int(_trace_06b()[0].argmin()), "restoring that channel brings back the *least* (it even lowers P): take the largest share."),
+              Mistake(lambda: int(_trace_06b()[2].argmax()), "that is the most *active* channel; being active is not carrying the information. Restore each channel and measure.")],
+    setup=_setup_06b_2,
+    explain="Clean and corrupted runs happened once; the 64 restorations were suffix passes stacked into one batch."))

@@ -826,3 +826,74 @@ def claims_report_section(ctx: ReportContext,              # the report's shared
     sec.numbers.update(setting=setting, source=source, verdicts=table['verdict'].to_dict(),
                        figures={k: (c['figure'], c['low'], c['high']) for k, c in zip(table.index, res['claims'])})
     return sec
+
+# %% ../nbs/11_reproduce.ipynb #f721e598
+from .core import Exercise, Mistake, number, register
+from .data import fashion_test
+from .models import quick_model
+
+def _ratio_11_1(base: str = 'Z0', ctx: str = 'PWM', signed: bool = False) -> float:
+    row = paper_table('table3').loc['2, 3']
+    return float(row[base] / row[ctx]) if signed else float(abs(row[base]) / abs(row[ctx]))
+
+register(Exercise(
+    '11.1', "how far the paper's effect falls",
+    "The paper's Table 3 (`paper_table('table3')` from `causal_nb.reproduce`) gives the Expected-CE of node `L, N = 2, 3` "
+    "of the Fashion-MNIST CNN when the node is zeroed on clean images (`Z0`) and on pixel-masked images (`PWM`). "
+    "**By what factor is |Expected-CE| smaller under PWM than under Z0?** (|Z0| / |PWM|.)",
+    'a positive number (a ratio)',
+    reference=lambda: _ratio_11_1(),
+    compare=number(rtol=1e-3, what='the ratio |Z0| / |PWM|'),
+    hint_text="`t = paper_table('table3')`; the row is `t.loc['2, 3']`; divide the absolute values of its `Z0` and `PWM` entries.",
+    solution_code="""from causal_nb.reproduce import paper_table
+row = paper_table('table3').loc['2, 3']
+answer = abs(row['Z0']) / abs(row['PWM'])""",
+    mistakes=[Mistake(lambda: _ratio_11_1(signed=True), "the PWM entry is negative: compare sizes, |Z0| / |PWM|, not signed values."),
+              Mistake(lambda: 1 / _ratio_11_1(), "that is |PWM| / |Z0|, the other way round: the answer is greater than 1."),
+              Mistake(lambda: _ratio_11_1(ctx='FGSM'), "that is the FGSM column; the question is about PWM.")],
+    explain="The paper reads a factor like this as 'the effect falls under the context'; the next exercise asks whether ours does, beyond noise."))
+
+def _setup_11():
+    return quick_model(), fashion_test(128, seed=11)
+
+def _table_11(attack_eps: float = .3):
+    from causal_nb.interventions import NetworkSCM, expected_ce_table, PixelMask, idle
+    from causal_nb.attacks import Adversarial
+    model, data = _setup_11()
+    nodes = [node_from_label(model, '2, 3'), node_from_label(model, '2, 7')]
+    contexts = {'Z0': idle, 'PWM': PixelMask(.1, seed=0), 'FGSM': Adversarial('fgsm', eps=attack_eps)}
+    return expected_ce_table(NetworkSCM(model), nodes, contexts, data, n_boot=500, progress_bar=False)
+
+def _falls_11(what: str = 'falls'):
+    t = _table_11()
+    if what == 'point': return int(sum(abs(t.loc[r, c]) < abs(t.loc[r, 'Z0']) for r in t.index for c in ('PWM', 'FGSM')))
+    return int(judge_falls(t, ('PWM', 'FGSM'))[2][what])
+
+register(Exercise(
+    '11.2', "does the paper's claim hold for our model?",
+    "With `model, data = setup('11.2')` (the quick classifier and 128 test images): compute the Expected-CE table of the paper's "
+    "nodes `2, 3` and `2, 7` (`node_from_label`) under the contexts `Z0` (`idle`), `PWM` (`PixelMask(.1, seed=0)`) and `FGSM` "
+    "(`Adversarial('fgsm', eps=.3)`), with `n_boot=500`. Then judge the paper's claim that |Expected-CE| falls under PWM and FGSM "
+    "with `judge_falls(table, ('PWM', 'FGSM'))`. **In how many of the 4 node × context cells does |Expected-CE| fall beyond the "
+    "95% confidence interval?**",
+    'a whole number from 0 to 4',
+    reference=lambda: _falls_11(),
+    compare=number(rtol=0, atol=0, what='the number of cells where |Expected-CE| falls'),
+    hint_text="`expected_ce_table(NetworkSCM(model), nodes, contexts, data, n_boot=500)` builds the table; `judge_falls` returns "
+              "`(verdict, why, numbers)` and `numbers['falls']` counts the cells.",
+    solution_code="""from causal_nb.attacks import Adversarial
+from causal_nb.exercises import setup
+from causal_nb.interventions import NetworkSCM, PixelMask, expected_ce_table, idle
+from causal_nb.reproduce import judge_falls, node_from_label
+model, data = setup('11.2')
+nodes = [node_from_label(model, '2, 3'), node_from_label(model, '2, 7')]
+contexts = {'Z0': idle, 'PWM': PixelMask(.1, seed=0), 'FGSM': Adversarial('fgsm', eps=.3)}
+table = expected_ce_table(NetworkSCM(model), nodes, contexts, data, n_boot=500)
+verdict, why, numbers = judge_falls(table, ('PWM', 'FGSM'))
+answer = numbers['falls']""",
+    mistakes=[Mistake(lambda: _falls_11('rises'), "that counts the cells where |Expected-CE| *rises* beyond the interval."),
+              Mistake(lambda: _falls_11('point'), "that compares the point estimates only; a fall counts when the whole confidence "
+                                                  "interval of the change is below zero (what `judge_falls` reports).")],
+    setup=_setup_11,
+    explain="A verdict per claim needs the noise: 128 images give wide intervals, and a fall the paper reports from "
+            "point estimates may not survive them."))

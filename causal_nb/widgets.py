@@ -1263,3 +1263,105 @@ def dashboard(model: nn.Module | None = None,        # classifier; None: the cac
         display(tab)
     tab.selected_index = 0; build(0)
     return tab
+
+# %% ../nbs/10_widgets.ipynb #47ef2641
+from .core import Exercise, Mistake, register, WrongAnswer, _describe
+from .data import fashion_test
+from .models import quick_model
+
+def _setup_10():
+    return quick_model(), fashion_test(100, seed=10)
+
+def _ece_10(context=None) -> torch.Tensor:
+    "Expected-CE of zeroing each conv2 node, for the setup's image 0 (under a context when given)."
+    from causal_nb.core import Node
+    from causal_nb.interventions import NetworkSCM, ZeroOut
+    model, data = _setup_10()
+    x = data.images[:1] if context is None else context(model, data.images[:1])
+    eff, p = NetworkSCM(model).effects(x, [Node('conv2', k) for k in range(64)], ZeroOut(), progress_bar=False)
+    return (p[None] * eff).sum(-1)[:, 0]
+
+def _answer_node(answer, n: int = 64) -> int:
+    if isinstance(answer, torch.Tensor) and answer.numel() == 1: answer = answer.item()
+    if isinstance(answer, bool) or not isinstance(answer, (int, np.integer)):
+        raise WrongAnswer(f"the answer is a node index, a whole number from 0 to {n - 1}; got {_describe(answer)}.")
+    if not 0 <= int(answer) < n: raise WrongAnswer(f"conv2 has {n} nodes, numbered 0 to {n - 1}; got {int(answer)}.")
+    return int(answer)
+
+def _compare_10_1(answer, expected):
+    a = _answer_node(answer); ece = _ece_10()
+    if a == expected: return None
+    lower = int((ece < ece[a]).sum())          # how far off, without naming the node (a neighbour's index would give it away)
+    return (f"zeroing node {a} gives Expected-CE {float(ece[a]):+.4f}, but {lower} other node{'s' if lower != 1 else ''} of conv2 "
+            f"give{'' if lower != 1 else 's'} a more negative value (the lowest is {float(ece.min()):+.4f}). Node indices start at 0; "
+            "check every one of the 64.")
+
+register(Exercise(
+    '10.1', 'the node that hurts image 0 most',
+    "`model, data = setup('10.1')` gives the quick classifier and 100 test images. Build "
+    "`ex = InterventionExplorer(model, data, device='cpu')` and move it, with `ex.set(layer='conv2', node=k)`, through the "
+    "nodes of `conv2` (zero-out, no context, image 0). Which node's zero-out gives image 0 the **most negative Expected-CE** "
+    "(`ex.state['expected_ce']`)?",
+    'a node index (an int)',
+    reference=lambda: int(_ece_10().argmin()),
+    compare=_compare_10_1,
+    hint_text="Loop `for k in range(64)`, call `ex.set(layer='conv2', node=k)` and keep `ex.state['expected_ce']`; "
+              "the answer is the `k` of the smallest value.",
+    solution_code="""from causal_nb.exercises import setup
+from causal_nb.widgets import InterventionExplorer
+model, data = setup('10.1')
+ex = InterventionExplorer(model, data, device='cpu')
+ece = {k: ex.set(layer='conv2', node=k)['expected_ce'] for k in range(64)}
+answer = min(ece, key=ece.get)""",
+    mistakes=[Mistake(lambda: int(_ece_10().argmax()), "that node has the *largest* Expected-CE: zeroing it makes the model surer "
+                                                         "of its answer. Take the most negative value."),
+              Mistake(lambda: int(_ece_10(__import__('causal_nb.interventions', fromlist=['PixelMask']).PixelMask(.1, seed=0)).argmin()),
+                      "that is the answer under a 10% pixel mask; the task asks for the clean image (context none).")],
+    setup=_setup_10,
+    explain="The explorer shows chapter 6's numbers: one suffix pass per node, from the cached prefix of the image."))
+
+def _accuracies_10(method: str = 'counterfactual') -> list[float]:
+    "Accuracy on the setup's images with the top-k filters of conv2 off, k = 0 … 64, in the explorer's ranking order."
+    from causal_nb.filters import ablate_filters, filter_importance
+    from causal_nb.interventions import NetworkSCM
+    model, data = _setup_10()
+    x, y = data.images, data.labels
+    imp = filter_importance(model, 'conv2', (x, y), method, n_images=None)['importance']
+    order = imp.sort_values(ascending=False, kind='stable').index.tolist()
+    net = NetworkSCM(model)
+    return [ablate_filters(model, 'conv2', order[:k], (x, y), scm=net).accuracy for k in range(len(order) + 1)]
+
+def _first_drop_10(method: str = 'counterfactual', drop: float = .10) -> int:
+    acc = _accuracies_10(method)
+    return next(k for k, a in enumerate(acc) if acc[0] - a >= drop - 1e-9)
+
+def _compare_10_2(answer, expected):
+    a = _answer_node(answer, 65) if not isinstance(answer, bool) else _answer_node(answer)
+    if a == expected: return None
+    acc = _accuracies_10()
+    return (f"with the top {a} filters off the accuracy is {acc[a]:.1%} against {acc[0]:.1%} intact "
+            f"({'not yet' if acc[0] - acc[a] < .1 - 1e-9 else 'already more than'} 10 points down at k = {a}"
+            f"{'' if acc[0] - acc[a] < .1 - 1e-9 else ', but a smaller k gets there'}).")
+
+register(Exercise(
+    '10.2', 'how many filters until it breaks',
+    "With `model, data = setup('10.2')` build `fx = FilterExplorer(model, data, n_images=100, device='cpu')` (it opens on "
+    "`conv2`, ranked by counterfactual importance). What is the **smallest `top_k`** — the number of most important "
+    "filters switched off — at which the accuracy on the sample (`fx.state['accuracy']`) is at least **10 percentage "
+    "points** below the intact model's (`fx.state['baseline']`)?",
+    'a whole number from 0 to 64',
+    reference=lambda: _first_drop_10(),
+    compare=_compare_10_2,
+    hint_text="Increase `top_k` one step at a time with `fx.set(top_k=k)` and stop at the first `k` where "
+              "`fx.state['baseline'] - fx.state['accuracy'] >= 0.10`.",
+    solution_code="""from causal_nb.exercises import setup
+from causal_nb.widgets import FilterExplorer
+model, data = setup('10.2')
+fx = FilterExplorer(model, data, n_images=100, device='cpu')
+answer = next(k for k in range(65) if (s := fx.set(top_k=k))['baseline'] - s['accuracy'] >= 0.10 - 1e-9)""",
+    mistakes=[Mistake(lambda: _first_drop_10('magnitude'), "that is the answer with the filters ranked by weight magnitude; the "
+                                                            "explorer's ranking here is the counterfactual one."),
+              Mistake(lambda: _first_drop_10() - 1, "with that many filters off the accuracy has not yet fallen 10 points: "
+                                                     "one more is needed.")],
+    setup=_setup_10,
+    explain="Counterfactual importance puts the filters the prediction needs first, so the accuracy falls fast at the start."))
