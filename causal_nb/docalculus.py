@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .core import check_int
 from .core import ReportContext, ReportSection
 
 # %% auto #0
@@ -483,7 +484,7 @@ def sample(graph: CausalGraph,   # the graph to draw from (an intervened graph g
           ) -> pd.DataFrame:     # one column per variable, holding state names
     "Ancestral sampling: `n` joint draws, one vectorised inverse-CDF draw per variable."
     g = _check_graph(graph)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1: raise ValueError(f"n must be a positive integer, got {n!r}")
+    check_int(n, 'n', low=1)
     gen = torch.Generator().manual_seed(int(seed))
     codes: dict[str, torch.Tensor] = {}
     for v in g.order:

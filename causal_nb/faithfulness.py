@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .core import check_int
 from .core import (ReportContext, ReportSection, activation_bytes, bootstrap_ci, check_head, check_images, check_logits, chunk_size,
                             default_max_bytes, evaluating, get_module, intervenable_layers, iter_chunks, probabilities)
 from .cem import (MAPS, _NEEDS, _call_map, _check_model, _fill_for, _minmax, _missing, _model_device, _targets,
@@ -205,7 +206,7 @@ def integrated_gradients(model: nn.Module,                    # any differentiab
                          max_bytes: int | None = None, max_batch: int | None = None,
                         ) -> torch.Tensor:                    # (N, H, W) summed over channels
     "Integrated gradients (Sundararajan et al.): (x − x̄) ⊙ ∫ ∂P/∂x along the straight path from the baseline x̄, all steps batched."
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1: raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+    check_int(n_steps, 'n_steps', low=1)
     x, t = _start(model, x, target, head, bounds)
     b = _fill_for(baseline, x, bounds)
     nodes, wts = np.polynomial.legendre.leggauss(n_steps)
@@ -225,7 +226,7 @@ def smooth_grad(model: nn.Module,                             # any differentiab
                 max_bytes: int | None = None, max_batch: int | None = None,
                ) -> torch.Tensor:                             # (N, H, W) summed over channels
     "SmoothGrad (Smilkov et al.): the gradient of P(target) averaged over noisy copies of the image."
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1: raise ValueError(f"samples must be a positive integer, got {samples!r}")
+    check_int(samples, 'samples', low=1)
     if not stdev >= 0: raise ValueError(f"stdev must be a non-negative share of the pixel range, got {stdev!r}")
     x, t = _start(model, x, target, head, bounds)
     sigma = stdev * (bounds[1] - bounds[0])
@@ -323,7 +324,7 @@ def perturbation_curve(model: nn.Module,                     # classifier return
                       ) -> Curve:
     "Deletion / insertion curve (Petsiuk et al.): P(target) as pixels are removed or inserted in the map's order, all steps batched."
     if mode not in ('deletion', 'insertion'): raise ValueError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1: raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    check_int(steps, 'steps', low=1)
     x, t = _start(model, x, target, head, bounds)
     maps = _check_maps(maps, x); fillv = _fill_for(fill, x, bounds)
     hw = x.shape[-2] * x.shape[-1]

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .core import check_int
 from .core import (Node, Normalized, ReportContext, ReportSection, check_labels, model_device,
                             evaluating, get_module, iter_chunks)
 from .data import as_images_labels
@@ -417,7 +418,7 @@ def pruning_curves(model: nn.Module, layer: str,
                   ) -> pd.DataFrame:
     "Accuracy after removing the top-k filters by each ranking and in random order (mean ± sd over seeds); AUCs in `.attrs`."
     C = check_conv(model, layer).out_channels
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1: raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
+    check_int(seeds, 'seeds', low=1)
     net = NetworkSCM(model, head)
     x, y = as_images_labels(eval_data, None)
     cols, orders = {}, {}

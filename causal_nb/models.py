@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from filelock import FileLock
 
+from .core import check_int
 from .core import (CacheError, Normalized, model_device, atomic_save, cache_dir, check_head, check_images, check_logits,
                             evaluating, fingerprint, get_device, map_batches, probabilities, progress, safe_load,
                             ReportContext, ReportSection)
@@ -31,7 +32,7 @@ __all__ = ['ARCHITECTURES', 'CHEXNET_PAPER_AUROC', 'IMAGENET_MEAN', 'IMAGENET_ST
 # %% ../nbs/02_models.ipynb #558c3411
 def _check_arch(n_classes, in_channels, in_size, min_size):
     for name, v in (('n_classes', n_classes), ('in_channels', in_channels), ('in_size', in_size)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        check_int(v, name, low=1)
     if in_size < min_size: raise ValueError(f"in_size must be at least {min_size} pixels for this architecture, got {in_size}")
 
 class _Named(nn.Sequential):
@@ -125,7 +126,7 @@ def train(model: nn.Module,             # the classifier to train (in place)
                             progress_bar=progress_bar, **stream)
     if stream: raise TypeError(f"{sorted(stream)} apply to streamed data (a Dataset or DataLoader), not to an ImageSet")
     for name, v in (('epochs', epochs), ('batch_size', batch_size)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        check_int(v, name, low=1)
     if not lr > 0: raise ValueError(f"lr must be positive, got {lr}")
     dev = get_device(device); head = data.head
     with torch.inference_mode():
@@ -234,7 +235,7 @@ def train_stream(model: nn.Module,                      # the classifier to trai
     if not isinstance(model, nn.Module): raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     ds, targets, workers = _stream_parts(data)
     for name, v in (('epochs', epochs), ('batch_size', batch_size), ('checkpoint_every', checkpoint_every)) + ((('max_batch', max_batch),) if max_batch is not None else ()):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        check_int(v, name, low=1)
     if not lr > 0: raise ValueError(f"lr must be positive, got {lr}")
     head = getattr(ds, 'head', None) or ('sigmoid' if targets is not None and targets.ndim == 2 else 'softmax')
     dev = get_device(device)
