@@ -421,7 +421,7 @@ def _predict(classifier, x):
 
 def prototype(classifier: nn.Module, generator: nn.Module, query: torch.Tensor, min_prob: float = 0.99, **kw) -> CounterfactualResult:
     "The smallest change that makes the model at least `min_prob` sure of its current prediction."
-    if not 0 < min_prob < 1: raise ValueError(f"min_prob must lie in (0, 1), got {min_prob}")
+    check_number(min_prob, 'min_prob', 0, 1, low_open=True, high_open=True)
     return counterfactual(classifier, generator, query, _predict(classifier, query).argmax(1), min_prob=min_prob, **kw)
 
 def criticism(classifier: nn.Module, generator: nn.Module, query: torch.Tensor, target: torch.Tensor | int | None = None,

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .core import check_int
+from .core import check_int, check_number
 from .core import ReportContext, ReportSection
 
 # %% auto #0
@@ -499,7 +499,7 @@ def fit_cpts(states: Mapping[str, int | Sequence],       # variable -> its state
              smoothing: float = 0.,                        # pseudo-count added to every cell (Laplace)
             ) -> CausalGraph:
     "A `CausalGraph` whose tables are the (smoothed) conditional frequencies in `data`."
-    if smoothing < 0 or not math.isfinite(smoothing): raise ValueError(f"smoothing must be a finite number ≥ 0, got {smoothing}")
+    check_number(smoothing, 'smoothing', 0)
     shell = CausalGraph(states, parents, None)   # checks the structure; tables uniform for now
     if not hasattr(data, '__getitem__'): raise TypeError(f"data must be a DataFrame or a dict of columns, got {type(data).__name__}")
     codes, n = {}, None
@@ -1104,7 +1104,7 @@ def empirical_distribution(data: pd.DataFrame | Mapping[str, Sequence],  # one c
                            smoothing: float = 0.,                        # pseudo-count added to every joint cell
                           ) -> Distribution:                              # the joint relative frequencies
     "The joint table of relative frequencies of the `states` variables in `data`."
-    if smoothing < 0 or not math.isfinite(smoothing): raise ValueError(f"smoothing must be a finite number ≥ 0, got {smoothing}")
+    check_number(smoothing, 'smoothing', 0)
     shell = CausalGraph(states, None, None)
     vs = tuple(shell.states)
     codes = []

@@ -300,7 +300,7 @@ def compare_rankings(a: pd.DataFrame, b: pd.DataFrame,   # two `filter_importanc
     from scipy.stats import kendalltau, spearmanr
     if len(a) != len(b): raise ValueError(f"the rankings must cover the same filters, got {len(a)} and {len(b)}")
     k = k or max(1, len(a) // 4)
-    if not 1 <= k <= len(a): raise ValueError(f"k must lie in [1, {len(a)}], got {k}")
+    k = check_int(k, 'k', 1, len(a))
     top = lambda d: set(d['importance'].nlargest(k).index)
     return {'spearman': float(spearmanr(a['importance'], b['importance']).statistic),
             'kendall': float(kendalltau(a['importance'], b['importance']).statistic),

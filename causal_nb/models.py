@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from filelock import FileLock
 
-from .core import check_int
+from .core import check_int, check_number
 from .core import (CacheError, Normalized, model_device, atomic_save, cache_dir, check_head, check_images, check_logits,
                             evaluating, fingerprint, get_device, map_batches, probabilities, progress, safe_load,
                             ReportContext, ReportSection)
@@ -127,7 +127,7 @@ def train(model: nn.Module,             # the classifier to train (in place)
     if stream: raise TypeError(f"{sorted(stream)} apply to streamed data (a Dataset or DataLoader), not to an ImageSet")
     for name, v in (('epochs', epochs), ('batch_size', batch_size)):
         check_int(v, name, low=1)
-    if not lr > 0: raise ValueError(f"lr must be positive, got {lr}")
+    check_number(lr, 'lr', 0, low_open=True)
     dev = get_device(device); head = data.head
     with torch.inference_mode():
         check_logits(model(data.images[:2]), n=2)
@@ -236,7 +236,7 @@ def train_stream(model: nn.Module,                      # the classifier to trai
     ds, targets, workers = _stream_parts(data)
     for name, v in (('epochs', epochs), ('batch_size', batch_size), ('checkpoint_every', checkpoint_every)) + ((('max_batch', max_batch),) if max_batch is not None else ()):
         check_int(v, name, low=1)
-    if not lr > 0: raise ValueError(f"lr must be positive, got {lr}")
+    check_number(lr, 'lr', 0, low_open=True)
     head = getattr(ds, 'head', None) or ('sigmoid' if targets is not None and targets.ndim == 2 else 'softmax')
     dev = get_device(device)
     if isinstance(weights, str):
@@ -377,7 +377,7 @@ def label_auroc(probs: torch.Tensor,                    # (N, K) predicted proba
     n, k = p.shape
     classes = list(classes) if classes is not None else [str(j) for j in range(k)]
     if len(classes) != k: raise ValueError(f"classes has {len(classes)} names for {k} labels")
-    if not 0 < level < 1: raise ValueError(f"level must be in (0, 1), got {level}")
+    check_number(level, 'level', 0, 1, low_open=True, high_open=True)
     point = _auroc_rows(p.T, y.T)
     boot = np.full((n_boot, k), np.nan)
     g = np.random.default_rng(seed)

@@ -225,7 +225,7 @@ def test_bad_models_and_images(clf, vae, queries):
     with pytest.raises(TypeError, match='has no encode method'): counterfactual(clf, lambda z: z, q, 1)
     with pytest.raises((TypeError, ValueError), match='query'): counterfactual(clf, vae, q.numpy(), 1)
     with pytest.raises(ValueError, match='query'): counterfactual(clf, vae, q * 3, 1)
-    with pytest.raises(ValueError, match='min_prob must lie in'): prototype(clf, vae, q, min_prob=1.)
+    with pytest.raises(ValueError, match=r'min_prob must be a number in \(0, 1\), got 1.0'): prototype(clf, vae, q, min_prob=1.)
     with pytest.raises(ValueError, match='kind must be one of'): trained_generator('gan')
     with pytest.raises(ValueError, match='n must be an integer'): trained_generator('dcgan', n=0)
     shapes = causal_shapes(8, seed=0)          # checked before any training: batch_size=0 used to fall back to the default silently
