@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from filelock import FileLock
 from torch import nn
 
-from .core import check_int, check_number
+from .core import check_choice, check_int, check_number
 from .core import (CacheError, ReportContext, ReportSection, atomic_save, cache_dir, check_images, evaluating,
                             fingerprint, model_state, safe_load, seed_everything)
 from .data import ImageSet
@@ -162,7 +162,7 @@ def trained_generator(kind: str = 'vae',                 # 'vae' or 'dcgan' (any
                       cache: bool = True,                # read and write the on-disk cache
                      ) -> nn.Module:
     "A trained (and cached under `cache_dir('generators')`) small generator, in eval mode."
-    if kind not in GENERATORS: raise ValueError(f"kind must be one of {GENERATORS}, got {kind!r}")
+    check_choice(kind, 'kind', GENERATORS)
     if n is not None: n = check_int(n, 'n', low=2)
     epochs = check_int(epochs, 'epochs', low=1)
     if data is None: data = 'causal-shapes' if kind == 'attributes' else 'fashion-mnist'

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import check_int
+from .core import check_choice, check_int
 from .core import (ReportContext, ReportSection, activation_bytes, bootstrap_ci, check_head, check_images, check_logits, chunk_size,
                             default_max_bytes, evaluating, get_module, intervenable_layers, iter_chunks, probabilities)
 from .cem import (MAPS, _NEEDS, _call_map, _check_model, _fill_for, _minmax, _missing, _model_device, _targets,
@@ -263,7 +263,7 @@ def attribution(method: str,                                  # a key of MAPS
                 **settings,                                   # window, stride, fill, layer, head, steps, … (each method takes those it knows)
                ) -> torch.Tensor:                             # (N, H, W)
     "One registered map, with the settings the method accepts; a model that cannot give it gets a clear error."
-    if method not in MAPS: raise ValueError(f"method must be one of {list(MAPS)}, got {method!r}")
+    check_choice(method, 'method', list(MAPS))
     spec = MAPS[method]; _check_model(model)
     why = _missing(model, spec)
     if why: raise ValueError(f"method {method!r} needs a model with {_NEEDS[why]}; model ({type(model).__name__}) has none. "
@@ -445,7 +445,7 @@ def cascading_randomisation(model: nn.Module,          # classifier; never chang
     "Re-initialise the layers of a copy of the model one by one from the top and compare each map with the original."
     import copy
     _check_model(model)
-    if method not in MAPS: raise ValueError(f"method must be one of {list(MAPS)}, got {method!r}")
+    check_choice(method, 'method', list(MAPS))
     layers = list(reversed(intervenable_layers(model))) if layers is None else list(layers)
     if not layers: raise ValueError(f"model ({type(model).__name__}) has no nn.Conv*/nn.Linear layer to randomise; pass layers=")
     for l in layers:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from filelock import FileLock
 
-from .core import check_int, check_number
+from .core import check_choice, check_int, check_number
 from .core import (CacheError, Normalized, model_device, atomic_save, cache_dir, check_head, check_images, check_logits,
                             evaluating, fingerprint, get_device, map_batches, probabilities, progress, safe_load,
                             ReportContext, ReportSection)
@@ -73,7 +73,7 @@ def build_model(name: str,          # 'small-cnn' or 'lenet5'
                 seed: int = 0,      # initial weights
                ) -> nn.Module:
     "A freshly initialised architecture sized for `data`."
-    if name not in ARCHITECTURES: raise ValueError(f"name must be one of {list(ARCHITECTURES)}, got {name!r}")
+    check_choice(name, 'name', list(ARCHITECTURES))
     _, c, h, w = data.images.shape
     if h != w: raise ValueError(f"{name} needs square images, got {h}×{w}")
     torch.manual_seed(seed)
