@@ -8,11 +8,11 @@ import inspect, math, weakref
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .core import check_int, check_number
 from .core import (ReportContext, ReportSection, activation_bytes, check_bounds, check_head, check_images, check_logits,
                             chunk_size, check_labels, evaluating, map_batches, model_device, InputIntervention)
 
@@ -72,21 +72,6 @@ class AttackResult:
                 f"steps={s['steps']:.1f})")
 
 # %% ../nbs/05_attacks.ipynb #f03db94b
-def _check_number(value, name: str, low: float, strict: bool, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) and not (
-            isinstance(value, torch.Tensor) and value.numel() == 1):
-        raise TypeError(f"{name} must be a number ({what}), got {type(value).__name__}")
-    v = float(value)
-    if not math.isfinite(v) or v < low or (strict and v == low):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} {low:g} ({what}), got {value!r}")
-    return v
-
-def _check_count(value, name: str = 'steps') -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer of at least 1, got {type(value).__name__}")
-    if value < 1: raise ValueError(f"{name} must be at least 1, got {value}")
-    return int(value)
-
 _model_device = model_device   # core's: parameters, else buffers, else the fallback
 
 def _check_labels(y, name: str, n: int, k: int, head: str, device) -> torch.Tensor:
@@ -150,7 +135,7 @@ def _setup(model, x, y, target, head, bounds) -> _Setup:
     return _Setup(x, y, target, head, lo, hi, k)
 
 def _chunk(model, s: _Setup, batch_size: int | None, extra_bytes: int = 0) -> int:
-    if batch_size is not None: return _check_count(batch_size, 'batch_size')
+    if batch_size is not None: return check_int(batch_size, 'batch_size', low=1)
     return chunk_size(len(s.x), 3 * _probe(model, s.x)[1] + extra_bytes)
 
 def _check_index(index, n: int, device) -> torch.Tensor:
@@ -232,7 +217,7 @@ def fgsm(model: nn.Module,                      # classifier returning logits (N
          evaluate: bool = True,                 # run the model on the result to fill `success`
         ) -> tuple[torch.Tensor, AttackResult]:
     "Fast gradient sign method: one step of size `eps` along the sign of the loss gradient."
-    eps = _check_number(eps, 'eps', 0, False, 'the L∞ budget')
+    eps = check_number(eps, 'eps', 0, what='the L∞ budget')
     def core(model, x, labels, aim, s, index):
         seen = []
         adv = torch.clamp(x + eps * _gradient(model, x, aim, s, seen).sign(), min=s.lo, max=s.hi)
@@ -242,7 +227,7 @@ def fgsm(model: nn.Module,                      # classifier returning logits (N
 # %% ../nbs/05_attacks.ipynb #e749115c
 def _alpha(alpha, eps: float, steps: int) -> float:
     if alpha is None: return 2.5 * eps / steps
-    return _check_number(alpha, 'alpha', 0, True, 'the step size')
+    return check_number(alpha, 'alpha', 0, low_open=True, what='the step size')
 
 def bim(model: nn.Module,                      # classifier returning logits (N, K)
         x: torch.Tensor,                       # images (N, C, H, W) inside `bounds`
@@ -258,7 +243,7 @@ def bim(model: nn.Module,                      # classifier returning logits (N,
         evaluate: bool = True,                 # run the model on the result to fill `success`
        ) -> tuple[torch.Tensor, AttackResult]:
     "Basic iterative method: `steps` FGSM steps of size `alpha`, each clipped to the ε-box around `x`."
-    eps, steps = _check_number(eps, 'eps', 0, False, 'the L∞ budget'), _check_count(steps)
+    eps, steps = check_number(eps, 'eps', 0, what='the L∞ budget'), check_int(steps, 'steps', low=1)
     alpha = _alpha(alpha, eps, steps)
     def core(model, x, labels, aim, s, index):
         low, high = torch.clamp(x - eps, min=s.lo), torch.clamp(x + eps, max=s.hi)
@@ -342,7 +327,7 @@ def pgd(model: nn.Module,                      # classifier returning logits (N,
         evaluate: bool = True,                 # run the model on the result to fill `success`
        ) -> tuple[torch.Tensor, AttackResult]:
     "Projected gradient descent on the L∞ or L2 ball of radius `eps`, from an optional random start."
-    eps, steps = _check_number(eps, 'eps', 0, False, 'the radius of the ball'), _check_count(steps)
+    eps, steps = check_number(eps, 'eps', 0, what='the radius of the ball'), check_int(steps, 'steps', low=1)
     alpha = _alpha(alpha, eps, steps)
     if norm not in ('linf', 'l2'): raise ValueError(f"norm must be 'linf' or 'l2', got {norm!r}")
     def core(model, x, labels, aim, s, index):
@@ -409,11 +394,10 @@ def jsma(model: nn.Module,                      # classifier returning logits (N
          evaluate: bool = True,                 # run the model on the result to fill `success`
         ) -> tuple[torch.Tensor, AttackResult]:
     "Jacobian saliency map attack: move the most salient pair of values by `theta` until the prediction changes."
-    theta = _check_number(theta, 'theta', -math.inf, False, 'the change per step')
+    theta = check_number(theta, 'theta', what='the change per step')
     if theta == 0: raise ValueError("theta must be non-zero (> 0 raises values, < 0 lowers them), got 0")
-    gamma = _check_number(gamma, 'gamma', 0, True, 'the largest fraction of values changed')
-    if gamma > 1: raise ValueError(f"gamma must be in (0, 1] (the largest fraction of values changed), got {gamma}")
-    candidates = _check_count(candidates, 'candidates')
+    gamma = check_number(gamma, 'gamma', 0, 1, low_open=True, what='the largest fraction of values changed')
+    candidates = check_int(candidates, 'candidates', low=1)
     direction = 1. if theta > 0 else -1.
 
     def runner_ups(model, s, bs):  # untargeted: aim each image at its runner-up

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .core import check_int, check_number
 from .core import (CacheError, Node, ReportContext, ReportSection, cached, cache_dir, check_head, model_device,
                             check_logits, default_max_bytes, evaluating, fingerprint, get_device, get_module, preserve_state,
                             progress)
@@ -36,11 +37,6 @@ def _conv(c_in, c_out, k):
     conv = nn.Conv2d(c_in, c_out, k, padding=k // 2); conv.intervenable = False
     return conv
 
-def _positive_int(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)): raise TypeError(f"{name} must be an integer, got {type(v).__name__} {v!r}")
-    if v < 1: raise ValueError(f"{name} must be at least 1, got {v}")
-    return int(v)
-
 class ConceptAutoencoder(nn.Module):
     "Two conv layers in, a `Concepts` bottleneck of `n_concepts` channels, two conv layers out: five convolutions in all."
     def __init__(self, in_channels: int,          # channels of the layer it is inserted after
@@ -50,9 +46,9 @@ class ConceptAutoencoder(nn.Module):
                  nonnegative: bool = False,       # end the decoder with a ReLU (for activations that are >= 0)
                 ):
         super().__init__()
-        in_channels, n_concepts = _positive_int('in_channels', in_channels), _positive_int('n_concepts', n_concepts)
-        hidden = max(n_concepts, in_channels // 2) if hidden is None else _positive_int('hidden', hidden)
-        if _positive_int('kernel_size', kernel_size) % 2 == 0: raise ValueError(f"kernel_size must be odd (so padding keeps the size), got {kernel_size}")
+        in_channels, n_concepts = check_int(in_channels, 'in_channels', low=1), check_int(n_concepts, 'n_concepts', low=1)
+        hidden = max(n_concepts, in_channels // 2) if hidden is None else check_int(hidden, 'hidden', low=1)
+        if check_int(kernel_size, 'kernel_size', low=1) % 2 == 0: raise ValueError(f"kernel_size must be odd (so padding keeps the size), got {kernel_size}")
         self.in_channels, self.n_concepts, self.hidden, self.kernel_size, self.nonnegative = in_channels, n_concepts, hidden, kernel_size, bool(nonnegative)
         k = kernel_size
         self.encoder = nn.Sequential(_conv(in_channels, hidden, k), nn.ReLU(), _conv(hidden, hidden, k), nn.ReLU())
@@ -227,7 +223,7 @@ def autoencoder_loss(activations: torch.Tensor,        # layer output a
                     ) -> LossTerms:
     "Eq. 3: λ_shallow·L_shallow + λ_deep·L_deep + λ_interp·L_interp, with each term kept for the record."
     for name, v in (('lam_shallow', lam_shallow), ('lam_deep', lam_deep), ('lam_interp', lam_interp), ('tv_weight', tv_weight)):
-        if not (isinstance(v, (int, float)) and np.isfinite(v) and v >= 0): raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+        check_number(v, name, 0)
     s = shallow_loss(activations, reconstruction)
     d = deep_loss(logits_original, logits_autoencoded, head)
     i = interpretability_loss(concepts, tv_weight)
@@ -304,10 +300,10 @@ def fit_autoencoder(model: nn.Module,          # the classifier; frozen and left
     "Train a `ConceptAutoencoder` after `layer` of a frozen copy of `model`, with progress and an on-disk cache."
     if not isinstance(model, nn.Module): raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(data, ImageSet): raise TypeError(f"data must be an ImageSet (see causal_nb.data), got {type(data).__name__}")
-    n_concepts = _positive_int('n_concepts', n_concepts)
-    if hidden is not None: hidden = _positive_int('hidden', hidden)
-    epochs, batch_size = _positive_int('epochs', epochs), _positive_int('batch_size', batch_size)
-    if not (isinstance(lr, (int, float)) and lr > 0): raise ValueError(f"lr must be a positive number, got {lr!r}")
+    n_concepts = check_int(n_concepts, 'n_concepts', low=1)
+    if hidden is not None: hidden = check_int(hidden, 'hidden', low=1)
+    epochs, batch_size = check_int(epochs, 'epochs', low=1), check_int(batch_size, 'batch_size', low=1)
+    check_number(lr, 'lr', 0, low_open=True)
     weights = dict(lam_shallow=lam_shallow, lam_deep=lam_deep, lam_interp=lam_interp, tv_weight=tv_weight)
     autoencoder_loss(*(torch.zeros(1, 1, 1, 1),) * 3, *(torch.zeros(1, 2),) * 2, **weights)   # validates the weights
     dev = get_device(device)
@@ -431,7 +427,7 @@ def fidelity(model: nn.Module,      # the original classifier
         if not isinstance(m, nn.Module): raise TypeError(f"{name} must be a torch.nn.Module, got {type(m).__name__}")
     layers = autoencoder_layers(ae_model)
     if not layers: raise ValueError("ae_model has no ConceptAutoencoder inserted; build it with insert_autoencoder or fit_autoencoder")
-    dev, head, batch_size = _device_of(model, device), data.head, _positive_int('batch_size', batch_size)
+    dev, head, batch_size = _device_of(model, device), data.head, check_int(batch_size, 'batch_size', low=1)
     err = {l: torch.zeros(3, dtype=torch.float64) for l in layers}   # sum |a - â|, sum |a|, count
     def hook(l):
         def fn(m, i, o):
@@ -510,7 +506,7 @@ def plot_concepts(ae_model: nn.Module,     # a classifier with an autoencoder in
     concepts = list(range(k)) if concepts is None else list(concepts)
     bad = [c for c in concepts if not (isinstance(c, (int, np.integer)) and 0 <= c < k)]
     if bad: raise ValueError(f"concepts must be indices in [0, {k - 1}], got {bad}")
-    n_top = min(_positive_int('n_top', n_top), len(data))
+    n_top = min(check_int(n_top, 'n_top', low=1), len(data))
     score = z.mean((2, 3))
     fig, axes = plt.subplots(len(concepts), n_top, figsize=(1.3 * n_top, 1.35 * len(concepts)), squeeze=False)
     for r, c in enumerate(concepts):

@@ -17,15 +17,71 @@ from filelock import FileLock
 from fastcore.xtras import atomic_save as _atomic_file
 
 # %% auto #0
-__all__ = ['HEADS', 'INTERVENABLE', 'Comparator', 'EXERCISES', 'MEAN_00_2', 'STD_00_2', 'get_device', 'model_device',
-           'seed_everything', 'check_bounds', 'check_images', 'check_head', 'probabilities', 'SelectOutput',
-           'check_logits', 'check_labels', 'Node', 'get_module', 'intervenable_layers', 'paper_label', 'intervene',
-           'ModelState', 'model_state', 'restore_state', 'preserve_state', 'evaluating', 'InputIntervention',
-           'Normalized', 'default_max_bytes', 'chunk_size', 'activation_bytes', 'progress', 'iter_chunks',
-           'map_batches', 'bootstrap_ci', 'cache_dir', 'atomic_save', 'CacheError', 'safe_load', 'fingerprint',
-           'cached', 'ReportContext', 'ReportSection', 'show_table', 'CheckResult', 'WrongAnswer', 'as_number',
-           'number', 'values', 'choice', 'close', 'same_outputs', 'Mistake', 'Exercise', 'Text', 'register', 'exercise',
-           'exercises', 'setup', 'check', 'hint', 'solution', 'solve']
+__all__ = ['HEADS', 'INTERVENABLE', 'Comparator', 'EXERCISES', 'MEAN_00_2', 'STD_00_2', 'check_int', 'check_number',
+           'check_choice', 'get_device', 'model_device', 'seed_everything', 'check_bounds', 'check_images',
+           'check_head', 'probabilities', 'SelectOutput', 'check_logits', 'check_labels', 'Node', 'get_module',
+           'intervenable_layers', 'paper_label', 'intervene', 'ModelState', 'model_state', 'restore_state',
+           'preserve_state', 'evaluating', 'InputIntervention', 'Normalized', 'default_max_bytes', 'chunk_size',
+           'activation_bytes', 'progress', 'iter_chunks', 'map_batches', 'bootstrap_ci', 'cache_dir', 'atomic_save',
+           'CacheError', 'safe_load', 'fingerprint', 'cached', 'ReportContext', 'ReportSection', 'show_table',
+           'CheckResult', 'WrongAnswer', 'as_number', 'number', 'values', 'choice', 'close', 'same_outputs', 'Mistake',
+           'Exercise', 'Text', 'register', 'exercise', 'exercises', 'setup', 'check', 'hint', 'solution', 'solve']
+
+# %% ../nbs/00_core.ipynb #00f33224
+def _expected(kind: str, low, high, low_open: bool = False, high_open: bool = False) -> str:
+    "The words for what a scalar check expects: 'a positive integer', 'an integer ≥ 2', 'a number in (0, 1]', …"
+    if low is not None and high is not None:
+        return f"{'an integer' if kind == 'int' else 'a number'} in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if kind == 'int':
+        return {None: 'an integer', 0: 'a non-negative integer', 1: 'a positive integer'}.get(low, f'an integer ≥ {low:g}') \
+            if high is None else f'an integer ≤ {high:g}'
+    if low is None: return 'a finite number' if high is None else f"a finite number {'<' if high_open else '≤'} {high:g}"
+    return 'a positive number' if low == 0 and low_open else f"a finite number {'>' if low_open else '≥'} {low:g}"
+
+def check_int(value: Any,                 # what the caller passed
+              name: str,                  # the argument's name, used in messages
+              low: int | None = None,     # smallest allowed value (inclusive); None: no lower limit
+              high: int | None = None,    # largest allowed value (inclusive); None: no upper limit
+              what: str | None = None,    # what the argument is, said in brackets: 'the number of epochs'
+             ) -> int:
+    "`value` as a Python int: an integer (NumPy's too, never a bool) in `[low, high]`; TypeError or ValueError otherwise."
+    about = f" ({what})" if what else ""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer{about}, got {type(value).__name__} {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name} must be {_expected('int', low, high)}{about}, got {value!r}")
+    return int(value)
+
+# %% ../nbs/00_core.ipynb #1d735f38
+def check_number(value: Any,                 # what the caller passed
+                 name: str,                  # the argument's name, used in messages
+                 low: float | None = None,   # smallest allowed value; None: no lower limit
+                 high: float | None = None,  # largest allowed value; None: no upper limit
+                 low_open: bool = False,     # True: `low` itself is not allowed (`> low`)
+                 high_open: bool = False,    # True: `high` itself is not allowed (`< high`)
+                 what: str | None = None,    # what the argument is, said in brackets: 'the L∞ budget'
+                ) -> float:
+    "`value` as a finite Python float (an int, a float, a NumPy number or a one-element tensor, never a bool) within the limits."
+    about = f" ({what})" if what else ""
+    if isinstance(value, (bool, np.bool_)) or not (isinstance(value, (int, float, np.integer, np.floating))
+                                                  or isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype != torch.bool):
+        raise TypeError(f"{name} must be a number{about}, got {type(value).__name__} {value!r}")
+    v = float(value)
+    if not math.isfinite(v) or (low is not None and (v < low or low_open and v == low)) \
+            or (high is not None and (v > high or high_open and v == high)):
+        raise ValueError(f"{name} must be {_expected('number', low, high, low_open, high_open)}{about}, got {value!r}")
+    return v
+
+# %% ../nbs/00_core.ipynb #cf906bc9
+def check_choice(value: Any,          # what the caller passed
+                 name: str,           # the argument's name, used in messages
+                 options: Sequence,   # the allowed values, shown in the message as given
+                ) -> Any:
+    "`value` unchanged if it is one of `options`; a ValueError listing them otherwise."
+    try: ok = value in options
+    except TypeError: ok = False     # an unhashable value asked of a dict's keys
+    if not ok: raise ValueError(f"{name} must be one of {options}, got {value!r}")
+    return value
 
 # %% ../nbs/00_core.ipynb #43f79b7b
 def get_device(device: str | torch.device | None = None,  # 'cpu', 'cuda', 'cuda:1', …; None picks for you
@@ -57,9 +113,7 @@ def model_device(model: nn.Module,                            # any module
 def seed_everything(seed: int,  # any non-negative integer
                    ) -> torch.Generator:  # a CPU generator seeded with `seed`
     "Seed Python, NumPy and torch (CPU and CUDA) and return a fresh generator seeded the same way."
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    seed = int(seed)
+    seed = check_int(seed, 'seed', low=0)
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
 
@@ -106,8 +160,7 @@ HEADS = ('softmax', 'sigmoid')
 
 def check_head(head: str) -> str:
     "Validate a head name."
-    if head not in HEADS: raise ValueError(f"head must be one of {HEADS}, got {head!r}")
-    return head
+    return check_choice(head, 'head', HEADS)
 
 def probabilities(logits: torch.Tensor,   # (N, K) logits
                   head: str = 'softmax',  # 'softmax' (one label) or 'sigmoid' (multi-label)
@@ -323,7 +376,7 @@ def chunk_size(n: int,                        # number of items to process
     "How many of `n` items to process at once so that a chunk stays under `max_bytes`."
     if n < 1: raise ValueError(f"n must be at least 1, got {n}")
     if per_item_bytes < 1: raise ValueError(f"per_item_bytes must be positive, got {per_item_bytes}")
-    if max_batch is not None and max_batch < 1: raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+    if max_batch is not None: max_batch = check_int(max_batch, 'max_batch', low=1)
     if max_bytes is not None and max_bytes < 1: raise ValueError(f"max_bytes must be positive, got {max_bytes}")
     budget = default_max_bytes() if max_bytes is None else max_bytes
     size = max(1, min(n, budget // per_item_bytes))
@@ -533,8 +586,7 @@ def show_table(table,                 # a pandas DataFrame (left unchanged)
     "A table for reading: float noise shown as 0, `digits` significant digits, `mean [low, high]` when `table.attrs` holds intervals."
     import pandas as pd
     if not isinstance(table, pd.DataFrame): raise TypeError(f"table must be a pandas DataFrame, got {type(table).__name__}")
-    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 1: raise ValueError(f"digits must be a positive integer, got {digits!r}")
-    if not (isinstance(noise, (int, float)) and 0 <= noise < 1): raise ValueError(f"noise must be a number in [0, 1), got {noise!r}")
+    digits, noise = check_int(digits, 'digits', low=1), check_number(noise, 'noise', 0, 1, high_open=True)
     def zero(col) -> float:
         v = pd.to_numeric(table[col], errors='coerce') if table[col].dtype != bool else None
         top = np.nanmax(np.abs(v.to_numpy(dtype=float))) if v is not None and v.notna().any() else 0.

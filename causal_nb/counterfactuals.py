@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .core import check_choice, check_int, check_number
 from .core import (CacheError, ReportContext, ReportSection, cached, cache_dir, check_images, evaluating,
                             fingerprint, model_state, seed_everything)
 from .data import ImageSet
@@ -106,10 +107,6 @@ class AttributeDecoder(nn.Module):
         return torch.sigmoid(self.net(a)).view(-1, 1, self.size, self.size)
 
 # %% ../nbs/08_counterfactuals.ipynb #d4bc0b26
-def _check_positive(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, float)): raise TypeError(f"{name} must be a number, got {type(v).__name__}")
-    if not (v > 0 and np.isfinite(v)): raise ValueError(f"{name} must be a positive finite number, got {v}")
-
 def _fit_generator(gen, x, a, epochs, lr, batch_size, seed):
     g = seed_everything(seed); opt = torch.optim.Adam(gen.parameters(), lr=lr)
     gen.train()
@@ -164,9 +161,9 @@ def trained_generator(kind: str = 'vae',                 # 'vae' or 'dcgan' (any
                       cache: bool = True,                # read and write the on-disk cache
                      ) -> nn.Module:
     "A trained (and cached under `cache_dir('generators')`) small generator, in eval mode."
-    if kind not in GENERATORS: raise ValueError(f"kind must be one of {GENERATORS}, got {kind!r}")
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 2): raise ValueError(f"n must be an integer of at least 2, got {n!r}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1: raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    check_choice(kind, 'kind', GENERATORS)
+    if n is not None: n = check_int(n, 'n', low=2)
+    epochs = check_int(epochs, 'epochs', low=1)
     if data is None: data = 'causal-shapes' if kind == 'attributes' else 'fashion-mnist'
     if isinstance(data, str):
         from causal_nb.data import causal_shapes, fashion_mnist, mnist
@@ -177,8 +174,8 @@ def trained_generator(kind: str = 'vae',                 # 'vae' or 'dcgan' (any
         else: raise ValueError(f"data must be an ImageSet or one of 'fashion-mnist', 'mnist', 'causal-shapes', got {data!r}")
     if not isinstance(data, ImageSet): raise TypeError(f"data must be an ImageSet or a data set name, got {type(data).__name__}")
     lr = lr if lr is not None else 1e-3 if kind == 'dcgan' else 2e-3
-    batch_size = batch_size or (64 if kind == 'dcgan' else 128)
-    _check_positive('lr', lr)
+    batch_size = (64 if kind == 'dcgan' else 128) if batch_size is None else check_int(batch_size, 'batch_size', low=1)
+    check_number(lr, 'lr', 0, low_open=True)
     torch.manual_seed(seed)
     if kind == 'vae': gen, a = VAE(tuple(data.images.shape[1:])), None
     elif kind == 'dcgan': gen, a = DCGAN(tuple(data.images.shape[1:])), None
@@ -239,21 +236,19 @@ def _per_query(name, v, n, device):
         if v.shape not in ((), (n,)): raise ValueError(f"{name} must be a number or a ({n},) tensor, one per query, got shape {tuple(v.shape)}")
         if not (torch.isfinite(v) & (v > 0)).all(): raise ValueError(f"{name} must be positive and finite, got {v.flatten()[:5].tolist()}")
         return v.detach().float().to(device).expand(n).clone()
-    _check_positive(name, v)
+    check_number(v, name, 0, low_open=True)
     return torch.full((n,), float(v), device=device)
 
 def _check_settings(n: int, dev: torch.device,  # number of queries, and their device
                     lam, lr, grow, keep, p, distance, min_prob, steps, rounds, record_every):  # as given to `counterfactual`
     "`counterfactual`'s settings checked; λ and the step size as (n,) tensors, one per query."
     lam0, step0 = _per_query('lam', lam, n, dev), _per_query('lr', lr, n, dev)
-    _check_positive('grow', grow)
-    if grow < 1: raise ValueError(f"grow must be at least 1 (1: fixed step size), got {grow}")
+    check_number(grow, 'grow', 1, what='1: fixed step size')
     if keep not in ('last', 'closest'): raise ValueError(f"keep must be 'last' or 'closest', got {keep!r}")
     if p not in (1, 2): raise ValueError(f"p must be 1 or 2, got {p!r}")
     if distance not in ('image', 'latent'): raise ValueError(f"distance must be 'image' or 'latent', got {distance!r}")
-    if not 0 <= min_prob < 1: raise ValueError(f"min_prob must lie in [0, 1), got {min_prob}")
-    for name, v in (('steps', steps), ('rounds', rounds), ('record_every', record_every)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    check_number(min_prob, 'min_prob', 0, 1, high_open=True)
+    for name, v in (('steps', steps), ('rounds', rounds), ('record_every', record_every)): check_int(v, name, low=1)
     return lam0, step0
 
 # %% ../nbs/08_counterfactuals.ipynb #1ddae0b7
@@ -422,7 +417,7 @@ def _predict(classifier, x):
 
 def prototype(classifier: nn.Module, generator: nn.Module, query: torch.Tensor, min_prob: float = 0.99, **kw) -> CounterfactualResult:
     "The smallest change that makes the model at least `min_prob` sure of its current prediction."
-    if not 0 < min_prob < 1: raise ValueError(f"min_prob must lie in (0, 1), got {min_prob}")
+    check_number(min_prob, 'min_prob', 0, 1, low_open=True, high_open=True)
     return counterfactual(classifier, generator, query, _predict(classifier, query).argmax(1), min_prob=min_prob, **kw)
 
 def criticism(classifier: nn.Module, generator: nn.Module, query: torch.Tensor, target: torch.Tensor | int | None = None,

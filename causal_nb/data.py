@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from filelock import FileLock
 
-from .core import cache_dir, check_images, fingerprint, iter_chunks
+from .core import cache_dir, check_images, check_int, check_number, fingerprint, iter_chunks
 
 # %% auto #0
 __all__ = ['FASHION_MNIST_CLASSES', 'MNIST_CLASSES', 'DEBIAN_FASHION_MNIST', 'CHESTXRAY14_LABELS', 'BOXED_FINDINGS', 'SHAPES',
@@ -31,8 +31,7 @@ def seeded_indices(total: int,          # the size of the data set
                    seed: int = 0,       # which ones, deterministically
                   ) -> torch.Tensor:    # sorted int64 indices into range(total)
     "A seeded random choice of `n` of `range(total)`, sorted: the one way every chapter draws a subset."
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise ValueError(f"n must be a whole number ≥ 1 (or None for all), got {n!r}")
+    if n is not None: n = check_int(n, 'n', low=1, what='or None for all')
     if n is None or n >= total: return torch.arange(total)
     return torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
 
@@ -86,14 +85,14 @@ class ImageSet(Dataset):
                seed: int = 0,       # which ones, deterministically
               ) -> 'ImageSet':
         "A random subset of `n` images, the same for the same seed."
-        if n < 1: raise ValueError(f"n must be at least 1, got {n}")
+        n = check_int(n, 'n', low=1)
         if n >= len(self): return self
         return self.select(seeded_indices(len(self), n, seed))
 
     def split(self, fraction: float,  # share of images in the second part, in (0, 1)
               seed: int = 0) -> tuple['ImageSet', 'ImageSet']:
         "Two disjoint random parts; the second holds `fraction` of the images."
-        if not 0 < fraction < 1: raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+        check_number(fraction, 'fraction', 0, 1, low_open=True, high_open=True)
         perm = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
         k = max(1, int(round(len(self) * fraction)))
         if k >= len(self): raise ValueError(f"fraction {fraction} leaves no images in the first part of {len(self)}")
@@ -427,8 +426,7 @@ def make_chestxray_fixture(folder: str | os.PathLike,  # where to write the rele
                           ) -> Path:
     "A small ChestX-ray14 release in the real formats, with a bright 'symptom' planted inside every finding's box."
     from PIL import Image
-    if n < 6: raise ValueError(f"n must be at least 6 (a few images per split), got {n}")
-    if size < 16: raise ValueError(f"size must be at least 16 pixels, got {size}")
+    n, size = check_int(n, 'n', low=6, what='a few images per split'), check_int(size, 'size', low=16, what='pixels')
     folder = Path(folder); rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:size, :size] / size
     base = .25 + .2 * np.exp(-((xx - .3) ** 2 + (yy - .5) ** 2) / .05) + .2 * np.exp(-((xx - .7) ** 2 + (yy - .5) ** 2) / .05)
@@ -529,9 +527,8 @@ def causal_shapes(n: int = 2000,            # number of images
                   seed: int = 0,
                  ) -> ImageSet:
     "Procedural grey images of shapes with known causal attributes, masks and a tunable spurious texture."
-    if n < 1: raise ValueError(f"n must be at least 1, got {n}")
-    if size < 16: raise ValueError(f"size must be at least 16 pixels, got {size}")
-    if not 0 <= spurious <= 1: raise ValueError(f"spurious must be a probability in [0, 1], got {spurious}")
+    n, size = check_int(n, 'n', low=1), check_int(size, 'size', low=16, what='pixels')
+    check_number(spurious, 'spurious', 0, 1, what='a probability')
     if noise < 0: raise ValueError(f"noise must be non-negative, got {noise}")
     g = torch.Generator().manual_seed(seed)
     u = lambda *s: torch.rand(*s, generator=g)

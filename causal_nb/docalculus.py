@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .core import check_int, check_number
 from .core import ReportContext, ReportSection
 
 # %% auto #0
@@ -483,7 +484,7 @@ def sample(graph: CausalGraph,   # the graph to draw from (an intervened graph g
           ) -> pd.DataFrame:     # one column per variable, holding state names
     "Ancestral sampling: `n` joint draws, one vectorised inverse-CDF draw per variable."
     g = _check_graph(graph)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1: raise ValueError(f"n must be a positive integer, got {n!r}")
+    check_int(n, 'n', low=1)
     gen = torch.Generator().manual_seed(int(seed))
     codes: dict[str, torch.Tensor] = {}
     for v in g.order:
@@ -498,7 +499,7 @@ def fit_cpts(states: Mapping[str, int | Sequence],       # variable -> its state
              smoothing: float = 0.,                        # pseudo-count added to every cell (Laplace)
             ) -> CausalGraph:
     "A `CausalGraph` whose tables are the (smoothed) conditional frequencies in `data`."
-    if smoothing < 0 or not math.isfinite(smoothing): raise ValueError(f"smoothing must be a finite number ≥ 0, got {smoothing}")
+    check_number(smoothing, 'smoothing', 0)
     shell = CausalGraph(states, parents, None)   # checks the structure; tables uniform for now
     if not hasattr(data, '__getitem__'): raise TypeError(f"data must be a DataFrame or a dict of columns, got {type(data).__name__}")
     codes, n = {}, None
@@ -1103,7 +1104,7 @@ def empirical_distribution(data: pd.DataFrame | Mapping[str, Sequence],  # one c
                            smoothing: float = 0.,                        # pseudo-count added to every joint cell
                           ) -> Distribution:                              # the joint relative frequencies
     "The joint table of relative frequencies of the `states` variables in `data`."
-    if smoothing < 0 or not math.isfinite(smoothing): raise ValueError(f"smoothing must be a finite number ≥ 0, got {smoothing}")
+    check_number(smoothing, 'smoothing', 0)
     shell = CausalGraph(states, None, None)
     vs = tuple(shell.states)
     codes = []

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .core import check_choice, check_int
 from .core import (Node, Normalized, ReportContext, ReportSection, check_labels, model_device,
                             evaluating, get_module, iter_chunks)
 from .data import as_images_labels
@@ -52,7 +53,7 @@ def filter_responses(model: nn.Module,          # the network (left unchanged)
                      thresholds: dict[str, torch.Tensor] | None = None,  # 'active': per-layer (C,) thresholds; None: each filter's median mean
                     ) -> dict[str, torch.Tensor]:
     "Per layer, the (N, C) summaries of every filter's response map on the images: the values of the SCM's variables."
-    if summary not in SUMMARIES: raise ValueError(f"summary must be one of {SUMMARIES}, got {summary!r}")
+    check_choice(summary, 'summary', SUMMARIES)
     if isinstance(layers, str) or not layers: raise ValueError(f"layers must be a non-empty list of conv layer names, got {layers!r}")
     for l in layers: check_conv(model, l, 'layers[i]')
     x, _ = as_images_labels(data, n_images)
@@ -138,7 +139,7 @@ class FilterSCM:
     def __post_init__(self):
         if isinstance(self.layers, str) or not self.layers: raise ValueError(f"layers must be a non-empty list of conv layer names, got {self.layers!r}")
         for l in self.layers: check_conv(self.model, l, 'layers[i]')
-        if self.summary not in SUMMARIES: raise ValueError(f"summary must be one of {SUMMARIES}, got {self.summary!r}")
+        check_choice(self.summary, 'summary', SUMMARIES)
         if not callable(self.regressor): raise TypeError(f"regressor must be a callable that returns a fresh regressor, got {type(self.regressor).__name__}")
         self.layers = list(self.layers)
         try:
@@ -268,7 +269,7 @@ def filter_importance(model: nn.Module,            # the network (left unchanged
                      ) -> pd.DataFrame:
     "Importance of every filter of `layer`: mean |change in P(predicted class)| under do(filter = value) (or weight L1 norm)."
     conv = check_conv(model, layer)
-    if method not in METHODS: raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    check_choice(method, 'method', METHODS)
     C = conv.out_channels
     ece = None
     if method == 'magnitude':
@@ -299,7 +300,7 @@ def compare_rankings(a: pd.DataFrame, b: pd.DataFrame,   # two `filter_importanc
     from scipy.stats import kendalltau, spearmanr
     if len(a) != len(b): raise ValueError(f"the rankings must cover the same filters, got {len(a)} and {len(b)}")
     k = k or max(1, len(a) // 4)
-    if not 1 <= k <= len(a): raise ValueError(f"k must lie in [1, {len(a)}], got {k}")
+    k = check_int(k, 'k', 1, len(a))
     top = lambda d: set(d['importance'].nlargest(k).index)
     return {'spearman': float(spearmanr(a['importance'], b['importance']).statistic),
             'kendall': float(kendalltau(a['importance'], b['importance']).statistic),
@@ -417,7 +418,7 @@ def pruning_curves(model: nn.Module, layer: str,
                   ) -> pd.DataFrame:
     "Accuracy after removing the top-k filters by each ranking and in random order (mean ± sd over seeds); AUCs in `.attrs`."
     C = check_conv(model, layer).out_channels
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1: raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
+    check_int(seeds, 'seeds', low=1)
     net = NetworkSCM(model, head)
     x, y = as_images_labels(eval_data, None)
     cols, orders = {}, {}

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn, fx
 from fastcore.basics import patch
 
+from .core import check_int, check_number
 from .core import (Node, ReportContext, ReportSection, activation_bytes, bootstrap_ci, model_device, check_head,
                             check_images, check_logits, chunk_size, default_max_bytes, evaluating, get_module,
                             intervenable_layers, iter_chunks, paper_label, probabilities, progress, InputIntervention)
@@ -66,8 +67,7 @@ class Scale(NodeIntervention):
     "do(node = factor · node): amplify (> 1) or damp (< 1) a node."
     factor: float = 0.
     def __post_init__(self):
-        if isinstance(self.factor, bool) or not isinstance(self.factor, (int, float)) or not math.isfinite(self.factor):
-            raise ValueError(f"factor must be a finite number, got {self.factor!r}")
+        check_number(self.factor, 'factor')
     def values(self, v): return v * self.factor
 
 @dataclass(frozen=True, eq=False)
@@ -88,8 +88,7 @@ class Idle(InputIntervention):
 idle = Idle()
 
 def _check_fill(fill):
-    if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not math.isfinite(fill):
-        raise ValueError(f"fill must be a finite number (the value masked pixels take), got {fill!r}")
+    check_number(fill, 'fill', what='the value masked pixels take')
 
 @dataclass(frozen=True)
 class PixelMask(InputIntervention):
@@ -99,8 +98,7 @@ class PixelMask(InputIntervention):
     seed: int = 0
     name = 'PWM'
     def __post_init__(self):
-        if isinstance(self.fraction, bool) or not isinstance(self.fraction, (int, float)) or not 0 <= self.fraction <= 1:
-            raise ValueError(f"fraction must be a number in [0, 1], got {self.fraction!r}")
+        check_number(self.fraction, 'fraction', 0, 1)
         _check_fill(self.fill)
     def mask(self, shape: Sequence[int], offset: int = 0) -> torch.Tensor:
         "The (N, 1, H, W) boolean mask of images `offset … offset + N − 1`: exactly round(fraction·H·W) pixels each, drawn per image."
@@ -122,8 +120,7 @@ class PatchMask(InputIntervention):
     fill: float = 0.
     name = 'Patch'
     def __post_init__(self):
-        if isinstance(self.grid, bool) or not isinstance(self.grid, int) or self.grid < 1:
-            raise ValueError(f"grid must be a positive integer, got {self.grid!r}")
+        check_int(self.grid, 'grid', low=1)
         cells = (self.cells,) if isinstance(self.cells, int) else tuple(self.cells)
         bad = [c for c in cells if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < self.grid ** 2]
         if bad: raise ValueError(f"cells must be indices in [0, {self.grid ** 2 - 1}] of the {self.grid}×{self.grid} grid, got {bad}")
@@ -666,8 +663,7 @@ def edited_probs(self: NetworkSCM,
                  progress_bar: bool | None = None,  # None: shown only when the worlds take more than one pass
                 ) -> torch.Tensor:                   # (M, N, K) P(y | do(layer := edit_m(layer)), x)
     "P(y | do(layer := edit_m(layer)), x) for M worlds: the layers below `layer` run once, the rest in memory-sized chunks of worlds."
-    if isinstance(n_worlds, bool) or not isinstance(n_worlds, int) or n_worlds < 1:
-        raise ValueError(f"n_worlds must be a whole number ≥ 1, got {n_worlds!r}")
+    check_int(n_worlds, 'n_worlds', low=1)
     if not callable(edit): raise TypeError(f"edit must be a function (values, worlds) -> values, got {type(edit).__name__}")
     x = self.images(x)
     s, vals, n = self.split(layer, x), self.observe(x, layer), len(x)
@@ -780,7 +776,7 @@ def _interval(values: torch.Tensor, ci: str, level: float, n_boot: int, seed: in
 def _check_ci(ci, level, n_boot):
     if ci not in ('bootstrap', 'normal'): raise ValueError(f"ci must be 'bootstrap' or 'normal', got {ci!r}")
     if not (isinstance(level, float) and 0 < level < 1): raise ValueError(f"level must be a probability in (0, 1), got {level!r}")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 10: raise ValueError(f"n_boot must be an integer ≥ 10, got {n_boot!r}")
+    check_int(n_boot, 'n_boot', low=10)
 
 # %% ../nbs/06_interventions.ipynb #5ecc9682
 @dataclass
@@ -947,7 +943,7 @@ def concept_effects(scm: NetworkSCM,           # the network (with a concept aut
     from causal_nb.docalculus import fit_cpts, expected_effect
     from scipy.stats import spearmanr
     if not isinstance(scm, NetworkSCM): raise TypeError(f"scm must be a NetworkSCM, got {type(scm).__name__}")
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2: raise ValueError(f"bins must be an integer ≥ 2, got {bins!r}")
+    check_int(bins, 'bins', low=2)
     x, _ = as_images_labels(data, n_images, bounds=scm.bounds)
     x = scm.images(x)
     a = scm.activation(x, layer)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .core import check_choice, check_int, check_number
 from .core import (cached, Normalized, model_device, atomic_save, cache_dir, check_head, check_images, check_logits,
                             evaluating, fingerprint, get_device, map_batches, probabilities, progress, safe_load,
                             ReportContext, ReportSection)
@@ -31,7 +32,7 @@ __all__ = ['ARCHITECTURES', 'CHEXNET_PAPER_AUROC', 'IMAGENET_MEAN', 'IMAGENET_ST
 # %% ../nbs/02_models.ipynb #558c3411
 def _check_arch(n_classes, in_channels, in_size, min_size):
     for name, v in (('n_classes', n_classes), ('in_channels', in_channels), ('in_size', in_size)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        check_int(v, name, low=1)
     if in_size < min_size: raise ValueError(f"in_size must be at least {min_size} pixels for this architecture, got {in_size}")
 
 class _Named(nn.Sequential):
@@ -72,7 +73,7 @@ def build_model(name: str,          # 'small-cnn' or 'lenet5'
                 seed: int = 0,      # initial weights
                ) -> nn.Module:
     "A freshly initialised architecture sized for `data`."
-    if name not in ARCHITECTURES: raise ValueError(f"name must be one of {list(ARCHITECTURES)}, got {name!r}")
+    check_choice(name, 'name', list(ARCHITECTURES))
     _, c, h, w = data.images.shape
     if h != w: raise ValueError(f"{name} needs square images, got {h}×{w}")
     torch.manual_seed(seed)
@@ -125,8 +126,8 @@ def train(model: nn.Module,             # the classifier to train (in place)
                             progress_bar=progress_bar, **stream)
     if stream: raise TypeError(f"{sorted(stream)} apply to streamed data (a Dataset or DataLoader), not to an ImageSet")
     for name, v in (('epochs', epochs), ('batch_size', batch_size)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    if not lr > 0: raise ValueError(f"lr must be positive, got {lr}")
+        check_int(v, name, low=1)
+    check_number(lr, 'lr', 0, low_open=True)
     dev = get_device(device); head = data.head
     with torch.inference_mode():
         check_logits(model(data.images[:2]), n=2)
@@ -229,8 +230,8 @@ def train_stream(model: nn.Module,                      # the classifier to trai
     if not isinstance(model, nn.Module): raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     ds, targets, workers = _stream_parts(data)
     for name, v in (('epochs', epochs), ('batch_size', batch_size), ('checkpoint_every', checkpoint_every)) + ((('max_batch', max_batch),) if max_batch is not None else ()):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    if not lr > 0: raise ValueError(f"lr must be positive, got {lr}")
+        check_int(v, name, low=1)
+    check_number(lr, 'lr', 0, low_open=True)
     head = getattr(ds, 'head', None) or ('sigmoid' if targets is not None and targets.ndim == 2 else 'softmax')
     dev = get_device(device)
     if isinstance(weights, str):
@@ -371,7 +372,7 @@ def label_auroc(probs: torch.Tensor,                    # (N, K) predicted proba
     n, k = p.shape
     classes = list(classes) if classes is not None else [str(j) for j in range(k)]
     if len(classes) != k: raise ValueError(f"classes has {len(classes)} names for {k} labels")
-    if not 0 < level < 1: raise ValueError(f"level must be in (0, 1), got {level}")
+    check_number(level, 'level', 0, 1, low_open=True, high_open=True)
     point = _auroc_rows(p.T, y.T)
     boot = np.full((n_boot, k), np.nan)
     g = np.random.default_rng(seed)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .core import check_number
 from .core import Normalized, activation_bytes, chunk_size, default_max_bytes, evaluating, iter_chunks, model_device, progress
 from .cem import _window_effects, window_covers
 
@@ -372,8 +373,7 @@ class IncrementalOcclusion:
     def __post_init__(self):
         if self.tau is not None and (isinstance(self.tau, bool) or not isinstance(self.tau, (int, float)) or not 0 < self.tau <= 1):
             raise ValueError(f"tau must be None (exact) or a number in (0, 1], got {self.tau!r}")
-        if isinstance(self.full_at, bool) or not isinstance(self.full_at, (int, float)) or not 0 < self.full_at <= 1:
-            raise ValueError(f"full_at must be a number in (0, 1], got {self.full_at!r}")
+        check_number(self.full_at, 'full_at', 0, 1, low_open=True)
 
     def trace(self, model: nn.Module, x: torch.Tensor, R: torch.Tensor, C: torch.Tensor) -> _Traced | None:
         "The traced plan, or None (with a warning) when torch.fx cannot trace the model."

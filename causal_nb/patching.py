@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .core import check_int, check_number
 from .core import (Node, ReportContext, ReportSection, activation_bytes, check_images, check_logits, chunk_size,
                             default_max_bytes, evaluating, get_module, iter_chunks, paper_label, probabilities, progress)
 from .data import ImageSet, as_images_labels, iter_batches
@@ -129,8 +130,7 @@ class AddNoise(PatchingIntervention):
     std: float = .1
     seed: int = 0
     def __post_init__(self):
-        if isinstance(self.std, bool) or not isinstance(self.std, (int, float)) or not math.isfinite(self.std) or self.std < 0:
-            raise ValueError(f"std must be a finite number ≥ 0, got {self.std!r}")
+        check_number(self.std, 'std', 0)
     def replacement(self, scm, layer, x, offset=0):
         a = scm.activation(x, layer)
         eps = hashed_normal(self.seed, torch.arange(offset, offset + len(x)), a[0].numel()).to(a.device).view_as(a)
@@ -144,8 +144,7 @@ class GaussianNoise(InputIntervention):
     bounds: tuple = (0., 1.)
     name = 'Noise'
     def __post_init__(self):
-        if isinstance(self.std, bool) or not isinstance(self.std, (int, float)) or not math.isfinite(self.std) or self.std < 0:
-            raise ValueError(f"std must be a finite number ≥ 0, got {self.std!r}")
+        check_number(self.std, 'std', 0)
     def __call__(self, model, x, y=None, offset=0):
         eps = hashed_normal(self.seed, torch.arange(offset, offset + len(x)), x[0].numel()).to(x.device).view_as(x)
         return (x + self.std * eps).clamp(*self.bounds)
@@ -336,15 +335,14 @@ def unit_masks(shape: tuple[int, ...],   # the layer's output shape for one imag
               ) -> torch.Tensor:         # (M, *shape) boolean
     "The restoration masks of a causal trace: windows of channels, or grid cells of positions across all channels."
     if over == 'nodes':
-        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            raise ValueError(f"window must be an integer ≥ 1, got {window!r}")
+        check_int(window, 'window', low=1)
         c = shape[0]; w = min(window, c)
         start = (torch.arange(c) - w // 2).clamp(0, c - w)
         ch = torch.arange(c)
         m = (ch[None] >= start[:, None]) & (ch[None] < start[:, None] + w)          # (C units, C channels)
         return m.view(c, c, *[1] * (len(shape) - 1)).expand(c, *shape)
     if over == 'positions':
-        if isinstance(grid, bool) or not isinstance(grid, int) or grid < 1: raise ValueError(f"grid must be an integer ≥ 1, got {grid!r}")
+        check_int(grid, 'grid', low=1)
         if len(shape) != 3: raise ValueError(f"over='positions' needs a layer with a spatial output (C, H, W), this one has {shape}")
         _, h, w = shape
         cell = (torch.arange(h) * grid // h).view(-1, 1) * grid + (torch.arange(w) * grid // w).view(1, -1)

@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .core import check_choice
 from .core import (Node, ReportContext, ReportSection, bootstrap_ci, get_device, model_device, intervenable_layers,
                             seed_everything)
 from .autoencoder import (AE_SUFFIX, autoencoder_layers, concept_layer, fidelity, fit_autoencoder,
@@ -63,7 +64,7 @@ PAPER_TABLES: dict[str, dict[str, Any]] = {
 
 def paper_table(key: str) -> pd.DataFrame:
     "The paper's numbers for Table 1–4 (`'table1'` … `'table4'`) as a DataFrame."
-    if key not in PAPER_TABLES: raise ValueError(f"key must be one of {list(PAPER_TABLES)}, got {key!r}")
+    check_choice(key, 'key', list(PAPER_TABLES))
     t = PAPER_TABLES[key]
     df = pd.DataFrame(t['values'], index=pd.Index(t['rows'], name='L, N' if key != 'table2' else 'F_j'), columns=t['columns'])
     df.attrs['title'] = t['title']
@@ -82,7 +83,7 @@ def node_from_label(model: nn.Module,  # the network (with concept autoencoders 
                     nodes: str = 'channels',       # 'channels': channel N of level L; 'concepts': concept N of the autoencoder after level L
                    ) -> Node:
     "The `Node` the paper's `L, N` names in `model`: a raw channel, or a concept of the autoencoder inserted after level L."
-    if nodes not in NODE_MODES: raise ValueError(f"nodes must be one of {NODE_MODES}, got {nodes!r}")
+    check_choice(nodes, 'nodes', NODE_MODES)
     if isinstance(label, str):
         try: L, N = (int(p) for p in label.split(','))
         except ValueError: raise ValueError(f"label must look like 'L, N' (two integers), got {label!r}") from None
@@ -229,8 +230,8 @@ def comparability(key: str,                   # 'table1' … 'table4'
                   head: str = 'softmax',
                  ) -> tuple[str, pd.DataFrame]:
     "Are our numbers for a paper table the same quantity on the same model and data? ('yes' | 'partly' | 'no', per-aspect table)"
-    if key not in PAPER_TABLES: raise ValueError(f"key must be one of {list(PAPER_TABLES)}, got {key!r}")
-    if nodes not in NODE_MODES: raise ValueError(f"nodes must be one of {NODE_MODES}, got {nodes!r}")
+    check_choice(key, 'key', list(PAPER_TABLES))
+    check_choice(nodes, 'nodes', NODE_MODES)
     t, paper = PAPER_TABLES[key], paper_table(key)
     rows = {}
     q_ours = ours.attrs.get('quantity', 'belief-weighted Effect')
@@ -636,7 +637,7 @@ def reproduce(tables: Sequence[str] = ('table1', 'table2', 'table3', 'table4'), 
     "The paper's Tables 1–4 beside ours where the data exists here: how comparable each is, and the verdict on its claim."
     unknown = [t for t in tables if t not in PAPER_TABLES]
     if unknown: raise ValueError(f"tables must name some of {list(PAPER_TABLES)}, got {unknown}")
-    if nodes not in NODE_MODES: raise ValueError(f"nodes must be one of {NODE_MODES}, got {nodes!r}")
+    check_choice(nodes, 'nodes', NODE_MODES)
     dev = get_device(device); seed_everything(seed)
     out = []
     need_chest = [t for t in tables if t in ('table1', 'table2')]
@@ -787,7 +788,7 @@ def run_claims(repo: str | Path,             # the checkout (the folder holding 
     try:
         spec = importlib.util.spec_from_file_location('causal_nb_bench_claims', bench / 'bench_claims.py')
         mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
-        if setting not in mod.SETTINGS: raise ValueError(f"setting must be one of {list(mod.SETTINGS)}, got {setting!r}")
+        check_choice(setting, 'setting', list(mod.SETTINGS))
         return mod.run(setting, str(get_device(device)), seed)
     finally: sys.path.remove(str(bench))
 

@@ -13,6 +13,7 @@ from torch import nn
 import ipywidgets as W
 from fastcore.basics import patch
 
+from .core import check_int
 from .core import Node, check_labels, evaluating, get_device, iter_chunks
 from .data import ImageSet, as_images_labels
 from .attacks import ATTACKS, Adversarial
@@ -568,7 +569,7 @@ def _detector(self: CEMExplorer, detector, n_fit):
         if detector.clf is None: raise ValueError("detector is not fitted; call detector.fit(clean, adversarial) first, or pass detector=True")
         return detector
     if detector is not True: raise TypeError(f"detector must be True, None or a fitted CEDetector, got {type(detector).__name__}")
-    if isinstance(n_fit, bool) or not isinstance(n_fit, int) or n_fit < 4: raise ValueError(f"n_fit must be an integer ≥ 4, got {n_fit!r}")
+    check_int(n_fit, 'n_fit', low=4)
     h = min(self.x.shape[-2:])
     perm = torch.randperm(len(self.x), generator=torch.Generator().manual_seed(0))
     idx, held = perm[:n_fit], perm[n_fit:2 * n_fit]          # fitted on some images, judged on others
@@ -713,7 +714,7 @@ class CounterfactualExplorer(Explorer):
         super().__init__(device)
         x, y, names = _dataset(data, classes, (0., 1.))
         for n, v in (('steps', steps), ('rounds', rounds), ('record_every', record_every)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{n} must be a positive integer, got {v!r}")
+            check_int(v, n, low=1)
         self.model = _model_on(model, self.device)
         if generator is None: generator = trained_generator('vae')
         self.generator = _model_on(generator, self.device, 'generator')
@@ -871,7 +872,7 @@ class FilterExplorer(Explorer):
                 ):
         super().__init__(device)
         for n, v in (('n_images', n_images), ('shown', shown)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{n} must be a positive integer, got {v!r}")
+            check_int(v, n, low=1)
         x, y, names = _dataset(data, classes, bounds)
         self.model = _model_on(model, self.device)
         self.layers = conv_layers(self.model)
@@ -1060,7 +1061,7 @@ class DoseResponseExplorer(Explorer):
                 ):
         super().__init__(device)
         for n, v, lo in (('n_images', n_images, 2), ('points', points, 3)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo: raise ValueError(f"{n} must be an integer ≥ {lo}, got {v!r}")
+            check_int(v, n, low=lo)
         x, y, names = _dataset(data, classes, bounds)
         self.model = _model_on(model, self.device)
         self.scm = NetworkSCM(self.model, head=head, layers=layers, bounds=bounds)

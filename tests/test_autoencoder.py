@@ -227,10 +227,12 @@ def test_fidelity_sigmoid_head():
 @pytest.mark.parametrize('call,err,msg', [
     (lambda n, d: fit_autoencoder(n, 'conv9', d), ValueError, "layer 'conv9' is not a module"),
     (lambda n, d: fit_autoencoder(n, 'fc', d), ValueError, "layer 'fc' does not output a 4-D feature map"),
-    (lambda n, d: fit_autoencoder(n, 'pool1', d, n_concepts=0), ValueError, 'n_concepts must be at least 1, got 0'),
+    (lambda n, d: fit_autoencoder(n, 'pool1', d, n_concepts=0), ValueError, 'n_concepts must be a positive integer, got 0'),
     (lambda n, d: fit_autoencoder(n, 'pool1', d, n_concepts=True), TypeError, 'n_concepts must be an integer'),
-    (lambda n, d: fit_autoencoder(n, 'pool1', d, epochs=0), ValueError, 'epochs must be at least 1'),
+    (lambda n, d: fit_autoencoder(n, 'pool1', d, epochs=0), ValueError, 'epochs must be a positive integer'),
     (lambda n, d: fit_autoencoder(n, 'pool1', d, lr=0), ValueError, 'lr must be a positive number'),
+    (lambda n, d: fit_autoencoder(n, 'pool1', d, lr=float('inf')), ValueError, 'lr must be a positive number, got inf'),   # was accepted
+    (lambda n, d: fit_autoencoder(n, 'pool1', d, batch_size=2.), TypeError, 'batch_size must be an integer, got float 2.0'),
     (lambda n, d: fit_autoencoder(n, 'pool1', d, lam_deep=float('nan')), ValueError, 'lam_deep must be a finite number'),
     (lambda n, d: fit_autoencoder(n, 'pool1', d.images), TypeError, 'data must be an ImageSet'),
     (lambda n, d: fit_autoencoder('net', 'pool1', d), TypeError, 'model must be a torch.nn.Module'),
@@ -244,7 +246,7 @@ def test_fidelity_sigmoid_head():
     (lambda n, d: fidelity(n, n, d), ValueError, 'no ConceptAutoencoder inserted'),
     (lambda n, d: concept_maps(insert_autoencoder(n, 'pool1', ConceptAutoencoder(6, 2)), 'conv1', d.images),
      ValueError, "no autoencoder after layer 'conv1'"),
-    (lambda n, d: ConceptAutoencoder(0, 2), ValueError, 'in_channels must be at least 1'),
+    (lambda n, d: ConceptAutoencoder(0, 2), ValueError, 'in_channels must be a positive integer'),
     (lambda n, d: ConceptAutoencoder(6, 2, kernel_size=4), ValueError, 'kernel_size must be odd'),
 ])
 def test_bad_input(call, err, msg):

@@ -73,3 +73,28 @@ def test_bootstrap_ci_is_a_percentile_interval_of_the_mean():
     np.testing.assert_array_equal(bootstrap_ci(v, .9, 2000, 3)[1], hi)
     lo1, hi1 = bootstrap_ci(np.ones((2, 1)))
     assert np.isnan(lo1).all() and np.isnan(hi1).all()
+
+
+# ---- scalar arguments: core's check_int / check_number at every entry point ----------------------------------------
+def _scalar_calls():
+    from causal_nb.core import chunk_size, seed_everything
+    from causal_nb.data import causal_shapes
+    from causal_nb.docalculus import fit_cpts
+    from causal_nb.models import train
+    shapes = causal_shapes(8, seed=0)
+    return [  # (call, error, message): each of these was accepted silently or failed deep inside numpy / torch before
+        (lambda: shapes.subset(20.5), TypeError, 'n must be an integer, got float 20.5'),                 # returned all 8
+        (lambda: causal_shapes(8, size=20.5), TypeError, 'size must be an integer \\(pixels\\), got float 20.5'),
+        (lambda: causal_shapes(8, spurious='a'), TypeError, "spurious must be a number \\(a probability\\), got str 'a'"),
+        (lambda: shapes.split(True), TypeError, 'fraction must be a number, got bool True'),
+        (lambda: train(SmallCNN(), shapes, epochs=1, lr='x'), TypeError, "lr must be a number, got str 'x'"),
+        (lambda: chunk_size(10, 1, max_batch=2.5), TypeError, 'max_batch must be an integer, got float 2.5'),
+        (lambda: seed_everything(1.), TypeError, 'seed must be an integer, got float 1.0'),
+        (lambda: fit_cpts({'a': 2}, None, {'a': [0, 1]}, smoothing='x'), TypeError, "smoothing must be a number, got str 'x'"),
+    ]
+
+
+@pytest.mark.parametrize('i', range(8))
+def test_scalar_arguments_are_refused_by_name(i):
+    call, err, msg = _scalar_calls()[i]
+    with pytest.raises(err, match=msg): call()

@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from causal_nb.core import check_images, evaluating, model_state
+from causal_nb.core import check_images, check_number, evaluating, model_state
 from causal_nb.counterfactuals import (ATTRIBUTE_GROUPS, DCGAN, VAE, attribute_counterfactual,
                                        bias_discovery, compare_with_pgd, counterfactual, criticism, prototype,
                                        shape_attributes, trained_generator)
-from causal_nb.counterfactuals import CounterfactualResult, _check_positive, _latent, _per_query
+from causal_nb.counterfactuals import CounterfactualResult, _latent, _per_query
 from causal_nb.data import causal_shapes, fashion_mnist
 from causal_nb.models import trained_model
 
@@ -198,11 +198,12 @@ def test_dcgan_cache_is_atomic_and_safe(tmp_path, monkeypatch):
     (dict(lr=0), ValueError, 'lr must be a positive'),
     (dict(p=3), ValueError, 'p must be 1 or 2'),
     (dict(steps=0), ValueError, 'steps must be a positive integer'),
-    (dict(rounds=1.5), ValueError, 'rounds must be a positive integer'),
-    (dict(grow=.5), ValueError, 'grow must be at least 1'),
+    (dict(rounds=1.5), TypeError, 'rounds must be an integer, got float 1.5'),
+    (dict(rounds=0), ValueError, 'rounds must be a positive integer'),
+    (dict(grow=.5), ValueError, r'grow must be a finite number ≥ 1 \(1: fixed step size\), got 0.5'),
     (dict(keep='best'), ValueError, "keep must be 'last' or 'closest'"),
     (dict(distance='cosine'), ValueError, "distance must be 'image' or 'latent'"),
-    (dict(min_prob=1.5), ValueError, 'min_prob must lie in'),
+    (dict(min_prob=1.5), ValueError, r'min_prob must be a number in \[0, 1\), got 1.5'),
     (dict(z0=torch.full((2, 10), float('nan'))), ValueError, 'z0 contains 20 NaN'),
     (dict(z0=torch.zeros(3, 10)), ValueError, r'z0 must be a \(2, D\) tensor'),
     (dict(target=10), ValueError, r'target must lie in \[0, 9\]'),
@@ -224,9 +225,13 @@ def test_bad_models_and_images(clf, vae, queries):
     with pytest.raises(TypeError, match='has no encode method'): counterfactual(clf, lambda z: z, q, 1)
     with pytest.raises((TypeError, ValueError), match='query'): counterfactual(clf, vae, q.numpy(), 1)
     with pytest.raises(ValueError, match='query'): counterfactual(clf, vae, q * 3, 1)
-    with pytest.raises(ValueError, match='min_prob must lie in'): prototype(clf, vae, q, min_prob=1.)
+    with pytest.raises(ValueError, match=r'min_prob must be a number in \(0, 1\), got 1.0'): prototype(clf, vae, q, min_prob=1.)
     with pytest.raises(ValueError, match='kind must be one of'): trained_generator('gan')
     with pytest.raises(ValueError, match='n must be an integer'): trained_generator('dcgan', n=0)
+    shapes = causal_shapes(8, seed=0)          # checked before any training: batch_size=0 used to fall back to the default silently
+    with pytest.raises(ValueError, match='batch_size must be a positive integer, got 0'): trained_generator('vae', data=shapes, batch_size=0, cache=False)
+    with pytest.raises(TypeError, match='batch_size must be an integer, got float 32.0'): trained_generator('vae', data=shapes, batch_size=32., cache=False)
+    with pytest.raises(TypeError, match="min_prob must be a number, got str 'x'"): counterfactual(clf, vae, q, 1, min_prob='x')
     with pytest.raises(TypeError, match='data must be an ImageSet'): trained_generator('dcgan', data=torch.zeros(3))
     with pytest.raises(ValueError, match='divisible by 4'): DCGAN((1, 30, 30))
 
@@ -280,7 +285,7 @@ def _counterfactual_before_split(classifier: nn.Module,               # image cl
     check_images(query, name='query')
     n, dev = query.shape[0], query.device
     lam0, step0 = _per_query('lam', lam, n, dev), _per_query('lr', lr, n, dev)
-    _check_positive('grow', grow)
+    check_number(grow, 'grow', 0, low_open=True)
     if grow < 1: raise ValueError(f"grow must be at least 1 (1: fixed step size), got {grow}")
     if keep not in ('last', 'closest'): raise ValueError(f"keep must be 'last' or 'closest', got {keep!r}")
     if p not in (1, 2): raise ValueError(f"p must be 1 or 2, got {p!r}")
