@@ -280,6 +280,15 @@ def _layer_shape(model, layer, images) -> tuple[int, int, int]:
                          f"cannot go after it; layers that do: {list(shapes)}")
     return shapes[layer]
 
+def _nonnegative(net: nn.Module, layer: str, images: torch.Tensor) -> bool:
+    "Whether `layer`'s output is ≥ 0 on `images` (then the decoder ends with a ReLU)."
+    with torch.no_grad():
+        acts = []
+        hd = get_module(net, layer).register_forward_hook(lambda m, i, o: acts.append(o))
+        try: net(images)
+        finally: hd.remove()
+    return bool(acts[0].min() >= 0)
+
 # %% ../nbs/04_autoencoder.ipynb #0500efc2
 @dataclass
 class AutoencoderFit:
@@ -298,6 +307,24 @@ class AutoencoderFit:
     def node(self, index: int) -> Node:
         "The node of concept `index`."
         return concept_node(self.layer, index)
+
+# %% ../nbs/04_autoencoder.ipynb #60124510
+def _check_fit_args(model, data, n_concepts, hidden, epochs, batch_size, lr, weights) -> tuple:
+    "`fit_autoencoder`'s arguments, checked: (n_concepts, hidden, epochs, batch_size); the weights by `autoencoder_loss` itself."
+    if not isinstance(model, nn.Module): raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(data, ImageSet): raise TypeError(f"data must be an ImageSet (see causal_nb.data), got {type(data).__name__}")
+    n_concepts = check_int(n_concepts, 'n_concepts', low=1)
+    if hidden is not None: hidden = check_int(hidden, 'hidden', low=1)
+    epochs, batch_size = check_int(epochs, 'epochs', low=1), check_int(batch_size, 'batch_size', low=1)
+    check_number(lr, 'lr', 0, low_open=True)
+    autoencoder_loss(*(torch.zeros(1, 1, 1, 1),) * 3, *(torch.zeros(1, 2),) * 2, **weights)   # validates the weights
+    return n_concepts, hidden, epochs, batch_size
+
+def _fit_path(model: nn.Module, layer: str, data: ImageSet, config: dict) -> Path:
+    "The cache file of a fit, keyed by the backbone's architecture and weights, the layer, the data and every setting."
+    key = fingerprint('ConceptAutoencoder', type(model).__name__, repr(model), *model.state_dict().values(), layer,
+                      data.fingerprint(), sorted(config.items()))
+    return cache_dir('autoencoders') / f"{type(model).__name__.lower()}-{layer.replace('.', '-')}-{key}.pt"
 
 # %% ../nbs/04_autoencoder.ipynb #0d3dbbbd
 def fit_autoencoder(model: nn.Module,          # the classifier; frozen and left unchanged
@@ -318,28 +345,15 @@ def fit_autoencoder(model: nn.Module,          # the classifier; frozen and left
                     progress_bar: bool | None = None,
                    ) -> AutoencoderFit:
     "Train a `ConceptAutoencoder` after `layer` of a frozen copy of `model`, with progress and an on-disk cache."
-    if not isinstance(model, nn.Module): raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(data, ImageSet): raise TypeError(f"data must be an ImageSet (see causal_nb.data), got {type(data).__name__}")
-    n_concepts = check_int(n_concepts, 'n_concepts', low=1)
-    if hidden is not None: hidden = check_int(hidden, 'hidden', low=1)
-    epochs, batch_size = check_int(epochs, 'epochs', low=1), check_int(batch_size, 'batch_size', low=1)
-    check_number(lr, 'lr', 0, low_open=True)
     weights = dict(lam_shallow=lam_shallow, lam_deep=lam_deep, lam_interp=lam_interp, tv_weight=tv_weight)
-    autoencoder_loss(*(torch.zeros(1, 1, 1, 1),) * 3, *(torch.zeros(1, 2),) * 2, **weights)   # validates the weights
+    n_concepts, hidden, epochs, batch_size = _check_fit_args(model, data, n_concepts, hidden, epochs, batch_size, lr, weights)
     dev = get_device(device)
     backbone = _frozen_copy(model).to(dev)
     c, h, w = _layer_shape(backbone, layer, data.images[:2].to(dev))
-    with torch.no_grad():
-        acts = []
-        hd = get_module(backbone, layer).register_forward_hook(lambda m, i, o: acts.append(o))
-        try: backbone(data.images[:256].to(dev))
-        finally: hd.remove()
-    nonnegative = bool(acts[0].min() >= 0)
+    nonnegative = _nonnegative(backbone, layer, data.images[:256].to(dev))
     hidden = hidden or max(n_concepts, c // 2)
     config = dict(n_concepts=n_concepts, hidden=hidden, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, **weights)
-    key = fingerprint('ConceptAutoencoder', type(model).__name__, repr(model), *model.state_dict().values(), layer,
-                      data.fingerprint(), sorted(config.items()))
-    path = cache_dir('autoencoders') / f"{type(model).__name__.lower()}-{layer.replace('.', '-')}-{key}.pt"
+    path = _fit_path(model, layer, data, config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         ae = ConceptAutoencoder(c, n_concepts, hidden=hidden, nonnegative=nonnegative)

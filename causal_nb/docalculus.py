@@ -51,6 +51,7 @@ def _as_cpt(v: str, t: Any) -> torch.Tensor:
         raise TypeError(f"cpts[{v!r}] must be an array of probabilities, got {type(t).__name__}") from None
     return t
 
+# %% ../nbs/03_docalculus.ipynb #89159f1e
 def _check_parents(states: Mapping[str, tuple], parents: Any) -> None:
     "Every variable and parent named in `parents` is a variable of `states`, listed once, and not its own parent."
     if not isinstance(parents, Mapping):
