@@ -12,13 +12,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastcore.basics import patch
+
 from .core import check_int, check_number
 from .core import (ReportContext, ReportSection, activation_bytes, check_bounds, check_head, check_images, check_logits,
                             chunk_size, check_labels, evaluating, map_batches, model_device, InputIntervention)
 
 # %% auto #0
 __all__ = ['ATTACKS', 'EPS_05_2', 'TARGET_05_2', 'AttackResult', 'fgsm', 'bim', 'image_hash', 'image_uniform', 'pgd', 'runner_up',
-           'jsma', 'AttackSpec', 'register_attack', 'Adversarial', 'show_attacks', 'default_attacks',
+           'jsma', 'AttackSpec', 'register_attack', 'Adversarial', 'default_attacks', 'show_attacks',
            'robustness_curve', 'plot_robustness', 'report_section']
 
 # %% ../nbs/05_attacks.ipynb #9ccb9303
@@ -36,40 +38,44 @@ class AttackResult:
     target: torch.Tensor | None   # what it aimed at; None for a plain untargeted attack
     targeted: bool = False        # success means reaching `target` rather than leaving `labels`
     correct: torch.Tensor | None = None  # (N,) bool: the clean prediction equals `labels` (untargeted) / is not yet `target` (targeted)
-    reached: torch.Tensor | None = None  # (N,) bool: the adversarial prediction differs from `labels` / equals `target`, whatever the clean one was
-
-    @property
-    def unchanged(self) -> torch.Tensor:
-        "(N,) bool: images the attack left exactly as they were (L0 = 0)."
-        return self.l0 == 0
-
-    @property
-    def attacked(self) -> torch.Tensor:
-        "(N,) bool: images that were `correct` and that the attack changed, the ones an adversarial context is about."
-        ok = torch.ones_like(self.unchanged) if self.correct is None else self.correct.to(self.l0.device)
-        return ok & ~self.unchanged
-
-    @property
-    def success_rate(self) -> float:
-        "Share of the `correct` images on which the attack succeeded (NaN when not evaluated or none was correct)."
-        if self.success is None: return float('nan')
-        n = int(self.correct.sum()) if self.correct is not None else len(self.success)
-        return float('nan') if n == 0 else float(self.success.sum()) / n
-
-    def summary(self) -> dict[str, float]:
-        "Success rate (over correct images), how many were correct / left unchanged, mean norms and mean steps / queries."
-        return {'success_rate': self.success_rate,
-                'n_correct': float('nan') if self.correct is None else int(self.correct.sum()),
-                'n_unchanged': int(self.unchanged.sum()),
-                'linf': float(self.linf.mean()), 'l2': float(self.l2.mean()),
-                'l0': float(self.l0.float().mean()), 'steps': float(self.steps.float().mean()),
-                'queries': float(self.queries.float().mean())}
+    reached: torch.Tensor | None = None  # (N,) bool: the adversarial prediction differs from `labels` / equals `target`, clean or not
 
     def __repr__(self):
         s = self.summary()
         return (f"AttackResult({self.name}, n={len(self.linf)}, {'targeted' if self.targeted else 'untargeted'}, "
-                f"success={s['success_rate']:.3f} of {s['n_correct']} correct, unchanged={s['n_unchanged']}, linf={s['linf']:.3g}, l2={s['l2']:.3g}, l0={s['l0']:.1f}, "
+                f"success={s['success_rate']:.3f} of {s['n_correct']} correct, unchanged={s['n_unchanged']}, "
+                f"linf={s['linf']:.3g}, l2={s['l2']:.3g}, l0={s['l0']:.1f}, "
                 f"steps={s['steps']:.1f})")
+
+# %% ../nbs/05_attacks.ipynb #c521625b
+@patch(as_prop=True)
+def unchanged(self: AttackResult) -> torch.Tensor:
+    "(N,) bool: images the attack left exactly as they were (L0 = 0)."
+    return self.l0 == 0
+
+@patch(as_prop=True)
+def attacked(self: AttackResult) -> torch.Tensor:
+    "(N,) bool: images that were `correct` and that the attack changed, the ones an adversarial context is about."
+    ok = torch.ones_like(self.unchanged) if self.correct is None else self.correct.to(self.l0.device)
+    return ok & ~self.unchanged
+
+@patch(as_prop=True)
+def success_rate(self: AttackResult) -> float:
+    "Share of the `correct` images on which the attack succeeded (NaN when not evaluated or none was correct)."
+    if self.success is None: return float('nan')
+    n = int(self.correct.sum()) if self.correct is not None else len(self.success)
+    return float('nan') if n == 0 else float(self.success.sum()) / n
+
+# %% ../nbs/05_attacks.ipynb #11b13818
+@patch
+def summary(self: AttackResult) -> dict[str, float]:
+    "Success rate (over correct images), how many were correct / left unchanged, mean norms and mean steps / queries."
+    return {'success_rate': self.success_rate,
+            'n_correct': float('nan') if self.correct is None else int(self.correct.sum()),
+            'n_unchanged': int(self.unchanged.sum()),
+            'linf': float(self.linf.mean()), 'l2': float(self.l2.mean()),
+            'l0': float(self.l0.float().mean()), 'steps': float(self.steps.float().mean()),
+            'queries': float(self.queries.float().mean())}
 
 # %% ../nbs/05_attacks.ipynb #f03db94b
 _model_device = model_device   # core's: parameters, else buffers, else the fallback
@@ -120,6 +126,7 @@ def _probe(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
         seen[key] = (k, activation_bytes(model, x[:1]))
     return seen[key]
 
+# %% ../nbs/05_attacks.ipynb #042866cb
 def _setup(model, x, y, target, head, bounds) -> _Setup:
     if not isinstance(model, nn.Module): raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     check_head(head)
@@ -147,6 +154,7 @@ def _check_index(index, n: int, device) -> torch.Tensor:
     if n and int(index.min()) < 0: raise ValueError(f"index must be non-negative, got minimum {int(index.min())}")
     return index.to(device=device, dtype=torch.long)
 
+# %% ../nbs/05_attacks.ipynb #21d86dda
 def _run(name: str, core: Callable, model: nn.Module, x, y, target, head, bounds, batch_size, evaluate,
          extra_bytes: int = 0, choose_aim: Callable | None = None, index: torch.Tensor | None = None,
         ) -> tuple[torch.Tensor, AttackResult]:
@@ -273,7 +281,8 @@ def image_hash(seed: int,             # the stream's seed (any Python int)
               ) -> torch.Tensor:      # (N, m) int64 in [0, 2³²)
     "Per-image random integers: a function of (seed, image index, position) only, so batching cannot change them."
     s = int(seed)
-    key = _mix32(torch.tensor([(s & _M32) ^ 0x9E3779B9], device=index.device) ^ _mix32(torch.tensor([(s >> 32) & _M32], device=index.device)))
+    key = _mix32(torch.tensor([(s & _M32) ^ 0x9E3779B9], device=index.device)
+                 ^ _mix32(torch.tensor([(s >> 32) & _M32], device=index.device)))
     per_image = _mix32(_mix32(key ^ (index.long() & _M32)) + ((index.long() >> 32) & _M32))          # (N,)
     pos = _mix32(torch.arange(m, device=index.device, dtype=torch.long) * 2 + 1)                 # (m,)
     return _mix32(per_image.view(-1, 1) ^ pos.view(1, -1))
@@ -309,6 +318,7 @@ def _random_start(x: torch.Tensor, eps: float, norm: str, s: _Setup, seed: int |
         delta = delta * r.view(-1, *([1] * (x.ndim - 1))) / _l2_rows(delta).clamp_min(1e-12) * eps
     return torch.clamp(x + delta, min=s.lo, max=s.hi)
 
+# %% ../nbs/05_attacks.ipynb #e6fbbc04
 def pgd(model: nn.Module,                      # classifier returning logits (N, K)
         x: torch.Tensor,                       # images (N, C, H, W) inside `bounds`
         y: torch.Tensor | None = None,         # labels to move away from; None: the model's predictions
@@ -380,6 +390,45 @@ def _jsma_weights(logits: torch.Tensor, aim: torch.Tensor, s: _Setup) -> tuple[t
     sign, wrong = 2 * aim - 1, ((logits.detach() > 0).float() != aim).to(logits.dtype)
     return sign * wrong, -sign * (1 - wrong)
 
+# %% ../nbs/05_attacks.ipynb #15ba9f6a
+def _jsma_core(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, aim: torch.Tensor, s: _Setup,
+               theta: float, gamma: float, candidates: int) -> tuple:
+    "JSMA on one chunk: (adversarial images, steps, queries, clean prediction)."
+    direction = 1. if theta > 0 else -1.
+    n, shape, P = len(x), x.shape[1:], x[0].numel()
+    adv = x.flatten(1).clone()
+    domain = adv < s.hi if theta > 0 else adv > s.lo       # values that can still move
+    changed = torch.zeros_like(domain)
+    steps = torch.zeros(n, dtype=torch.long, device=x.device); queries = torch.zeros_like(steps)
+    active, clean = torch.arange(n, device=x.device), None
+    while len(active):
+        xa = adv[active].view(-1, *shape).requires_grad_(True)
+        logits = check_logits(model(xa), len(xa))
+        if not logits.requires_grad: raise ValueError(_NO_PATH)
+        queries[active] += 1
+        pred = _decide(logits.detach(), s.head)
+        if clean is None: clean = pred          # the first pass runs on the clean images
+        going = ~_succeeded(pred, (aim if s.targeted else labels)[active], s.targeted)
+        wa, wb = _jsma_weights(logits, aim[active], s)
+        ga, = torch.autograd.grad((logits * wa).sum(), xa, retain_graph=True, allow_unused=True)
+        gb, = torch.autograd.grad((logits * wb).sum(), xa, allow_unused=True)
+        if ga is None or gb is None: raise ValueError(_NO_PATH)
+        active = active[going]
+        if not len(active): break
+        ga, gb = direction * ga.flatten(1)[going], direction * gb.flatten(1)[going]
+        pq = _saliency_pairs(ga, gb, domain[active], candidates)
+        rows = active.unsqueeze(1).expand(-1, 2)
+        old = adv[rows, pq]
+        movable = domain[rows, pq]
+        new = torch.where(movable, torch.clamp(old + theta, min=s.lo, max=s.hi), old)
+        adv[rows, pq] = new
+        changed[rows, pq] |= movable & (new != old)
+        domain[rows, pq] &= (new < s.hi) if theta > 0 else (new > s.lo)
+        steps[active] += 1
+        active = active[(changed[active].sum(1) <= gamma * P) & domain[active].any(1)]
+    return adv.view(n, *shape).detach(), steps, queries, clean
+
+# %% ../nbs/05_attacks.ipynb #214e0332
 def jsma(model: nn.Module,                      # classifier returning logits (N, K)
          x: torch.Tensor,                       # images (N, C, H, W) inside `bounds`
          y: torch.Tensor | None = None,         # labels to move away from; None: the model's predictions
@@ -398,44 +447,11 @@ def jsma(model: nn.Module,                      # classifier returning logits (N
     if theta == 0: raise ValueError("theta must be non-zero (> 0 raises values, < 0 lowers them), got 0")
     gamma = check_number(gamma, 'gamma', 0, 1, low_open=True, what='the largest fraction of values changed')
     candidates = check_int(candidates, 'candidates', low=1)
-    direction = 1. if theta > 0 else -1.
 
     def runner_ups(model, s, bs):  # untargeted: aim each image at its runner-up
         return runner_up(map_batches(lambda a: model(a).detach(), s.x, batch_size=bs), s.labels, s.head)
 
-    def core(model, x, labels, aim, s, index):
-        n, shape, P = len(x), x.shape[1:], x[0].numel()
-        adv = x.flatten(1).clone()
-        domain = adv < s.hi if theta > 0 else adv > s.lo       # values that can still move
-        changed = torch.zeros_like(domain)
-        steps = torch.zeros(n, dtype=torch.long, device=x.device); queries = torch.zeros_like(steps)
-        active, clean = torch.arange(n, device=x.device), None
-        while len(active):
-            xa = adv[active].view(-1, *shape).requires_grad_(True)
-            logits = check_logits(model(xa), len(xa))
-            if not logits.requires_grad: raise ValueError(_NO_PATH)
-            queries[active] += 1
-            pred = _decide(logits.detach(), s.head)
-            if clean is None: clean = pred          # the first pass runs on the clean images
-            going = ~_succeeded(pred, (aim if s.targeted else labels)[active], s.targeted)
-            wa, wb = _jsma_weights(logits, aim[active], s)
-            ga, = torch.autograd.grad((logits * wa).sum(), xa, retain_graph=True, allow_unused=True)
-            gb, = torch.autograd.grad((logits * wb).sum(), xa, allow_unused=True)
-            if ga is None or gb is None: raise ValueError(_NO_PATH)
-            active = active[going]
-            if not len(active): break
-            ga, gb = direction * ga.flatten(1)[going], direction * gb.flatten(1)[going]
-            pq = _saliency_pairs(ga, gb, domain[active], candidates)
-            rows = active.unsqueeze(1).expand(-1, 2)
-            old = adv[rows, pq]
-            movable = domain[rows, pq]
-            new = torch.where(movable, torch.clamp(old + theta, min=s.lo, max=s.hi), old)
-            adv[rows, pq] = new
-            changed[rows, pq] |= movable & (new != old)
-            domain[rows, pq] &= (new < s.hi) if theta > 0 else (new > s.lo)
-            steps[active] += 1
-            active = active[(changed[active].sum(1) <= gamma * P) & domain[active].any(1)]
-        return adv.view(n, *shape).detach(), steps, queries, clean
+    def core(model, x, labels, aim, s, index): return _jsma_core(model, x, labels, aim, s, theta, gamma, candidates)
 
     P = x[0].numel() if isinstance(x, torch.Tensor) and x.ndim == 4 and len(x) else 1   # an empty batch: `_run` says so
     m = min(candidates, P)
@@ -455,12 +471,13 @@ class AttackSpec:
     def eps(self) -> bool: return self.norm is not None   # takes an ε budget
 
     def settings(self, eps: float | None = None, steps: int | None = None, seed: int | None = None, **common) -> dict:
-        "The keyword arguments this attack takes: ε, steps and seed where it takes them (None: its default), plus `common` (head, bounds, …)."
+        "The keyword arguments this attack takes: ε, steps and seed where it takes them (None: default), plus `common` (head, …)."
         own = {'eps': eps if self.eps else None, 'steps': steps if self.steps else None, 'seed': seed if self.seed else None}
         return {**{k: v for k, v in own.items() if v is not None}, **common}
 
     def __call__(self, *args, **kwargs): return self.fn(*args, **kwargs)
 
+# %% ../nbs/05_attacks.ipynb #12e4449d
 ATTACKS: dict[str, AttackSpec] = {}
 
 def register_attack(name: str,                # lower-case key, e.g. 'fgsm'; tables write it in capitals
@@ -497,11 +514,6 @@ class Adversarial(InputIntervention):
         if key is None: key = next((k for k, s in ATTACKS.items() if s.fn is attack), None)
         self.attack, self.kwargs, self.last, self._key = attack, kwargs, None, key
 
-    @property
-    def name(self) -> str:
-        "The attack's name in capitals, as the paper's tables write it."
-        return (self._key or getattr(self.attack, '__name__', type(self.attack).__name__)).upper()
-
     def __call__(self, model: nn.Module,                 # the classifier
                  x: torch.Tensor,                        # clean images
                  y: torch.Tensor | None = None,          # labels (or None: the model's predictions)
@@ -517,7 +529,20 @@ class Adversarial(InputIntervention):
     def __repr__(self):
         return f"Adversarial({self.name}" + ''.join(f", {k}={v!r}" for k, v in self.kwargs.items()) + ")"
 
-# %% ../nbs/05_attacks.ipynb #ddf17876
+# %% ../nbs/05_attacks.ipynb #8810abd4
+@patch(as_prop=True)
+def name(self: Adversarial) -> str:
+    "The attack's name in capitals, as the paper's tables write it."
+    return (self._key or getattr(self.attack, '__name__', type(self.attack).__name__)).upper()
+
+# %% ../nbs/05_attacks.ipynb #0088ad47
+def default_attacks(eps: float = 0.3, steps: int = 10, head: str = 'softmax', bounds: Sequence[float] = (0., 1.),
+                    seed: int = 0) -> list[Adversarial]:
+    "Every registered attack as a context: the paper's FGSM, BIM and PGD at L∞ `eps` with `steps` steps, and JSMA (θ = 1, γ = 0.1)."
+    return [Adversarial(name, **spec.settings(eps=eps, steps=steps, seed=seed, head=head, bounds=bounds))
+            for name, spec in ATTACKS.items()]
+
+# %% ../nbs/05_attacks.ipynb #783fda0e
 def _title(classes, pred) -> str:
     if pred.ndim == 0: return str(classes[int(pred)]) if classes is not None else str(int(pred))
     on = [str(classes[i]) if classes is not None else str(i) for i in pred.nonzero().flatten().tolist()]
@@ -543,7 +568,8 @@ def show_attacks(model: nn.Module,                     # the classifier
     show = lambda ax, im, **kw: ax.imshow(im.permute(1, 2, 0).squeeze(-1).numpy() if im.shape[0] in (1, 3) else im[0].numpy(), **kw)
     lo, hi = check_bounds(bounds)
     for i in range(n):
-        show(axs[2 * i, 0], x[i].cpu(), cmap='gray', vmin=lo, vmax=hi); axs[2 * i, 0].set_title(f"clean: {_title(classes, clean[i])}", fontsize=8)
+        show(axs[2 * i, 0], x[i].cpu(), cmap='gray', vmin=lo, vmax=hi)
+        axs[2 * i, 0].set_title(f"clean: {_title(classes, clean[i])}", fontsize=8)
         axs[2 * i + 1, 0].set_visible(False)
         for j, (a, adv, p) in enumerate(zip(attacks, advs, preds), 1):
             show(axs[2 * i, j], adv[i], cmap='gray', vmin=lo, vmax=hi)
@@ -555,11 +581,7 @@ def show_attacks(model: nn.Module,                     # the classifier
     fig.tight_layout()
     return fig
 
-def default_attacks(eps: float = 0.3, steps: int = 10, head: str = 'softmax', bounds: Sequence[float] = (0., 1.),
-                    seed: int = 0) -> list[Adversarial]:
-    "Every registered attack as a context: the paper's four are FGSM, BIM and PGD at L∞ `eps` with `steps` steps, and JSMA (θ = 1, γ = 0.1, its defaults)."
-    return [Adversarial(name, **spec.settings(eps=eps, steps=steps, seed=seed, head=head, bounds=bounds)) for name, spec in ATTACKS.items()]
-
+# %% ../nbs/05_attacks.ipynb #936809e8
 def robustness_curve(model: nn.Module,                           # the classifier
                      x: torch.Tensor,                            # clean images
                      y: torch.Tensor,                            # true labels
@@ -578,7 +600,8 @@ def robustness_curve(model: nn.Module,                           # the classifie
     attacks = same if attacks is None else [attacks] if isinstance(attacks, str) else list(attacks)
     unknown = [a for a in attacks if a not in same]
     if unknown or not attacks:
-        raise ValueError(f"attacks must name registered attacks with an ε budget in the {norm} norm, among {same}, got {unknown or attacks}")
+        raise ValueError(f"attacks must name registered attacks with an ε budget in the {norm} norm, among {same}, "
+                         f"got {unknown or attacks}")
     rows = {}
     for e in eps:
         row = {}
@@ -596,13 +619,15 @@ def robustness_curve(model: nn.Module,                           # the classifie
     df.attrs['norm'] = norm
     return df
 
+# %% ../nbs/05_attacks.ipynb #d6d00174
 def plot_robustness(curve,                # DataFrame from `robustness_curve`
                     title: str = 'Accuracy under attack'):  # the figure's title
     "Accuracy against ε, one line per attack."
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(4.5, 3))
     for col in curve.columns: ax.plot(curve.index, curve[col], marker='o', label=col)
-    ax.set_xlabel(f"ε ({ {'linf': 'L∞', 'l2': 'L2'}.get(curve.attrs.get('norm', 'linf'), '?') })"); ax.set_ylabel('accuracy'); ax.set_ylim(-0.02, 1.02); ax.set_title(title)
+    ax.set_xlabel(f"ε ({ {'linf': 'L∞', 'l2': 'L2'}.get(curve.attrs.get('norm', 'linf'), '?') })")
+    ax.set_ylabel('accuracy'); ax.set_ylim(-0.02, 1.02); ax.set_title(title)
     ax.legend(); ax.grid(alpha=.3); fig.tight_layout()
     return fig
 
@@ -618,7 +643,8 @@ def report_section(ctx: ReportContext) -> ReportSection:
     model = ctx.model
     attacks = default_attacks(head=ctx.head, seed=ctx.seed)
     sec.text(f"The registered adversarial attacks ({', '.join(a.name for a in attacks)}; the paper's are FGSM, BIM, PGD at L∞ "
-             "ε = 0.3 with 10 steps, and JSMA with θ = 1, γ = 0.1) used as input interventions F_j. Each column shows an adversarial image and, below it, "
+             "ε = 0.3 with 10 steps, and JSMA with θ = 1, γ = 0.1) used as input interventions F_j. "
+             "Each column shows an adversarial image and, below it, "
              "the perturbation (red raised, blue lowered), titled with the model's prediction.")
     sec.figure(show_attacks(model, images[:2 if ctx.quick else 4], labels[:2 if ctx.quick else 4], classes=classes,
                             attacks=attacks, head=ctx.head), 'Attacks on test images')
@@ -664,11 +690,14 @@ model, x, y = setup('05.1')
 adv, result = fgsm(model, x, y, eps=0.1)
 answer = result.success_rate""",
     mistakes=[Mistake(lambda: _fgsm_rate(.3), "that is the success rate at ε = 0.3, FGSM's default; pass `eps=0.1`."),
-              Mistake(lambda: 1 - _fgsm_rate(.1), "that is the accuracy under attack, 1 − success rate (almost: images already misclassified count as successes)."),
-              Mistake(lambda: _fgsm_rate(.1, labels=False), "you attacked the model's own predictions (`y` left out); pass the true labels `y`.")],
+              Mistake(lambda: 1 - _fgsm_rate(.1), "that is the accuracy under attack, 1 − success rate "
+                                                  "(almost: images already misclassified count as successes)."),
+              Mistake(lambda: _fgsm_rate(.1, labels=False),
+                      "you attacked the model's own predictions (`y` left out); pass the true labels `y`.")],
     setup=_setup_05,
     explain="Every pixel moved by at most 0.1, and the model changed its mind on that share of images."))
 
+# %% ../nbs/05_attacks.ipynb #3cb120b5
 EPS_05_2 = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
 TARGET_05_2 = 0.9
 
