@@ -6,6 +6,7 @@
 from __future__ import annotations
 import inspect, math, time
 from dataclasses import dataclass, field
+from fastcore.basics import patch
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -93,6 +94,7 @@ def _fill_for(fill, x: torch.Tensor, bounds) -> torch.Tensor:
         raise ValueError(f"fill of shape {tuple(torch.as_tensor(fill).shape)} does not match the images {tuple(x.shape)}; "
                          "expected a number, (C, H, W) or (N, C, H, W)") from None
 
+# %% ../nbs/07_cem.ipynb #db7f11b8
 def _window_effects(readout: Callable[[torch.Tensor], torch.Tensor],  # masked images (B, C, H, W) -> values (B, N_out)
                     x: torch.Tensor, R: torch.Tensor, C: torch.Tensor, fill: torch.Tensor,
                     per_image_bytes: int, max_bytes, max_batch, progress_bar, desc: str) -> torch.Tensor:
@@ -118,6 +120,7 @@ def _spread(E: torch.Tensor, R: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
     total = torch.einsum('ah,nab,bw->nhw', Rf, E.float(), Cf)
     return total / (Rf.sum(0)[:, None] * Cf.sum(0)[None, :])
 
+# %% ../nbs/07_cem.ipynb #e2255df7
 def causal_effect_map(model: nn.Module,                       # classifier returning logits (N, K); never changed
                       x: torch.Tensor,                        # images (N, C, H, W) inside `bounds`
                       target: int | Sequence[int] | torch.Tensor | None = None,  # class per image (or one for all); None: predicted
@@ -211,6 +214,7 @@ def _passes_through(node, gm) -> bool:
     if node.op == 'call_function': return node.target in _PASS_FUNCTIONS
     return node.op == 'call_method' and node.target in _PASS_METHODS
 
+# %% ../nbs/07_cem.ipynb #bd7f0e97
 def _cam_parts(model: nn.Module) -> tuple[Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], nn.Linear, str]:
     "A function x -> (feature maps entering the global average pooling, logits), the final Linear, and how they were found."
     import torch.fx as fx
@@ -246,6 +250,7 @@ def _cam_parts(model: nn.Module) -> tuple[Callable[[torch.Tensor], tuple[torch.T
         return got[0], logits
     return run, fc, f"module order ({why})"
 
+# %% ../nbs/07_cem.ipynb #a14144dc
 def _upsample(m: torch.Tensor, size) -> torch.Tensor:
     return F.interpolate(m[:, None], size=tuple(size), mode='bilinear', align_corners=False)[:, 0]
 
@@ -275,6 +280,7 @@ def cam(model: nn.Module,                                  # a global-average-po
         if upsample: m = _upsample(m, x.shape[-2:])
     return (m.relu() if relu else m).clone()
 
+# %% ../nbs/07_cem.ipynb #9fce3173
 def _last_conv(model: nn.Module) -> str:
     convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     if not convs: raise ValueError(f"model ({type(model).__name__}) has no nn.Conv2d layer; pass layer= naming a module with (N, C, h, w) output")
@@ -353,6 +359,7 @@ def register_map(name: str,             # the method's name in tables and explor
     if bad: raise ValueError(f"needs must be among {list(_NEEDS)}, got {bad}")
     MAPS[name] = MapSpec(fn, signed, tuple(needs), kind, peer, **drawing); return MAPS[name]
 
+# %% ../nbs/07_cem.ipynb #b196af41
 def _missing(model: nn.Module, spec: MapSpec) -> str | None:
     "The first of the map's needs `model` does not meet (a key of `_NEEDS`), or None."
     if 'conv' in spec.needs and not any(isinstance(m, nn.Conv2d) for m in model.modules()): return 'conv'
@@ -408,6 +415,7 @@ def compare_maps(model: nn.Module,                         # the classifier
             warnings.warn(f"compare_maps: {mth} left out: {e}", stacklevel=2)
     return out
 
+# %% ../nbs/07_cem.ipynb #edd41085
 def plot_maps(rows: Mapping[str, tuple[torch.Tensor, Mapping[str, torch.Tensor]]],  # row title -> (image (C,H,W), {method: map (H,W)})
               shared_scale: bool = False,                  # one colour scale for all maps (each scaled to [−1, 1] first)
               overlay: bool = False,                       # draw maps translucent over the image
@@ -524,6 +532,7 @@ def max_softmax_score(model: nn.Module, x: torch.Tensor, head: str = 'softmax') 
     with evaluating(model), torch.inference_mode():
         return 1 - probabilities(model(x.to(_model_device(model))), head).amax(1)
 
+# %% ../nbs/07_cem.ipynb #ccc43f5f
 @dataclass
 class CEDetector:
     "Adversarial-example detector on causal-effect features: belief-weighted Effects (Expected-CE) of zeroing nodes, plus CEM statistics."
@@ -557,24 +566,28 @@ class CEDetector:
         cols.append(torch.stack([cm.amin(1), cm.amax(1), cm.mean(1), cm.std(1), (cm < 0).float().mean(1)], 1))
         return torch.cat([c.cpu().float() for c in cols], 1).numpy()
 
-    def fit(self, clean: torch.Tensor,                      # clean training images
-            adversarial: torch.Tensor | Sequence[torch.Tensor],  # attacked training images (one tensor, or several)
-           ) -> 'CEDetector':
-        "Fit the logistic regression on clean (label 0) and attacked (label 1) images."
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-        adv = adversarial if isinstance(adversarial, torch.Tensor) else torch.cat(list(adversarial))
-        X = np.concatenate([self.features(clean), self.features(adv)])
-        y = np.r_[np.zeros(len(clean)), np.ones(len(adv))]
-        self.clf = make_pipeline(StandardScaler(), LogisticRegression(C=1., max_iter=2000, random_state=self.seed)).fit(X, y)
-        return self
+# %% ../nbs/07_cem.ipynb #55c58a8a
+@patch
+def fit(self: CEDetector, clean: torch.Tensor,                      # clean training images
+        adversarial: torch.Tensor | Sequence[torch.Tensor],  # attacked training images (one tensor, or several)
+       ) -> 'CEDetector':
+    "Fit the logistic regression on clean (label 0) and attacked (label 1) images."
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    adv = adversarial if isinstance(adversarial, torch.Tensor) else torch.cat(list(adversarial))
+    X = np.concatenate([self.features(clean), self.features(adv)])
+    y = np.r_[np.zeros(len(clean)), np.ones(len(adv))]
+    self.clf = make_pipeline(StandardScaler(), LogisticRegression(C=1., max_iter=2000, random_state=self.seed)).fit(X, y)
+    return self
 
-    def score(self, x: torch.Tensor) -> np.ndarray:
-        "(N,) probability that each image is adversarial."
-        if self.clf is None: raise ValueError("the detector is not fitted; call fit(clean, adversarial) first")
-        return self.clf.predict_proba(self.features(x))[:, 1]
+@patch
+def score(self: CEDetector, x: torch.Tensor) -> np.ndarray:
+    "(N,) probability that each image is adversarial."
+    if self.clf is None: raise ValueError("the detector is not fitted; call fit(clean, adversarial) first")
+    return self.clf.predict_proba(self.features(x))[:, 1]
 
+# %% ../nbs/07_cem.ipynb #38b998ce
 def detection_table(scores: Mapping[str, Callable[[torch.Tensor], Any]],   # detector name -> fn(images) -> (N,) scores
                     clean: torch.Tensor,                                    # held-out clean images
                     attacked: Mapping[str, torch.Tensor],                   # attack name -> held-out attacked images
@@ -608,6 +621,7 @@ def plot_roc(curves: dict, table: pd.DataFrame | None = None, title: str = 'Adve
     axes[0, 0].set_ylabel('true positive rate'); fig.suptitle(title, fontsize=10); fig.tight_layout()
     return fig
 
+# %% ../nbs/07_cem.ipynb #41fcda66
 class AttackSets(dict):
     "Attack name → attacked images; `.left_out[name]` counts the images of `x` that attack had nothing to do on."
     left_out: dict
@@ -701,6 +715,7 @@ def _compare_07_1(answer, expected):
     if abs(float(cem[r, c]) - float(cem[e])) <= 1e-7: return None     # overlapping windows make ties: any pixel of equal value is right
     return f"the CEM at ({r}, {c}) is {float(cem[r, c]):+.2e}; somewhere else it goes down to {float(cem.min()):+.2e}."
 
+# %% ../nbs/07_cem.ipynb #75f8a040
 register(Exercise(
     '07.1', 'which pixels does the prediction need?',
     "`model, x = setup('07.1')` gives the quick classifier and one test image. Compute its causal effect map for "
@@ -721,6 +736,7 @@ answer = divmod(int(cem.argmin()), cem.shape[1])""",
     setup=_setup_07,
     explain="Masking those pixels lowers the probability of the predicted class most: the prediction depends on them."))
 
+# %% ../nbs/07_cem.ipynb #47895d5b
 ROWS_07_2 = COLS_07_2 = (12, 16)
 
 def _window_effect_07(rows=ROWS_07_2, cols=COLS_07_2, sign: float = 1., interventional_only: bool = False) -> float:
@@ -732,6 +748,7 @@ def _window_effect_07(rows=ROWS_07_2, cols=COLS_07_2, sign: float = 1., interven
         pm = probabilities(model(xm))[0, c]
     return float(pm) if interventional_only else sign * float(pm - p[c])
 
+# %% ../nbs/07_cem.ipynb #b01d62c0
 register(Exercise(
     '07.2', "one window's Effect by hand",
     "With the same `model, x = setup('07.2')`: set the 4×4 window of rows 12–15 and columns 12–15 to 0 and compute "

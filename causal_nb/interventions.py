@@ -41,6 +41,7 @@ class NodeIntervention:
             raise ValueError(f"{self!r} must keep the node's shape {tuple(v.shape)}, it returned {got}")
         return new
 
+# %% ../nbs/06_interventions.ipynb #e76ce68c
 @dataclass(frozen=True)
 class ZeroOut(NodeIntervention):
     "do(node = 0): the paper's Z0."
@@ -112,6 +113,7 @@ class PixelMask(InputIntervention):
     def __call__(self, model, x, y=None, offset=0):
         return x.masked_fill(self.mask(x.shape, offset).to(x.device), self.fill)
 
+# %% ../nbs/06_interventions.ipynb #0b6b06db
 @dataclass(frozen=True)
 class PatchMask(InputIntervention):
     "Cells `cells` (row-major indices) of a `grid × grid` partition of every image set to `fill`."
@@ -135,6 +137,7 @@ class PatchMask(InputIntervention):
     def __call__(self, model, x, y=None, offset=0):
         return x.masked_fill(self.mask(x.shape).to(x.device), self.fill)
 
+# %% ../nbs/06_interventions.ipynb #b406df86
 def context_name(context: Any) -> str:
     "The column name a context gets in the tables: Z0, PWM, Patch, FGSM, BIM, PGD, JSMA, …"
     return getattr(context, 'name', type(context).__name__)
@@ -196,6 +199,7 @@ class _Tracer(fx.Tracer):
         self.guards += 1
         return value
 
+# %% ../nbs/06_interventions.ipynb #2f090634
 _SHAPE_ATTRS = ('shape', 'ndim', 'dtype', 'device', 'is_cuda')
 
 def _shape_only(node: fx.Node) -> bool:
@@ -213,6 +217,7 @@ def _shape_only(node: fx.Node) -> bool:
 
 _GUARD = "causal_nb: these images take another branch of the model's forward than the example its graph was traced with"
 
+# %% ../nbs/06_interventions.ipynb #65abfd37
 def _hooked_containers(model: nn.Module, leaves: set[str]) -> list[str]:
     "Non-leaf modules carrying forward hooks: a traced graph would lose them."
     out = []
@@ -230,6 +235,7 @@ class _Cut:
     guards: int           # branches settled on the example input
     def __iter__(self): return iter((self.prefix, self.suffix))
 
+# %% ../nbs/06_interventions.ipynb #543afdf2
 def _split_graph(model: nn.Module, layer: str,
                  example: Callable[[], torch.Tensor] | None = None,  # makes an example input, for branches on traced values
                  why: list | None = None,                            # gets the reason when the answer is None
@@ -295,6 +301,7 @@ def _check_intervention(iv: Any, name: str = 'intervention') -> NodeIntervention
     if callable(iv) and not isinstance(iv, InputIntervention): return Apply(iv)
     raise TypeError(f"{name} must be a node intervention (ZeroOut(), SetTo(v), Scale(f), Apply(fn)), got {type(iv).__name__}")
 
+# %% ../nbs/06_interventions.ipynb #6694bd27
 class _Split:
     "One layer's cut: `prefix(x)` → cached values (layer output first), `suffix(values, edit)` → logits."
     def __init__(self, scm: 'NetworkSCM', layer: str, x: torch.Tensor | None = None):
@@ -318,31 +325,35 @@ class _Split:
         "Whether this cut serves images `x` (a cut traced on an example serves images of the example's shape)."
         return self.shape is None or tuple(x.shape[1:]) == self.shape
 
-    def prefix(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        if self.mode == 'hooks': return (x,)
-        out = self._pre(x)
-        if not isinstance(out[0], torch.Tensor):
-            raise TypeError(f"layer {self.layer!r} returns {type(out[0]).__name__}, not a tensor; intervene on a submodule that returns a tensor")
-        return tuple(out)
-
-    def suffix(self, values: Sequence[torch.Tensor], edit: Callable[[torch.Tensor], torch.Tensor] | None) -> torch.Tensor:
-        if self.mode == 'prefix-cache':
-            values = list(values)
-            if edit is not None: values[0] = edit(values[0])
-            return self._suf(*values)
-        if edit is None: return self._model(values[0])
-        def hook(module, inputs, output):
-            if not isinstance(output, torch.Tensor):
-                raise TypeError(f"layer {self.layer!r} returns {type(output).__name__}, not a tensor; intervene on a submodule that returns a tensor")
-            return edit(output)
-        h = self._module.register_forward_hook(hook)
-        try: return self._model(values[0])
-        finally: h.remove()
-
 def _guess_input(model: nn.Module, device) -> torch.Tensor:
     "An example image for tracing before any images are seen: the first conv's channels at 224×224 (grey, mid-range)."
     conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
     return torch.full((1, conv.in_channels if conv is not None else 3, 224, 224), .5, device=device)
+
+# %% ../nbs/06_interventions.ipynb #4d9da116
+# prefix(x) -> cached values; suffix(values, edit) -> logits (both modes)
+@patch
+def prefix(self: _Split, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    if self.mode == 'hooks': return (x,)
+    out = self._pre(x)
+    if not isinstance(out[0], torch.Tensor):
+        raise TypeError(f"layer {self.layer!r} returns {type(out[0]).__name__}, not a tensor; intervene on a submodule that returns a tensor")
+    return tuple(out)
+
+@patch
+def suffix(self: _Split, values: Sequence[torch.Tensor], edit: Callable[[torch.Tensor], torch.Tensor] | None) -> torch.Tensor:
+    if self.mode == 'prefix-cache':
+        values = list(values)
+        if edit is not None: values[0] = edit(values[0])
+        return self._suf(*values)
+    if edit is None: return self._model(values[0])
+    def hook(module, inputs, output):
+        if not isinstance(output, torch.Tensor):
+            raise TypeError(f"layer {self.layer!r} returns {type(output).__name__}, not a tensor; intervene on a submodule that returns a tensor")
+        return edit(output)
+    h = self._module.register_forward_hook(hook)
+    try: return self._model(values[0])
+    finally: h.remove()
 
 # %% ../nbs/06_interventions.ipynb #67f886e0
 class NetworkSCM:
@@ -370,35 +381,6 @@ class NetworkSCM:
     def __repr__(self):
         return f"NetworkSCM({type(self.model).__name__}, head={self.head!r}, {len(self.layers)} layers, device={self.device})"
 
-    def split(self, layer: str, x: torch.Tensor | None = None) -> _Split:
-        "The cut of the model after `layer` (traced once, then reused; retraced for `x` if its forward branched on another shape)."
-        s = self._splits.get(layer)
-        if s is None or (x is not None and not s.fits(x)):
-            get_module(self.model, layer)
-            with evaluating(self.model): s = self._splits[layer] = _Split(self, layer, x)
-        return s
-
-    def mode(self, layer: str, x: torch.Tensor | None = None) -> str:
-        "'prefix-cache' when the layers below `layer` run once per image batch, 'hooks' when the whole model reruns."
-        return self.split(layer, x).mode
-
-    def images(self, x: torch.Tensor,   # images (N, C, H, W)
-               name: str = 'x',          # the argument's name in errors
-              ) -> torch.Tensor:
-        "Images `x` checked (a non-empty finite batch within `bounds`; errors name `name`) and moved to the model's device."
-        check_images(x, name=name, bounds=self.bounds)
-        return x.to(self.device)
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        "The model's logits for `x` (observational), in eval mode and without gradients."
-        x = self.images(x)
-        with evaluating(self.model), torch.inference_mode():
-            return check_logits(self.model(x), len(x), 'model')
-
-    def probs(self, x: torch.Tensor) -> torch.Tensor:
-        "P(y | x): softmax or sigmoid of the logits."
-        return probabilities(self.logits(x), self.head)
-
     @staticmethod
     def node_index(node: Node, a: torch.Tensor) -> int:
         "The position of `node` on the node axis (axis 1) of its layer's values `a`, checked; a negative index counts from the end."
@@ -407,6 +389,42 @@ class NetworkSCM:
         if isinstance(node.index, bool) or not isinstance(node.index, int) or not -n <= node.index < n:
             raise ValueError(f"node index {node.index!r} is out of range for layer {node.layer!r}, which has {n} nodes (0 … {n - 1})")
         return node.index % n
+
+# %% ../nbs/06_interventions.ipynb #e1dda29d
+@patch
+def split(self: NetworkSCM, layer: str, x: torch.Tensor | None = None) -> _Split:
+    "The cut of the model after `layer` (traced once, then reused; retraced for `x` if its forward branched on another shape)."
+    s = self._splits.get(layer)
+    if s is None or (x is not None and not s.fits(x)):
+        get_module(self.model, layer)
+        with evaluating(self.model): s = self._splits[layer] = _Split(self, layer, x)
+    return s
+
+@patch
+def mode(self: NetworkSCM, layer: str, x: torch.Tensor | None = None) -> str:
+    "'prefix-cache' when the layers below `layer` run once per image batch, 'hooks' when the whole model reruns."
+    return self.split(layer, x).mode
+
+# %% ../nbs/06_interventions.ipynb #2b565b54
+@patch
+def images(self: NetworkSCM, x: torch.Tensor,   # images (N, C, H, W)
+           name: str = 'x',          # the argument's name in errors
+          ) -> torch.Tensor:
+    "Images `x` checked (a non-empty finite batch within `bounds`; errors name `name`) and moved to the model's device."
+    check_images(x, name=name, bounds=self.bounds)
+    return x.to(self.device)
+
+@patch
+def logits(self: NetworkSCM, x: torch.Tensor) -> torch.Tensor:
+    "The model's logits for `x` (observational), in eval mode and without gradients."
+    x = self.images(x)
+    with evaluating(self.model), torch.inference_mode():
+        return check_logits(self.model(x), len(x), 'model')
+
+@patch
+def probs(self: NetworkSCM, x: torch.Tensor) -> torch.Tensor:
+    "P(y | x): softmax or sigmoid of the logits."
+    return probabilities(self.logits(x), self.head)
 
 # %% ../nbs/06_interventions.ipynb #cd709f65
 @patch
@@ -546,6 +564,7 @@ def _delta_plan(model: nn.Module, suffix: fx.GraphModule) -> _DeltaPlan | None:
         if nxt[0].all_input_nodes != [flat]: return None
         return _DeltaPlan(chain, nxt[0].target, 'linear')
 
+# %% ../nbs/06_interventions.ipynb #d042ef15
 def _delta_rows(plan: _DeltaPlan, layer_out: torch.Tensor, boundary: nn.Module, channels: torch.Tensor,
                 iv: NodeIntervention) -> torch.Tensor | None:
     "How the linear boundary's output moves when each of `channels` (k,) is edited: (k, N, …) deltas, or None if shapes do not fit."
@@ -632,6 +651,7 @@ def do(self: NetworkSCM, x: torch.Tensor,                      # images (N, C, H
     with evaluating(self.model), torch.inference_mode(), intervene(self.model, {l: make(l, p) for l, p in by_layer.items()}):
         return probabilities(check_logits(self.model(x), len(x), 'model'), self.head)
 
+# %% ../nbs/06_interventions.ipynb #e1416593
 @patch
 def do_many(self: NetworkSCM, x: torch.Tensor,                       # images (N, C, H, W)
             interventions: Sequence[Mapping[Node, NodeIntervention]],# one mapping per interventional world
@@ -723,6 +743,7 @@ def belief_weighted_effect(p_obs: torch.Tensor,     # (..., K) P(y = k | x), or 
     v = (2 * p_obs - 1) * effect          # label l: P(l)·Effect_l + (1 − P(l))·(−Effect_l)
     return v if per_label else v.mean(-1)
 
+# %% ../nbs/06_interventions.ipynb #43d4c390
 def _attacked(context: Any, n: int) -> torch.Tensor | None:
     "For an adversarial context just applied: the images that were correct and that the attack changed; None otherwise."
     if isinstance(context, Adversarial) and context.last is not None and len(context.last.l0) == n:
@@ -760,6 +781,7 @@ def _ce_values(scm: NetworkSCM, nodes: Sequence[Node], contexts: Mapping[str, An
         parts = {c: [p for g in gathered for p in g[c]] for c in contexts}
     return {c: torch.cat([v for _, v in sorted(p, key=lambda t: t[0])], 1) for c, p in parts.items()}
 
+# %% ../nbs/06_interventions.ipynb #fcc781ab
 def _interval(values: torch.Tensor, ci: str, level: float, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     "Mean and confidence interval of each row of `values` (M, N), over the images (columns) without NaN."
     v = values.double().numpy()
@@ -796,6 +818,7 @@ class ExpectedCE:
                 f"({self.level:.0%} CI {self.low:.4e} … {self.high:.4e}, n={n}"
                 + (f", {self.n_excluded} excluded" if self.n_excluded else '') + ")")
 
+# %% ../nbs/06_interventions.ipynb #2f9d48e4
 def mean_belief_weighted_effect(scm: NetworkSCM,        # the network as an SCM
                 node: Node,                             # the node intervened on
                 data: Any,                              # images, (images, labels), an ImageSet or a DataLoader
@@ -839,6 +862,7 @@ def paper_contexts(eps: float = .3,          # ε budget of the attacks that tak
         out[ctx.name] = ctx
     return out
 
+# %% ../nbs/06_interventions.ipynb #a849a2ac
 def _quantity(head: str) -> str:
     if head == 'softmax': return "belief-weighted Effect: mean over images of Σ_k P(k | x)·Effect_k (the paper's Expected-CE; not Eq. 2)"
     return "belief-weighted Effect: mean over images of the mean over labels of (2P(l | x) − 1)·Effect_l (the paper's Expected-CE; not Eq. 2)"
@@ -878,11 +902,13 @@ def belief_weighted_table(scm: NetworkSCM,                    # the network as a
                        n_per_context={c: int((~v[0].isnan()).sum()) for c, v in vals.items()})
     return table
 
+# %% ../nbs/06_interventions.ipynb #8bdccabe
 def expected_ce_table(*args, **kwargs) -> pd.DataFrame:
     "The paper's name, kept: exactly `belief_weighted_table` (belief-weighted Effects, not Eq. 2; `.attrs['quantity']` says so)."
     return belief_weighted_table(*args, **kwargs)
 expected_ce_table.__signature__ = inspect.signature(belief_weighted_table)
 
+# %% ../nbs/06_interventions.ipynb #1a21983d
 def plot_expected_ce(table: pd.DataFrame,  # from `belief_weighted_table` (alias `expected_ce_table`)
                      title: str = 'Expected-CE',
                      ax=None):
@@ -932,6 +958,7 @@ def _set_mean(t: torch.Tensor, r: float, spatial: int) -> torch.Tensor:
     m = t.mean(dim=tuple(range(-spatial, 0)), keepdim=True)
     return torch.where(m > 1e-6, t * (r / m.clamp_min(1e-6)), t + r)
 
+# %% ../nbs/06_interventions.ipynb #6a64abba
 def concept_effects(scm: NetworkSCM,           # the network (with a concept autoencoder inserted) as an SCM
                     layer: str,                # the concept layer, e.g. 'pool2_ae.concepts'
                     data: Any,                 # images, (images, labels), an ImageSet or a DataLoader
@@ -1103,6 +1130,7 @@ def _predicted_06() -> float:
     eff, p = _effects_06()
     return float(eff[0].gather(1, p.argmax(1, keepdim=True)).mean())
 
+# %% ../nbs/06_interventions.ipynb #35bd2fa0
 register(Exercise(
     '06.1', 'Expected-CE by hand',
     f"`model, x = setup('06.1')` gives the quick classifier and 100 test images. With `scm = NetworkSCM(model)`, "
@@ -1128,6 +1156,7 @@ answer = float((p * eff[0]).sum(-1).mean())""",
     setup=_setup_06,
     explain="Negative: zeroing the channel lowers the probability of what the model believes, on average. `expected_ce` adds a confidence interval."))
 
+# %% ../nbs/06_interventions.ipynb #435136d3
 @functools.lru_cache(maxsize=None)
 def _layer_ece_06() -> torch.Tensor:
     from causal_nb.core import Node
@@ -1157,6 +1186,7 @@ def _compare_06_2(answer, expected):
     v = _layer_ece_06().abs()
     return f"channel {a} has |Expected-CE| {float(v[a]):.2e}; the largest is {float(v.max() / v[a].clamp_min(1e-12)):.2g} times that."
 
+# %% ../nbs/06_interventions.ipynb #353cee94
 register(Exercise(
     '06.2', 'the most causal channel',
     f"With the same `model, x = setup('06.2')`: which channel of `{NODE_06[0]}` has the largest **|Expected-CE|** when "
@@ -1179,6 +1209,7 @@ answer = int(ece.abs().argmax())""",
     setup=_setup_06,
     explain="A sweep over a layer costs suffix passes only: the layers below conv2 ran once for all 64 interventions."))
 
+# %% ../nbs/06_interventions.ipynb #cb0f1122
 register(Exercise(
     '06.3', 'the same node, on masked images',
     f"Same node as in 06.1, `Node('{NODE_06[0]}', {NODE_06[1]})`, same `model, x = setup('06.3')`, but the node "

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import math, operator, warnings
 from dataclasses import dataclass, field
+from fastcore.basics import patch
 from typing import Any, Callable, Sequence
 
 import torch
@@ -50,6 +51,7 @@ def sliding_span(s: Span,              # the input's span
     hi = (s.hi - 1 + pad) // stride + 1
     return _capped(lo.clamp(0, out_len), hi.clamp(0, out_len), out_len, tau)
 
+# %% ../nbs/07a_occlusion.ipynb #237c20da
 def _capped(lo, hi, length: int, tau: float | None) -> Span:
     "A span whose intervals longer than ceil(tau · length) are cut to that length, centred (tau None: as they are)."
     if tau is not None:
@@ -80,6 +82,7 @@ _GLOBAL_FUNCS = {torch.flatten, torch.reshape, torch.mean, torch.sum, torch.amax
                  F.linear, getattr}
 _GLOBAL_METHODS = {'flatten', 'view', 'reshape', 'mean', 'sum', 'amax', 'size', 'squeeze'}
 
+# %% ../nbs/07a_occlusion.ipynb #a70963f9
 @dataclass
 class Step:
     "How one traced node is computed for a batch of windows."
@@ -96,6 +99,7 @@ class Step:
         if self.patch: return f"{self.rows.size}×{self.cols.size} of {self.rows.length}×{self.cols.length}"
         return self.why or self.kind
 
+# %% ../nbs/07a_occlusion.ipynb #1d69a7b8
 def _window_params(m: nn.Module):
     "Kernel, stride, padding, dilation pairs and the padding value of a conv / pooling module the slab path supports; None if unsupported."
     two = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v, v)
@@ -118,6 +122,7 @@ def _slab_op(m: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     if isinstance(m, nn.MaxPool2d): return lambda t: F.max_pool2d(t, m.kernel_size, m.stride, 0, m.dilation, m.ceil_mode)
     return lambda t: F.avg_pool2d(t, m.kernel_size, m.stride, 0, False, True)
 
+# %% ../nbs/07a_occlusion.ipynb #39d67c54
 def _is_gap(node, m) -> bool:
     if node.op == 'call_module': return isinstance(m, nn.AdaptiveAvgPool2d) and m.output_size in (1, (1, 1), [1, 1])
     if node.op == 'call_function' and node.target is F.adaptive_avg_pool2d:
@@ -161,6 +166,7 @@ def _cat_dim(n) -> int | None:
     d = n.args[1] if len(n.args) > 1 else n.kwargs.get('dim', 0)
     return d if isinstance(d, int) else None
 
+# %% ../nbs/07a_occlusion.ipynb #00b31ef0
 def _trace(model: nn.Module, x: torch.Tensor, R: torch.Tensor, C: torch.Tensor, tau: float | None, full_at: float) -> _Traced:
     "Trace the model, run the clean images once keeping every node's value, and plan every node's step (its slab or the whole map)."
     import torch.fx as fx
@@ -337,6 +343,7 @@ def _call_node(gm, n, args, kwargs):
     if n.op == 'call_function': return n.target(*args, **kwargs)
     return getattr(args[0], n.target)(*args[1:], **kwargs)
 
+# %% ../nbs/07a_occlusion.ipynb #b553ec80
 def _readout_gradient(tr: _Traced, cut, readout) -> tuple[torch.Tensor, torch.Tensor]:
     "∂readout/∂(cut's values) at the clean images (N, C, H, W), and the readout there (N,): one backward pass through the rest of the network."
     import torch.fx as fx
@@ -362,6 +369,7 @@ def _readout_gradient(tr: _Traced, cut, readout) -> tuple[torch.Tensor, torch.Te
         g, = torch.autograd.grad(logits, a, grad_outputs=gl)
     return g.detach(), v0
 
+# %% ../nbs/07a_occlusion.ipynb #40bf6237
 @dataclass
 class IncrementalOcclusion:
     "An occlusion engine for `causal_effect_map(..., engine=...)`: per window, recompute only the slab of each feature map the window can change."
@@ -374,34 +382,6 @@ class IncrementalOcclusion:
         if self.tau is not None and (isinstance(self.tau, bool) or not isinstance(self.tau, (int, float)) or not 0 < self.tau <= 1):
             raise ValueError(f"tau must be None (exact) or a number in (0, 1], got {self.tau!r}")
         check_number(self.full_at, 'full_at', 0, 1, low_open=True)
-
-    def trace(self, model: nn.Module, x: torch.Tensor, R: torch.Tensor, C: torch.Tensor) -> _Traced | None:
-        "The traced plan, or None (with a warning) when torch.fx cannot trace the model."
-        try: tr = _trace(model, x, R.to(x.device), C.to(x.device), self.tau, 1. if self.first_order else self.full_at)  # first order: slabs as deep as they go
-        except Exception as e:
-            warnings.warn(f"incremental occlusion: torch.fx cannot trace {type(model).__name__} ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0] if str(e) else ''}); computing every masked image with whole forward passes "
-                          f"(exact, not faster)", stacklevel=3)
-            return None
-        if tr.unsupported and self.warn:
-            warnings.warn(f"incremental occlusion: {', '.join(tr.unsupported[:3])}{' …' if len(tr.unsupported) > 3 else ''} "
-                          f"cannot be computed on slabs; from there on every window runs whole feature maps (exact, slower)", stacklevel=3)
-        return tr
-
-    def plan(self, model: nn.Module, x: torch.Tensor, window, stride=None):
-        "A table of the traced nodes: how each is computed and the slab size against the map size."
-        import pandas as pd
-        R, C = window_covers(x.shape, window, stride)
-        with evaluating(model), torch.inference_mode():
-            tr = self.trace(model, x.detach().to(model_device(model)), R, C)
-        if tr is None: return pd.DataFrame(columns=['node', 'op', 'step', 'slab', 'share of the map'])
-        rows = []
-        for n, st in tr.steps.items():
-            if st.kind == 'const': continue
-            op = type(tr.gm.get_submodule(n.target)).__name__ if n.op == 'call_module' else getattr(n.target, '__name__', str(n.target))
-            share = st.rows.size * st.cols.size / (st.rows.length * st.cols.length) if st.patch else 1.
-            rows.append({'node': n.name, 'op': op, 'step': st.kind, 'slab': st.describe(), 'share of the map': share})
-        return pd.DataFrame(rows)
 
     def __call__(self, model: nn.Module, x: torch.Tensor, R: torch.Tensor, C: torch.Tensor,
                  fill: torch.Tensor,                                  # (N, C, H, W) masking values
@@ -449,3 +429,35 @@ class IncrementalOcclusion:
                 outs.append(readout(v, i) if cut is None else v0[i] + v)
             v = torch.cat(outs)
             return v.view(nh, nw, n, *v.shape[1:]).movedim(2, 0)
+
+# %% ../nbs/07a_occlusion.ipynb #ca2dbe96
+@patch
+def trace(self: IncrementalOcclusion, model: nn.Module, x: torch.Tensor, R: torch.Tensor, C: torch.Tensor) -> _Traced | None:
+    "The traced plan, or None (with a warning) when torch.fx cannot trace the model."
+    try: tr = _trace(model, x, R.to(x.device), C.to(x.device), self.tau, 1. if self.first_order else self.full_at)  # first order: slabs as deep as they go
+    except Exception as e:
+        warnings.warn(f"incremental occlusion: torch.fx cannot trace {type(model).__name__} ({type(e).__name__}: "
+                      f"{str(e).splitlines()[0] if str(e) else ''}); computing every masked image with whole forward passes "
+                      f"(exact, not faster)", stacklevel=3)
+        return None
+    if tr.unsupported and self.warn:
+        warnings.warn(f"incremental occlusion: {', '.join(tr.unsupported[:3])}{' …' if len(tr.unsupported) > 3 else ''} "
+                      f"cannot be computed on slabs; from there on every window runs whole feature maps (exact, slower)", stacklevel=3)
+    return tr
+
+# %% ../nbs/07a_occlusion.ipynb #d1bade72
+@patch
+def plan(self: IncrementalOcclusion, model: nn.Module, x: torch.Tensor, window, stride=None):
+    "A table of the traced nodes: how each is computed and the slab size against the map size."
+    import pandas as pd
+    R, C = window_covers(x.shape, window, stride)
+    with evaluating(model), torch.inference_mode():
+        tr = self.trace(model, x.detach().to(model_device(model)), R, C)
+    if tr is None: return pd.DataFrame(columns=['node', 'op', 'step', 'slab', 'share of the map'])
+    rows = []
+    for n, st in tr.steps.items():
+        if st.kind == 'const': continue
+        op = type(tr.gm.get_submodule(n.target)).__name__ if n.op == 'call_module' else getattr(n.target, '__name__', str(n.target))
+        share = st.rows.size * st.cols.size / (st.rows.length * st.cols.length) if st.patch else 1.
+        rows.append({'node': n.name, 'op': op, 'step': st.kind, 'slab': st.describe(), 'share of the map': share})
+    return pd.DataFrame(rows)

@@ -87,6 +87,7 @@ class Patch(PatchingIntervention):
         return scm.activation(self.source.to(x.device), layer)
     def __repr__(self): return f"Patch(source: {len(self.source)} image{'s' * (len(self.source) > 1)})"
 
+# %% ../nbs/06b_patching.ipynb #ca28676e
 def _layer_mean(scm: NetworkSCM, images: torch.Tensor, layer: str, batch: int = 256) -> torch.Tensor:
     "The layer's mean over `images`, in batches."
     total = None
@@ -108,6 +109,7 @@ class MeanAblate(PatchingIntervention):
         return m.mean(tuple(range(2, m.ndim)), keepdim=True).expand_as(m) if self.spatial and m.ndim > 2 else m
     def __repr__(self): return f"MeanAblate(reference: {len(self.reference)} images{', spatial' if self.spatial else ''})"
 
+# %% ../nbs/06b_patching.ipynb #e57fbd86
 @dataclass(frozen=True, eq=False)
 class Resample(PatchingIntervention):
     "do(node = its value on a random `reference` image), the image drawn per base image from (seed, its data-set position)."
@@ -136,6 +138,7 @@ class AddNoise(PatchingIntervention):
         eps = hashed_normal(self.seed, torch.arange(offset, offset + len(x)), a[0].numel()).to(a.device).view_as(a)
         return a + self.std * eps
 
+# %% ../nbs/06b_patching.ipynb #a5c4a34f
 @dataclass(frozen=True)
 class GaussianNoise(InputIntervention):
     "Input corruption: pixels + std · ε, clipped to `bounds`; ε a function of (seed, the image's data-set position, pixel)."
@@ -166,6 +169,7 @@ def _guarded(scm: NetworkSCM, guard: bool):
     "eval mode and frozen parameters for the block (restored after); a caller already inside such a block passes guard=False."
     return evaluating(scm.model) if guard else contextlib.nullcontext()
 
+# %% ../nbs/06b_patching.ipynb #b3af348d
 def _masked_runs(scm: NetworkSCM, base: torch.Tensor, layer: str, new: torch.Tensor, masks: torch.Tensor,
                  progress_bar: bool | None = None, guard: bool = True) -> torch.Tensor:
     "(M, N, K): world m runs `base` with `layer`'s elements under masks[m] set to `new`; the prefix runs once."
@@ -199,6 +203,7 @@ def _layer_shape(scm: NetworkSCM, x: torch.Tensor, layer: str) -> tuple[int, ...
     get_module(scm.model, layer)
     return tuple(scm.activation(x[:1], layer).shape[1:])
 
+# %% ../nbs/06b_patching.ipynb #f6916fc6
 def interchange(scm: NetworkSCM,          # the network as an SCM
                 base: torch.Tensor,       # images (N, C, H, W) whose run is edited
                 source: torch.Tensor,     # images whose values are patched in: 1 (broadcast) or N (paired)
@@ -271,6 +276,7 @@ def patched_do(scm: NetworkSCM,                                  # the network a
         concrete[n] = iv
     return scm.do(x, concrete)
 
+# %% ../nbs/06b_patching.ipynb #4a0e4302
 def _sweep(scm, x, nodes, intervention, context, y, offset, baseline, progress_bar):
     _check_scm(scm)
     nodes = [_as_node(n, 'nodes[i]') for n in nodes]
@@ -350,6 +356,7 @@ def unit_masks(shape: tuple[int, ...],   # the layer's output shape for one imag
         return m[:, None].expand(grid * grid, *shape)
     raise ValueError(f"over must be 'nodes' or 'positions', got {over!r}")
 
+# %% ../nbs/06b_patching.ipynb #3c1108b6
 @dataclass
 class Trace:
     "A causal trace: P(target) of the corrupted run with each unit of each layer restored to its clean value."
@@ -384,6 +391,7 @@ class Trace:
         if abs(gap) < 1e-12: raise ValueError("the corruption does not change P(target) on these images: nothing to recover")
         return self.indirect_effect() / gap
 
+# %% ../nbs/06b_patching.ipynb #97d31752
 def causal_trace(scm: NetworkSCM,                   # the network as an SCM
                  x: torch.Tensor,                   # clean images (N, C, H, W)
                  corruption: Any,                   # a context: PixelMask, PatchMask, GaussianNoise, Adversarial, or (model, x, y) -> images
@@ -402,6 +410,7 @@ def causal_trace(scm: NetworkSCM,                   # the network as an SCM
     with evaluating(scm.model):       # one guard for the whole trace: eval mode, frozen parameters, all restored after
         return _trace(scm, x, corruption, layers, over, window, grid, target, y, offset, progress_bar)
 
+# %% ../nbs/06b_patching.ipynb #a84591cc
 def _trace(scm, x, corruption, layers, over, window, grid, target, y, offset, progress_bar) -> Trace:
     xc = _context_images(scm, x, corruption, y, offset, guard=False)
     if layers is None:
@@ -430,6 +439,7 @@ def _trace(scm, x, corruption, layers, over, window, grid, target, y, offset, pr
     g = lambda p: p.gather(1, t.view(-1, 1))[:, 0].cpu()
     return Trace(over, restored, g(p_clean), g(p_corrupt), t.cpu(), window, grid, empty)
 
+# %% ../nbs/06b_patching.ipynb #04ef9c88
 def plot_trace(trace: Trace,                 # from `causal_trace`
                value: str = 'recovered',     # 'recovered' (share of the drop brought back) or 'indirect_effect'
                title: str | None = None,
@@ -606,6 +616,7 @@ def _ece_06b(kind: str = 'mean', weights: str = 'observational') -> float:
     w = p if weights == 'observational' else torch.ones_like(p)
     return float((w * eff[0]).sum(-1).mean())
 
+# %% ../nbs/06b_patching.ipynb #12f6f646
 register(Exercise(
     '06b.1', 'mean ablation, not zero ablation',
     f"`model, x, ref = setup('06b.1')` gives the quick classifier, 100 test images and 200 training images. Replace "
@@ -629,6 +640,7 @@ answer = float((p * eff[0]).sum(-1).mean())""",
     setup=_setup_06b_1,
     explain="Mean ablation keeps the node at a value the network knows; what is left of the Effect is the information the node carries about each image."))
 
+# %% ../nbs/06b_patching.ipynb #c229eda1
 def _setup_06b_2():
     return quick_model(), fashion_test(64, seed=0).images
 
@@ -648,6 +660,7 @@ def _compare_06b_2(answer, expected):
     r = _trace_06b()[1]
     return f"restoring channel {a} brings back {float(r[a]):.1%} of the drop; the best channel brings back {float(r.max()):.1%}."
 
+# %% ../nbs/06b_patching.ipynb #39992684
 register(Exercise(
     '06b.2', 'the channel that brings the prediction back',
     f"`model, x = setup('06b.2')` gives the quick classifier and 64 test images. Blank the centre of every image "
