@@ -290,6 +290,7 @@ class _Search:
             ok = (pr.argmax(1) == self.target) & (pt >= self.min_prob)
         return img, logits, dist, pr, pt, ok
 
+# %% ../nbs/08_counterfactuals.ipynb #fab90bb9
 def _search_problem(classifier, generator, query, target, z0, fixed, p, distance, min_prob) -> _Search:
     "The problem, with the generator's output shape, `target` and `fixed` checked against the models (call in eval mode)."
     n, dev = query.shape[0], query.device
