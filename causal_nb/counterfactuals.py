@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
 
 from .core import check_choice, check_int, check_number
@@ -23,7 +24,7 @@ from .data import ImageSet
 __all__ = ['ATTRIBUTE_GROUPS', 'GENERATORS', 'VAE', 'DCGAN', 'dcgan_discriminator', 'shape_attributes', 'AttributeDecoder',
            'mnist_if_present', 'trained_generator', 'CounterfactualResult', 'counterfactual', 'plot_path', 'prototype',
            'criticism', 'plot_grid', 'attribute_counterfactual', 'attribute_changes', 'top_changed',
-           'plot_attribute_changes', 'shapes_classifier', 'bias_discovery', 'compare_with_pgd', 'report_section']
+           'shapes_classifier', 'bias_discovery', 'plot_attribute_changes', 'compare_with_pgd', 'report_section']
 
 # %% ../nbs/08_counterfactuals.ipynb #f9cb8074
 class VAE(nn.Module):
@@ -64,21 +65,26 @@ class DCGAN(nn.Module):
         return self.net(self.fc(z).view(-1, self.net[0].in_channels, *self.hw))
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(z))
-    def encode(self, x: torch.Tensor,  # (N, C, H, W) images to invert
-               steps: int = 100,       # Adam steps refining the encoder's latent; 0: the encoder alone
-               lr: float = 0.05,       # Adam learning rate of the refinement
-               prior: float = 0.5,     # weight of |z|²/2, which keeps the latent where the prior has mass
-              ) -> torch.Tensor:       # (N, latent) latents with G(z) ≈ x
-        "Latent inversion: `E(x)`, refined by minimising |G(z) - x|_1 + prior·|z|²/2 over z."
-        check_images(x, name='x')
-        with evaluating(self), torch.enable_grad():
-            z = self.enc(x).detach().requires_grad_(True)
-            opt = torch.optim.Adam([z], lr=lr)
-            for _ in range(steps):
-                loss = ((self(z) - x).abs().flatten(1).sum(1) + prior * .5 * z.pow(2).sum(1)).sum()
-                opt.zero_grad(); loss.backward(); opt.step()
-        return z.detach()
 
+# %% ../nbs/08_counterfactuals.ipynb #f28d2301
+@patch
+def encode(self: DCGAN,
+           x: torch.Tensor,   # (N, C, H, W) images to invert
+           steps: int = 100,  # Adam steps refining the encoder's latent; 0: the encoder alone
+           lr: float = 0.05,  # Adam learning rate of the refinement
+           prior: float = 0.5,# weight of |z|²/2, which keeps the latent where the prior has mass
+          ) -> torch.Tensor:  # (N, latent) latents with G(z) ≈ x
+    "Latent inversion: `E(x)`, refined by minimising |G(z) - x|_1 + prior·|z|²/2 over z."
+    check_images(x, name='x')
+    with evaluating(self), torch.enable_grad():
+        z = self.enc(x).detach().requires_grad_(True)
+        opt = torch.optim.Adam([z], lr=lr)
+        for _ in range(steps):
+            loss = ((self(z) - x).abs().flatten(1).sum(1) + prior * .5 * z.pow(2).sum(1)).sum()
+            opt.zero_grad(); loss.backward(); opt.step()
+    return z.detach()
+
+# %% ../nbs/08_counterfactuals.ipynb #881e5880
 def dcgan_discriminator(shape: Sequence[int] = (1, 28, 28), width: int = 32) -> nn.Module:
     "The DCGAN discriminator matching `DCGAN(shape, width=width)`: two strided convolutions, then one logit."
     c, h, w = shape
@@ -143,12 +149,27 @@ def _fit_dcgan(gen, x, epochs, lr, batch_size, seed, rec_weight=100.):
             og.zero_grad(); lg.backward(); og.step()
     return gen.eval()
 
+# %% ../nbs/08_counterfactuals.ipynb #35bca6c6
 def mnist_if_present(train: bool = True) -> ImageSet | None:
     "MNIST when its files are on this machine (no download attempt), else None."
     from causal_nb.data import mnist
     try: return mnist(train=train, download=False)
     except FileNotFoundError: return None
 
+def _generator_data(kind: str, data: ImageSet | str | None, n: int | None, seed: int) -> ImageSet:
+    "The training images: `data` itself, or `n` images of the named set (None: the kind's default set)."
+    if data is None: data = 'causal-shapes' if kind == 'attributes' else 'fashion-mnist'
+    if isinstance(data, str):
+        from causal_nb.data import causal_shapes, fashion_mnist, mnist
+        name = data.lower()
+        if name == 'causal-shapes': data = causal_shapes(n or 3000, seed=seed + 1)
+        elif name in ('fashion-mnist', 'mnist'):
+            data = (fashion_mnist if name == 'fashion-mnist' else mnist)(train=True).subset(n or 10_000, seed=seed)
+        else: raise ValueError(f"data must be an ImageSet or one of 'fashion-mnist', 'mnist', 'causal-shapes', got {data!r}")
+    if not isinstance(data, ImageSet): raise TypeError(f"data must be an ImageSet or a data set name, got {type(data).__name__}")
+    return data
+
+# %% ../nbs/08_counterfactuals.ipynb #c78a6d1a
 GENERATORS = ('vae', 'dcgan', 'attributes')
 
 def trained_generator(kind: str = 'vae',                 # 'vae' or 'dcgan' (any image set), 'attributes' (causal_shapes)
@@ -164,15 +185,7 @@ def trained_generator(kind: str = 'vae',                 # 'vae' or 'dcgan' (any
     check_choice(kind, 'kind', GENERATORS)
     if n is not None: n = check_int(n, 'n', low=2)
     epochs = check_int(epochs, 'epochs', low=1)
-    if data is None: data = 'causal-shapes' if kind == 'attributes' else 'fashion-mnist'
-    if isinstance(data, str):
-        from causal_nb.data import causal_shapes, fashion_mnist, mnist
-        name = data.lower()
-        if name == 'causal-shapes': data = causal_shapes(n or 3000, seed=seed + 1)
-        elif name in ('fashion-mnist', 'mnist'):
-            data = (fashion_mnist if name == 'fashion-mnist' else mnist)(train=True).subset(n or 10_000, seed=seed)
-        else: raise ValueError(f"data must be an ImageSet or one of 'fashion-mnist', 'mnist', 'causal-shapes', got {data!r}")
-    if not isinstance(data, ImageSet): raise TypeError(f"data must be an ImageSet or a data set name, got {type(data).__name__}")
+    data = _generator_data(kind, data, n, seed)
     lr = lr if lr is not None else 1e-3 if kind == 'dcgan' else 2e-3
     batch_size = (64 if kind == 'dcgan' else 128) if batch_size is None else check_int(batch_size, 'batch_size', low=1)
     check_number(lr, 'lr', 0, low_open=True)
@@ -215,7 +228,8 @@ class CounterfactualResult:
     def summary(self) -> dict:
         "Success rate, median L1 change, steps and time per counterfactual."
         n = len(self.success)
-        return {'success_rate': float(self.success.float().mean()), 'median_l1': float(self.l1[self.success].median()) if self.success.any() else float('nan'),
+        med = float(self.l1[self.success].median()) if self.success.any() else float('nan')
+        return {'success_rate': float(self.success.float().mean()), 'median_l1': med,
                 'steps_per_query': self.steps, 'ms_per_counterfactual': 1000 * self.seconds / n, 'n': n}
 
 # %% ../nbs/08_counterfactuals.ipynb #deac0e7a
@@ -227,13 +241,15 @@ def _latent(generator, query, z0):
     if not isinstance(z0, torch.Tensor) or z0.ndim != 2 or z0.shape[0] != query.shape[0]:
         raise ValueError(f"z0 must be a ({query.shape[0]}, D) tensor, one latent per query, got "
                          f"{tuple(z0.shape) if isinstance(z0, torch.Tensor) else type(z0).__name__}")
-    if not torch.isfinite(z0).all(): raise ValueError(f"z0 contains {int((~torch.isfinite(z0)).sum())} NaN or infinite values; the latent must be finite")
+    if not torch.isfinite(z0).all():
+        raise ValueError(f"z0 contains {int((~torch.isfinite(z0)).sum())} NaN or infinite values; the latent must be finite")
     return z0.detach().float().to(query.device)
 
 def _per_query(name, v, n, device):
     "A positive number or an (n,) tensor of them, as an (n,) float tensor."
     if isinstance(v, torch.Tensor):
-        if v.shape not in ((), (n,)): raise ValueError(f"{name} must be a number or a ({n},) tensor, one per query, got shape {tuple(v.shape)}")
+        if v.shape not in ((), (n,)):
+            raise ValueError(f"{name} must be a number or a ({n},) tensor, one per query, got shape {tuple(v.shape)}")
         if not (torch.isfinite(v) & (v > 0)).all(): raise ValueError(f"{name} must be positive and finite, got {v.flatten()[:5].tolist()}")
         return v.detach().float().to(device).expand(n).clone()
     check_number(v, name, 0, low_open=True)
@@ -274,17 +290,20 @@ class _Search:
             ok = (pr.argmax(1) == self.target) & (pt >= self.min_prob)
         return img, logits, dist, pr, pt, ok
 
+# %% ../nbs/08_counterfactuals.ipynb #fab90bb9
 def _search_problem(classifier, generator, query, target, z0, fixed, p, distance, min_prob) -> _Search:
     "The problem, with the generator's output shape, `target` and `fixed` checked against the models (call in eval mode)."
     n, dev = query.shape[0], query.device
     with torch.no_grad(): out0 = generator(z0[:1])
     if tuple(out0.shape[1:]) != tuple(query.shape[1:]):
-        raise ValueError(f"generator output shape {tuple(out0.shape[1:])} does not match the query/classifier input shape {tuple(query.shape[1:])}")
+        raise ValueError(f"generator output shape {tuple(out0.shape[1:])} does not match the query/classifier input shape "
+                         f"{tuple(query.shape[1:])}")
     with torch.no_grad(): k = classifier(query[:1]).shape[1]
     target = torch.as_tensor(target, dtype=torch.long, device=dev)
     if target.ndim == 0: target = target.expand(n).clone()
     if target.shape != (n,): raise ValueError(f"target must be one class or ({n},) classes, got shape {tuple(target.shape)}")
-    if int(target.min()) < 0 or int(target.max()) >= k: raise ValueError(f"target must lie in [0, {k - 1}], got [{int(target.min())}, {int(target.max())}]")
+    if int(target.min()) < 0 or int(target.max()) >= k:
+        raise ValueError(f"target must lie in [0, {k - 1}], got [{int(target.min())}, {int(target.max())}]")
     mask = torch.ones(z0.shape[1], device=dev)
     if fixed is not None:
         fixed = torch.as_tensor(fixed, dtype=torch.bool)
@@ -367,7 +386,7 @@ def counterfactual(classifier: nn.Module,               # image classifier retur
                    distance: str = 'image',             # 'image': |query - G(z')|_p; 'latent': |z0 - z'|_p
                    min_prob: float = 0.0,               # success also needs P(target) >= min_prob
                    grow: float = 2.0,                   # a query that has not flipped yet takes steps this much larger next round
-                   keep: str = 'last',                  # per round: 'last' (where Eq. 2's descent ended) or 'closest' (the closest flip on the path)
+                   keep: str = 'last',                  # per round: 'last' (where Eq. 2's descent ended) or 'closest' (closest flip)
                    record_every: int = 10,              # keep every k-th step of the path (1: every step)
                   ) -> CounterfactualResult:
     "Minimise λ·CE(C(G(z')), t) + |I - G(z')|_p over z' (Eq. 2), batched, with a per-query bisection on λ."
@@ -407,7 +426,8 @@ def plot_path(result: CounterfactualResult, idx: Sequence[int] = (0, 1, 2), fram
         titles = (['query'] if query is not None else []) + [f"P({tname}) {result.path_probs[c, i]:.2f}" if k == 0 else
                                                              f"{result.path_probs[c, i]:.2f}" for k, c in enumerate(cols)]
         for c, (im, t) in enumerate(zip(ims, titles)):
-            ax = axes[r, c]; ax.imshow(im.permute(1, 2, 0).squeeze(-1).clamp(0, 1), cmap='gray', vmin=0, vmax=1); ax.set_axis_off(); ax.set_title(t, fontsize=8)
+            ax = axes[r, c]; ax.imshow(im.permute(1, 2, 0).squeeze(-1).clamp(0, 1), cmap='gray', vmin=0, vmax=1)
+            ax.set_axis_off(); ax.set_title(t, fontsize=8)
         axes[r, 0].text(-2, 14, f"→ {tname}", ha='right', fontsize=8)   # the target's name also titles the first frame: this can be cut
     fig.tight_layout(); return fig
 
@@ -428,14 +448,16 @@ def criticism(classifier: nn.Module, generator: nn.Module, query: torch.Tensor, 
     else:
         target = torch.as_tensor(target, dtype=torch.long).expand(len(query))
         same = (target == pred).nonzero()[:, 0]
-        if len(same): raise ValueError(f"target equals the current prediction for queries {same.tolist()[:5]} (class {int(pred[same[0]])}); "
-                                       f"a criticism needs another class; use prototype for the same class")
+        if len(same):
+            raise ValueError(f"target equals the current prediction for queries {same.tolist()[:5]} (class {int(pred[same[0]])}); "
+                             f"a criticism needs another class; use prototype for the same class")
     return counterfactual(classifier, generator, query, target, **kw)
 
 def plot_grid(query: torch.Tensor, *results: CounterfactualResult, names: Sequence[str] = (), classes: Sequence[str] | None = None):
     "Queries in the first row, each result's images in the next rows, titled with the predicted class."
     import matplotlib.pyplot as plt
-    rows = [('query', query, None)] + [(nm, r.images, r.probs) for nm, r in zip(names or [f'result {i}' for i in range(len(results))], results)]
+    names = names or [f'result {i}' for i in range(len(results))]
+    rows = [('query', query, None)] + [(nm, r.images, r.probs) for nm, r in zip(names, results)]
     n = len(query)
     fig, axes = plt.subplots(len(rows), n, figsize=(1.2 * n, 1.4 * len(rows)), squeeze=False)
     for r, (nm, ims, pr) in enumerate(rows):
@@ -467,13 +489,7 @@ def top_changed(changes: pd.DataFrame, k: int = 2) -> list[list[str]]:
     "The `k` most changed attributes of each query."
     return [list(r.nlargest(k).index) for _, r in changes.iterrows()]
 
-def plot_attribute_changes(changes: dict[str, pd.DataFrame]):
-    "Bars of the mean change per attribute, one group of bars per classifier."
-    import matplotlib.pyplot as plt
-    df = pd.DataFrame({k: v.mean() for k, v in changes.items()})
-    ax = df.plot.bar(figsize=(6, 3)); ax.set_ylabel('mean |Δ attribute|'); ax.set_title('What the counterfactuals changed')
-    plt.tight_layout(); return ax.figure
-
+# %% ../nbs/08_counterfactuals.ipynb #5a6704a3
 def shapes_classifier(spurious: float, n: int = 3000, epochs: int = 4, seed: int = 0) -> nn.Module:
     "chapter 2's small CNN trained (and cached) on `causal_shapes(n, spurious=spurious)`."
     from causal_nb.data import causal_shapes
@@ -496,12 +512,20 @@ def bias_discovery(decoder: nn.Module, n_queries: int = 40, spurious: float = 1.
                      'success_rate': float(r.success.float().mean())}
     return {'rates': out, 'changes': changes}
 
+# %% ../nbs/08_counterfactuals.ipynb #0cdedf83
+def plot_attribute_changes(changes: dict[str, pd.DataFrame]):
+    "Bars of the mean change per attribute, one group of bars per classifier."
+    import matplotlib.pyplot as plt
+    df = pd.DataFrame({k: v.mean() for k, v in changes.items()})
+    ax = df.plot.bar(figsize=(6, 3)); ax.set_ylabel('mean |Δ attribute|'); ax.set_title('What the counterfactuals changed')
+    plt.tight_layout(); return ax.figure
+
 # %% ../nbs/08_counterfactuals.ipynb #d5222908
 def compare_with_pgd(classifier: nn.Module,                   # the classifier both routes must convince
                      vae: VAE,                                # measures realism: its reconstruction error
                      query: torch.Tensor,                     # (N, C, H, W) the queries
                      target: torch.Tensor,                    # (N,) the classes asked for
-                     result: CounterfactualResult | dict[str, CounterfactualResult],  # generative counterfactuals of `query`; a dict names several
+                     result: CounterfactualResult | dict[str, CounterfactualResult],  # counterfactuals of `query`; a dict names several
                      eps: float = 0.3,                        # PGD's L∞ budget
                      steps: int = 20,                         # PGD's steps
                      seed: int = 0,                           # PGD's random start
@@ -510,7 +534,8 @@ def compare_with_pgd(classifier: nn.Module,                   # the classifier b
     from causal_nb.attacks import pgd
     results = result if isinstance(result, dict) else {'generative (VAE latent)': result}
     for name, r in results.items():
-        if not isinstance(r, CounterfactualResult): raise TypeError(f"result {name!r} must be a CounterfactualResult, got {type(r).__name__}")
+        if not isinstance(r, CounterfactualResult):
+            raise TypeError(f"result {name!r} must be a CounterfactualResult, got {type(r).__name__}")
         if len(r.success) != len(query): raise ValueError(f"result {name!r} has {len(r.success)} queries, query has {len(query)}")
     target = torch.as_tensor(target, dtype=torch.long).expand(len(query))
     adv = pgd(classifier, query, eps=eps, steps=steps, target=target, seed=seed)[0]
@@ -538,10 +563,11 @@ def report_section(ctx: ReportContext) -> ReportSection:
     res = counterfactual(ctx.model, vae, q, tgt, steps=steps, rounds=rounds)
     dcgan = trained_generator('dcgan', n=4000 if ctx.quick else 10_000, epochs=3 if ctx.quick else 5, seed=ctx.seed)
     res_gan = counterfactual(ctx.model, dcgan, q, tgt, steps=steps, rounds=rounds)
-    sec.text("Counterfactuals through a 10-D VAE latent and a 10-D DCGAN latent (Liu et al., Eq. 2): the smallest latent change that makes the "
-             "classifier predict the next class, with a bisection on λ. Each row is one optimisation path.")
+    sec.text("Counterfactuals through a 10-D VAE latent and a 10-D DCGAN latent (Liu et al., Eq. 2): the smallest latent change "
+             "that makes the classifier predict the next class, with a bisection on λ. Each row is one optimisation path.")
     sec.figure(plot_path(res, (0, 1, 2), query=q, classes=ctx.test.classes), 'Optimisation paths (VAE latent)')
-    sec.figure(plot_path(res_gan, (0, 1, 2), query=q, classes=ctx.test.classes), 'Optimisation paths (DCGAN latent, from the inverted query)')
+    sec.figure(plot_path(res_gan, (0, 1, 2), query=q, classes=ctx.test.classes),
+               'Optimisation paths (DCGAN latent, from the inverted query)')
     sec.figure(plot_grid(q[:6], prototype(ctx.model, vae, q[:6], steps=steps, rounds=rounds),
                          criticism(ctx.model, vae, q[:6], steps=steps, rounds=rounds), names=['prototype', 'criticism'],
                          classes=ctx.test.classes), 'Prototypes and criticisms')
@@ -571,6 +597,7 @@ def _median_l1_08_1(rounds: int = 4, what: str = 'pixels') -> float:
     if what == 'all': return float(r.l1.median())
     return float(r.l1[r.success].median())
 
+# %% ../nbs/08_counterfactuals.ipynb #12f83e0f
 register(Exercise(
     '08.1', 'how small is the smallest change?',
     "`clf, vae, x, target = setup('08.1')` gives the quick classifier, the chapter's VAE, 8 test images and, for each, "
@@ -596,6 +623,7 @@ answer = float(res.l1[res.success].median())""",
     explain="Compare it with the L1 change of targeted PGD (chapter 5) for the same targets: of a similar size, but PGD "
             "spreads it over every pixel as noise, while the generative change redraws the garment."))
 
+# %% ../nbs/08_counterfactuals.ipynb #2bfe5e56
 def _setup_08_2():
     from causal_nb.data import causal_shapes
     q = causal_shapes(20, spurious=0.0, seed=3)
@@ -611,6 +639,7 @@ def _top2_08_2(attribute: str = 'texture', fixed: tuple = ('x', 'y')) -> tuple[f
         shares.append(sum(attribute in t for t in top) / len(top))
     return tuple(shares)
 
+# %% ../nbs/08_counterfactuals.ipynb #21190bd9
 register(Exercise(
     '08.2', 'find the planted bias',
     "`biased, clean, decoder, attrs, target = setup('08.2')` gives two classifiers of `causal_shapes`, one trained with "

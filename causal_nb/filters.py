@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from fastcore.basics import patch
 from torch import nn
 
 from .core import check_choice, check_int
@@ -38,11 +39,8 @@ def check_conv(model: nn.Module, layer: str, name: str = 'layer') -> nn.Conv2d:
                          f"nn.Conv2d layers, which here are {conv_layers(model)}")
     return m
 
+# %% ../nbs/09_filters.ipynb #5169f50f
 SUMMARIES = ('frobenius', 'mean', 'active')
-
-def _labels_for(y, p: torch.Tensor, head: str) -> torch.Tensor | None:
-    "The labels of `data`, checked against the model's K outputs (probabilities `p` (…, N, K)), on the CPU."
-    return None if y is None else check_labels(y.cpu(), p.shape[-2], p.shape[-1], head, 'data')
 
 def filter_responses(model: nn.Module,          # the network (left unchanged)
                      layers: Sequence[str],     # conv layers whose filters are summarised
@@ -50,7 +48,7 @@ def filter_responses(model: nn.Module,          # the network (left unchanged)
                      summary: str = 'frobenius',# 'frobenius' (norm of the response map), 'mean', or 'active' (mean > threshold)
                      n_images: int | None = 1000,
                      batch_size: int = 256,
-                     thresholds: dict[str, torch.Tensor] | None = None,  # 'active': per-layer (C,) thresholds; None: each filter's median mean
+                     thresholds: dict[str, torch.Tensor] | None = None,  # 'active': (C,) thresholds per layer; None: the medians
                     ) -> dict[str, torch.Tensor]:
     "Per layer, the (N, C) summaries of every filter's response map on the images: the values of the SCM's variables."
     check_choice(summary, 'summary', SUMMARIES)
@@ -77,56 +75,61 @@ def filter_responses(model: nn.Module,          # the network (left unchanged)
     return out
 
 # %% ../nbs/09_filters.ipynb #7baa147d
-def _r2(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    "Coefficient of determination per column."
-    ss_res = ((y - pred) ** 2).sum(0); ss_tot = ((y - y.mean(0)) ** 2).sum(0)
-    return 1 - ss_res / ss_tot
-
-def _linear():
-    from sklearn.linear_model import LinearRegression
-    return LinearRegression()
-
-def filter_parents(model: nn.Module,       # the network (traced with torch.fx, never run)
-                   layers: Sequence[str],  # the SCM's conv layers
-                  ) -> dict[str, list[str]]:  # layer (in forward order), then 'output' -> its parent layers
-    "The filter DAG from the traced graph: a layer's parents are the `layers` that reach it along a path through no other of `layers`."
+def _traced_graph(model: nn.Module):
+    "The model's torch.fx graph, its modules named as in `model.named_modules()`."
     import torch.fx as fx
-    if isinstance(layers, str) or not layers: raise ValueError(f"layers must be a non-empty list of conv layer names, got {layers!r}")
-    for l in layers: check_conv(model, l, 'layers[i]')
     inner, prefix = model, ''
     while isinstance(inner, Normalized): inner, prefix = inner.model, prefix + 'model.'   # per-channel affine: no edges of its own
     try: graph = fx.symbolic_trace(inner).graph
     except Exception as e:
-        raise ValueError(f"model ({type(model).__name__}) cannot be traced by torch.fx ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+        first = str(e).splitlines()[0] if str(e) else ''
+        raise ValueError(f"model ({type(model).__name__}) cannot be traced by torch.fx ({type(e).__name__}: {first}); "
                          f"the filter DAG needs a traceable forward") from e
-    want = set(layers)
     for n in graph.nodes:
         if n.op == 'call_module': n.target = prefix + n.target                   # names as in model.named_modules()
+    return graph
+
+def _reach(node, want: set[str]) -> set[str]:
+    "The layers of `want` that reach `node` through no other layer of `want`."
+    found, seen, todo = set(), set(), list(node.all_input_nodes)
+    while todo:
+        n = todo.pop()
+        if n in seen: continue
+        seen.add(n)
+        if n.op == 'call_module' and n.target in want: found.add(n.target)
+        else: todo.extend(n.all_input_nodes)
+    return found
+
+# %% ../nbs/09_filters.ipynb #79e05a60
+def filter_parents(model: nn.Module,       # the network (traced with torch.fx, never run)
+                   layers: Sequence[str],  # the SCM's conv layers
+                  ) -> dict[str, list[str]]:  # layer (in forward order), then 'output' -> its parent layers
+    "The filter DAG from the traced graph: a layer's parents are the `layers` that reach it along a path through no other of `layers`."
+    if isinstance(layers, str) or not layers: raise ValueError(f"layers must be a non-empty list of conv layer names, got {layers!r}")
+    for l in layers: check_conv(model, l, 'layers[i]')
+    graph = _traced_graph(model)
+    want = set(layers)
     calls = {l: [n for n in graph.nodes if n.op == 'call_module' and n.target == l] for l in layers}
     unused = [l for l, ns in calls.items() if not ns]
     if unused: raise ValueError(f"layers {unused} are never called in the model's traced forward pass (unused, or inside a module torch.fx "
                                 f"treats as a leaf), so they have no place in the filter DAG")
-    def reach(node) -> set[str]:                                       # SCM layers reaching `node` through no other SCM layer
-        found, seen, todo = set(), set(), list(node.all_input_nodes)
-        while todo:
-            n = todo.pop()
-            if n in seen: continue
-            seen.add(n)
-            if n.op == 'call_module' and n.target in want: found.add(n.target)
-            else: todo.extend(n.all_input_nodes)
-        return found
     first = {n.target: i for i, n in reversed(list(enumerate(graph.nodes))) if n.op == 'call_module' and n.target in want}
     order = sorted(layers, key=first.get)
-    parents = {l: sorted(set().union(*(reach(n) for n in calls[l])), key=first.get) for l in order}
+    parents = {l: sorted(set().union(*(_reach(n, want) for n in calls[l])), key=first.get) for l in order}
     cyc = [l for l in order if any(first[p] >= first[l] for p in parents[l])]
     if cyc: raise ValueError(f"layers {cyc} are called more than once and feed themselves (a cycle); the filter SCM needs a DAG")
     out = [n for n in graph.nodes if n.op == 'output']
-    parents['output'] = sorted(set().union(*(reach(n) for n in out)), key=first.get)
+    parents['output'] = sorted(set().union(*(_reach(n, want) for n in out)), key=first.get)
     return parents
+
+# %% ../nbs/09_filters.ipynb #7dbd1834
+def _linear():
+    from sklearn.linear_model import LinearRegression
+    return LinearRegression()
 
 @dataclass
 class FilterSCM:
-    "A structural causal model over a CNN's filters: one variable per filter, one equation per layer from its parent layers' filters, and one to the output."
+    "An SCM over a CNN's filters: one variable per filter, one equation per layer from its parents' filters, one to the output."
     model: nn.Module                          # the network (never changed)
     layers: Sequence[str]                     # conv layers (2 or more for filter-to-filter equations); put in forward order
     summary: str = 'frobenius'                # how a response map becomes a number: 'frobenius', 'mean', 'active'
@@ -137,10 +140,12 @@ class FilterSCM:
     structure: str = field(default='', init=False, repr=False)         # 'traced', or why the chain in `layers` order was used
 
     def __post_init__(self):
-        if isinstance(self.layers, str) or not self.layers: raise ValueError(f"layers must be a non-empty list of conv layer names, got {self.layers!r}")
+        if isinstance(self.layers, str) or not self.layers:
+            raise ValueError(f"layers must be a non-empty list of conv layer names, got {self.layers!r}")
         for l in self.layers: check_conv(self.model, l, 'layers[i]')
         check_choice(self.summary, 'summary', SUMMARIES)
-        if not callable(self.regressor): raise TypeError(f"regressor must be a callable that returns a fresh regressor, got {type(self.regressor).__name__}")
+        if not callable(self.regressor):
+            raise TypeError(f"regressor must be a callable that returns a fresh regressor, got {type(self.regressor).__name__}")
         self.layers = list(self.layers)
         try:
             self.parents = filter_parents(self.model, self.layers); self.structure = 'traced'
@@ -154,98 +159,118 @@ class FilterSCM:
             self.parents = {l: ([] if i == 0 else [self.layers[i - 1]]) for i, l in enumerate(self.layers)}
             self.parents['output'] = [self.layers[-1]]
 
-    def _summaries(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self.summary != 'active': return filter_responses(self.model, self.layers, x, self.summary, None)
-        if getattr(self, '_thresholds', None) is None:       # fitting: each filter is 'active' above its median mean response
-            self._thresholds = {l: v.median(0).values for l, v in filter_responses(self.model, self.layers, x, 'mean', None).items()}
-        return filter_responses(self.model, self.layers, x, 'active', None, thresholds=self._thresholds)
+# %% ../nbs/09_filters.ipynb #123174e9
+@patch
+def _summaries(self: FilterSCM, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    if self.summary != 'active': return filter_responses(self.model, self.layers, x, self.summary, None)
+    if getattr(self, '_thresholds', None) is None:       # fitting: each filter is 'active' above its median mean response
+        self._thresholds = {l: v.median(0).values for l, v in filter_responses(self.model, self.layers, x, 'mean', None).items()}
+    return filter_responses(self.model, self.layers, x, 'active', None, thresholds=self._thresholds)
 
-    def values(self, data: Any, n_images: int | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        "The variables' values on `data` (per layer (N, C)) and the output probabilities (N, K)."
-        x, _ = as_images_labels(data, n_images)
-        return self._summaries(x), NetworkSCM(self.model, self.head).probs(x).cpu()
+@patch
+def values(self: FilterSCM, data: Any, n_images: int | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    "The variables' values on `data` (per layer (N, C)) and the output probabilities (N, K)."
+    x, _ = as_images_labels(data, n_images)
+    return self._summaries(x), NetworkSCM(self.model, self.head).probs(x).cpu()
 
-    def _inputs(self, tgt: str, vals: dict[str, torch.Tensor]) -> np.ndarray:
-        "The parents' values side by side, (…, sum of their filters), as float64 for the regressor."
-        return torch.cat([vals[p] for p in self.parents[tgt]], -1).numpy().astype(np.float64)
+@patch
+def _inputs(self: FilterSCM, tgt: str, vals: dict[str, torch.Tensor]) -> np.ndarray:
+    "The parents' values side by side, (…, sum of their filters), as float64 for the regressor."
+    return torch.cat([vals[p] for p in self.parents[tgt]], -1).numpy().astype(np.float64)
 
-    def fit(self, data: Any,                   # images, (images, labels), an ImageSet or a DataLoader
-            n_images: int | None = 2000,
-            holdout: float = .25,              # share of images kept out of fitting, on which R² is measured
-            seed: int = 0) -> 'FilterSCM':
-        "Fit every structural equation by regression on the parents' filter values; R² on held-out images says how well each fits."
-        x, _ = as_images_labels(data, n_images)
-        if len(x) < 8: raise ValueError(f"data must hold at least 8 images to fit and score the equations, got {len(x)}")
-        self._thresholds = None
-        s = self._summaries(x)
-        for l, v in s.items():
-            const = (v.std(0) == 0).nonzero()[:, 0].tolist()
-            if const:
-                raise ValueError(f"data gives constant {self.summary!r} values for filters {const[:8]}{' …' if len(const) > 8 else ''} of layer {l!r} "
-                                 f"on all {len(v)} images, so their equations are undefined; use more varied data or another summary")
-        p = NetworkSCM(self.model, self.head).probs(x).cpu()
-        perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-        k = max(2, int(round(len(x) * holdout))); test, train = perm[:k], perm[k:]
-        self._eq, rows = {}, []
-        for tgt, pa in self.parents.items():
-            if not pa: continue                                         # a root: exogenous, no equation
-            X = self._inputs(tgt, s)
-            Y = (p if tgt == 'output' else s[tgt]).numpy().astype(np.float64)
-            reg = self.regressor().fit(X[train], Y[train])
-            r2 = _r2(Y[test], np.asarray(reg.predict(X[test])).reshape(len(test), -1))
-            self._eq[tgt] = (pa, reg)
-            rows += [{'equation': f"{tgt}[{j}] ← {', '.join(pa)}", 'target': tgt, 'index': j, 'parents': ', '.join(pa), 'r2': float(r)}
-                     for j, r in enumerate(r2)]
-        self.equations = pd.DataFrame(rows)
-        return self
+# %% ../nbs/09_filters.ipynb #d16710b5
+def _r2(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    "Coefficient of determination per column."
+    ss_res = ((y - pred) ** 2).sum(0); ss_tot = ((y - y.mean(0)) ** 2).sum(0)
+    return 1 - ss_res / ss_tot
 
-    def _check_fitted(self):
-        if self.equations is None: raise ValueError("this FilterSCM is not fitted yet; call .fit(data) first")
+@patch
+def fit(self: FilterSCM,
+        data: Any,                   # images, (images, labels), an ImageSet or a DataLoader
+        n_images: int | None = 2000,
+        holdout: float = .25,        # share of images kept out of fitting, on which R² is measured
+        seed: int = 0) -> 'FilterSCM':
+    "Fit every structural equation by regression on the parents' filter values; R² on held-out images says how well each fits."
+    x, _ = as_images_labels(data, n_images)
+    if len(x) < 8: raise ValueError(f"data must hold at least 8 images to fit and score the equations, got {len(x)}")
+    self._thresholds = None
+    s = self._summaries(x)
+    for l, v in s.items():
+        const = (v.std(0) == 0).nonzero()[:, 0].tolist()
+        if const:
+            more = ' …' if len(const) > 8 else ''
+            raise ValueError(f"data gives constant {self.summary!r} values for filters {const[:8]}{more} of layer {l!r} "
+                             f"on all {len(v)} images, so their equations are undefined; use more varied data or another summary")
+    p = NetworkSCM(self.model, self.head).probs(x).cpu()
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    k = max(2, int(round(len(x) * holdout))); test, train = perm[:k], perm[k:]
+    self._eq, rows = {}, []
+    for tgt, pa in self.parents.items():
+        if not pa: continue                                         # a root: exogenous, no equation
+        X = self._inputs(tgt, s)
+        Y = (p if tgt == 'output' else s[tgt]).numpy().astype(np.float64)
+        reg = self.regressor().fit(X[train], Y[train])
+        r2 = _r2(Y[test], np.asarray(reg.predict(X[test])).reshape(len(test), -1))
+        self._eq[tgt] = (pa, reg)
+        rows += [{'equation': f"{tgt}[{j}] ← {', '.join(pa)}", 'target': tgt, 'index': j, 'parents': ', '.join(pa), 'r2': float(r)}
+                 for j, r in enumerate(r2)]
+    self.equations = pd.DataFrame(rows)
+    return self
 
-    def propagate(self, s: dict[str, torch.Tensor],   # observed values per layer (N, C), as `values` gives
-                  p: torch.Tensor,                     # observed output probabilities (N, K)
-                  layer: str, filters: Sequence[int], value: float = 0.,
-                 ) -> dict[str, torch.Tensor]:         # every variable in every world: layer or 'output' -> (M, N, ·)
-        "Abduction, action and prediction: each world sets one filter of `layer`; its descendants follow the equations with each image's own residuals."
-        self._check_fitted()
-        if layer not in self.layers: raise ValueError(f"layer must be one of the SCM's layers {self.layers}, got {layer!r}")
-        filters = _check_filters(filters, s[layer].shape[1], layer)
-        obs = {**s, 'output': p}
-        fitted = {tgt: torch.as_tensor(np.asarray(reg.predict(self._inputs(tgt, s))).reshape(len(p), -1), dtype=torch.float32)
-                  for tgt, (_, reg) in self._eq.items()}
-        resid = {tgt: obs[tgt] - fitted[tgt] for tgt in self._eq}      # abduction: the noise of every equation, per image
-        M, N = len(filters), len(p)
-        world = {t: v.unsqueeze(0).expand(M, *v.shape) for t, v in obs.items()}
-        cur = s[layer].unsqueeze(0).repeat(M, 1, 1)                    # action: one world per filter
-        cur[torch.arange(M), :, torch.as_tensor(filters)] = float(value)
-        world[layer], changed = cur, {layer}
-        for tgt in self.parents:                                        # forward order: parents before children
-            if tgt not in self._eq or not changed & set(self.parents[tgt]): continue
-            X = self._inputs(tgt, {q: world[q].reshape(M * N, -1) for q in self.parents[tgt]})
-            world[tgt] = torch.as_tensor(np.asarray(self._eq[tgt][1].predict(X)), dtype=torch.float32).reshape(M, N, -1) + resid[tgt]
-            changed.add(tgt)
-        return world
-
-    def counterfactual(self, data: Any,          # the images whose counterfactuals are asked
-                       layer: str,               # one of `layers`
-                       filters: Sequence[int],   # the filters set, each in its own counterfactual world
-                       value: float = 0.,        # do(filter summary = value): 0 is the summary of a zeroed response map
-                       n_images: int | None = None,
-                      ) -> tuple[torch.Tensor, torch.Tensor]:   # (M, N, K) predicted P(y | do(filter_m = value)), (N, K) observed
-        "Predicted output under do(filter = value), by abduction (keep each image's residuals), action and prediction through the equations."
-        self._check_fitted()
-        if layer not in self.layers: raise ValueError(f"layer must be one of the SCM's layers {self.layers}, got {layer!r}")
-        s, p = self.values(data, n_images)
-        cur = self.propagate(s, p, layer, filters, value)['output'].clone()
-        if self.head == 'softmax': cur = cur.clamp_min(0); cur = cur / cur.sum(-1, keepdim=True).clamp_min(1e-12)
-        else: cur = cur.clamp(0, 1)
-        return cur, p
-
+# %% ../nbs/09_filters.ipynb #4279390a
 def _check_filters(filters, C: int, layer: str) -> list[int]:
     fs = [filters] if isinstance(filters, int) else list(filters)
     bad = [f for f in fs if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or not 0 <= f < C]
     if bad: raise ValueError(f"filters must be indices in [0, {C - 1}] (layer {layer!r} has {C} filters), got {bad[:5]}")
     return [int(f) for f in fs]
+
+@patch
+def _check_fitted(self: FilterSCM):
+    if self.equations is None: raise ValueError("this FilterSCM is not fitted yet; call .fit(data) first")
+
+@patch
+def propagate(self: FilterSCM,
+              s: dict[str, torch.Tensor],  # observed values per layer (N, C), as `values` gives
+              p: torch.Tensor,             # observed output probabilities (N, K)
+              layer: str, filters: Sequence[int], value: float = 0.,
+             ) -> dict[str, torch.Tensor]: # every variable in every world: layer or 'output' -> (M, N, ·)
+    "Abduction, action, prediction: each world sets one filter of `layer`; its descendants follow the equations and keep their residuals."
+    self._check_fitted()
+    if layer not in self.layers: raise ValueError(f"layer must be one of the SCM's layers {self.layers}, got {layer!r}")
+    filters = _check_filters(filters, s[layer].shape[1], layer)
+    obs = {**s, 'output': p}
+    fitted = {tgt: torch.as_tensor(np.asarray(reg.predict(self._inputs(tgt, s))).reshape(len(p), -1), dtype=torch.float32)
+              for tgt, (_, reg) in self._eq.items()}
+    resid = {tgt: obs[tgt] - fitted[tgt] for tgt in self._eq}      # abduction: the noise of every equation, per image
+    M, N = len(filters), len(p)
+    world = {t: v.unsqueeze(0).expand(M, *v.shape) for t, v in obs.items()}
+    cur = s[layer].unsqueeze(0).repeat(M, 1, 1)                    # action: one world per filter
+    cur[torch.arange(M), :, torch.as_tensor(filters)] = float(value)
+    world[layer], changed = cur, {layer}
+    for tgt in self.parents:                                        # forward order: parents before children
+        if tgt not in self._eq or not changed & set(self.parents[tgt]): continue
+        X = self._inputs(tgt, {q: world[q].reshape(M * N, -1) for q in self.parents[tgt]})
+        world[tgt] = torch.as_tensor(np.asarray(self._eq[tgt][1].predict(X)), dtype=torch.float32).reshape(M, N, -1) + resid[tgt]
+        changed.add(tgt)
+    return world
+
+# %% ../nbs/09_filters.ipynb #22f0f3cb
+@patch
+def counterfactual(self: FilterSCM,
+                   data: Any,                # the images whose counterfactuals are asked
+                   layer: str,               # one of `layers`
+                   filters: Sequence[int],   # the filters set, each in its own counterfactual world
+                   value: float = 0.,        # do(filter summary = value): 0 is the summary of a zeroed response map
+                   n_images: int | None = None,
+                  ) -> tuple[torch.Tensor, torch.Tensor]:   # (M, N, K) predicted P(y | do(filter_m = value)), (N, K) observed
+    "Predicted output under do(filter = value), by abduction (keep each image's residuals), action and prediction through the equations."
+    self._check_fitted()
+    if layer not in self.layers: raise ValueError(f"layer must be one of the SCM's layers {self.layers}, got {layer!r}")
+    s, p = self.values(data, n_images)
+    cur = self.propagate(s, p, layer, filters, value)['output'].clone()
+    if self.head == 'softmax': cur = cur.clamp_min(0); cur = cur / cur.sum(-1, keepdim=True).clamp_min(1e-12)
+    else: cur = cur.clamp(0, 1)
+    return cur, p
 
 # %% ../nbs/09_filters.ipynb #0fc808b8
 METHODS = ('counterfactual', 'scm', 'magnitude')
@@ -257,6 +282,7 @@ def _drop_of_prediction(p_do: torch.Tensor, p: torch.Tensor) -> tuple[torch.Tens
     own = d.gather(2, pred.view(1, -1, 1).expand(len(d), -1, 1))[..., 0]
     return own.abs().mean(1), (p.unsqueeze(0) * d).sum(-1).mean(1)
 
+# %% ../nbs/09_filters.ipynb #58008f02
 def filter_importance(model: nn.Module,            # the network (left unchanged)
                       layer: str,                  # a conv layer
                       data: Any,                   # images, (images, labels), an ImageSet or a DataLoader
@@ -264,7 +290,7 @@ def filter_importance(model: nn.Module,            # the network (left unchanged
                       value: float = 0.,           # do(filter = value); 0 removes the filter
                       head: str = 'softmax',
                       n_images: int | None = 256,
-                      scm: FilterSCM | None = None,# 'scm': a fitted FilterSCM containing `layer`; None: fit one from `layer` to the last conv
+                      scm: FilterSCM | None = None,# 'scm': a fitted FilterSCM with `layer`; None: fit one, `layer` to the last conv
                       progress_bar: bool | None = None,
                      ) -> pd.DataFrame:
     "Importance of every filter of `layer`: mean |change in P(predicted class)| under do(filter = value) (or weight L1 norm)."
@@ -293,6 +319,7 @@ def filter_importance(model: nn.Module,            # the network (left unchanged
     df.attrs.update(layer=layer, method=method, value=value)
     return df
 
+# %% ../nbs/09_filters.ipynb #081873f6
 def compare_rankings(a: pd.DataFrame, b: pd.DataFrame,   # two `filter_importance` tables of the same layer
                      k: int | None = None,               # also the overlap of the top-k sets (default: a quarter of the filters)
                     ) -> dict[str, float]:
@@ -336,14 +363,9 @@ def plot_responses(model: nn.Module, layer: str, image: torch.Tensor, filters: S
     fig.tight_layout(); return fig
 
 # %% ../nbs/09_filters.ipynb #85239211
-@dataclass
-class Ablation:
-    "What a set of switched-off filters does to a model on some images."
-    filters: list[int]
-    accuracy: float | None        # with the filters off (None without labels)
-    baseline: float | None        # with every filter on
-    probs: torch.Tensor           # (N, K) with the filters off
-    changed: torch.Tensor         # (N,) bool: the prediction differs from the intact model's
+def _labels_for(y, p: torch.Tensor, head: str) -> torch.Tensor | None:
+    "The labels of `data`, checked against the model's K outputs (probabilities `p` (…, N, K)), on the CPU."
+    return None if y is None else check_labels(y.cpu(), p.shape[-2], p.shape[-1], head, 'data')
 
 def _masked_probs(net: NetworkSCM, layer: str, x: torch.Tensor, masks: torch.Tensor, progress_bar=None) -> torch.Tensor:
     "(M, N, K) probabilities with each row of `masks` (M, C) multiplied onto the layer's filters (`NetworkSCM.edited_probs`)."
@@ -352,6 +374,16 @@ def _masked_probs(net: NetworkSCM, layer: str, x: torch.Tensor, masks: torch.Ten
         m = masks[sl].to(t.dtype)
         return t * m.view(len(m), 1, t.shape[2], *(1,) * (t.ndim - 3))
     return net.edited_probs(x, layer, len(masks), scale, desc=f'masks on {layer}', progress_bar=progress_bar)
+
+# %% ../nbs/09_filters.ipynb #b5cafa91
+@dataclass
+class Ablation:
+    "What a set of switched-off filters does to a model on some images."
+    filters: list[int]
+    accuracy: float | None        # with the filters off (None without labels)
+    baseline: float | None        # with every filter on
+    probs: torch.Tensor           # (N, K) with the filters off
+    changed: torch.Tensor         # (N,) bool: the prediction differs from the intact model's
 
 def ablate_filters(model: nn.Module,        # the network (left unchanged)
                    layer: str,              # a conv layer
@@ -408,6 +440,7 @@ def auc(curve: pd.Series) -> float:
     v = curve.to_numpy(dtype=float)
     return float(((v[1:] + v[:-1]) / 2 * np.diff(k)).sum())
 
+# %% ../nbs/09_filters.ipynb #e88237cb
 def pruning_curves(model: nn.Module, layer: str,
                    rank_data: Any,                   # images the importance is measured on
                    eval_data: Any,                   # labelled images the accuracy is measured on (held out)
@@ -427,7 +460,8 @@ def pruning_curves(model: nn.Module, layer: str,
         orders[m] = list(imp['importance'].sort_values(ascending=False, kind='stable').index)
         cols[m] = pruning_curve(model, layer, (x, y), orders[m], ks, head, scm=net)
     g = torch.Generator().manual_seed(0)
-    rnd = pd.concat([pruning_curve(model, layer, (x, y), torch.randperm(C, generator=g).tolist(), ks, head, scm=net) for _ in range(seeds)], axis=1, keys=range(seeds))
+    rnd = pd.concat([pruning_curve(model, layer, (x, y), torch.randperm(C, generator=g).tolist(), ks, head, scm=net)
+                     for _ in range(seeds)], axis=1, keys=range(seeds))
     cols['random'], cols['random sd'] = rnd.mean(axis=1), rnd.std(axis=1, ddof=1) if seeds > 1 else rnd.mean(axis=1) * 0
     df = pd.DataFrame(cols)
     df.attrs.update(layer=layer, filters=C, seeds=seeds, orders=orders,
@@ -435,6 +469,7 @@ def pruning_curves(model: nn.Module, layer: str,
                     random_auc_sd=float(np.std([auc(rnd[c]) for c in rnd.columns], ddof=1)) if seeds > 1 else 0.)
     return df
 
+# %% ../nbs/09_filters.ipynb #e1ffd88c
 def plot_pruning(curves: pd.DataFrame, title: str = '', ax=None):
     "Accuracy against filters removed, one line per ranking, random with its ± sd band; AUCs in the legend."
     import matplotlib.pyplot as plt
@@ -444,7 +479,8 @@ def plot_pruning(curves: pd.DataFrame, title: str = '', ax=None):
         if c.endswith(' sd'): continue
         ax.plot(curves.index, curves[c], marker='.', label=f"{c} (AUC {a[c]:.3f})" if c in a else c)
     if 'random sd' in curves:
-        ax.fill_between(curves.index, curves['random'] - curves['random sd'], curves['random'] + curves['random sd'], alpha=.2, color='grey')
+        ax.fill_between(curves.index, curves['random'] - curves['random sd'], curves['random'] + curves['random sd'],
+                        alpha=.2, color='grey')
     ax.set_xlabel(f"filters of {curves.attrs.get('layer', '')} removed"); ax.set_ylabel('accuracy'); ax.set_title(title)
     ax.legend(fontsize=7); ax.figure.tight_layout()
     return ax.figure
@@ -510,7 +546,8 @@ def report_section(ctx: ReportContext) -> ReportSection:
         a = curves.attrs['auc']
         sec.table('pruning_auc', pd.Series(a, name='AUC').to_frame(), 'Area under the pruning curves (lower: accuracy falls faster)')
         faster = all(a['counterfactual'] < a[m] for m in a if m != 'counterfactual')
-        sec.text(f"Removing filters in counterfactual order {'degrades accuracy fastest' if faster else 'does not degrade accuracy fastest'}: "
+        verdict = 'degrades accuracy fastest' if faster else 'does not degrade accuracy fastest'
+        sec.text(f"Removing filters in counterfactual order {verdict}: "
                  + ', '.join(f"{m} {v:.3f}" for m, v in a.items()) + '.')
         sec.numbers.update(pruning_auc=a, counterfactual_fastest=faster)
     sec.numbers.update(layer=layer, rank_agreement=agree, seconds_compute=round(time.perf_counter() - t0, 1),
@@ -535,6 +572,7 @@ def _answer_int(answer, what: str) -> int:
         raise WrongAnswer(f"{what} is a filter index, a whole number from 0 to 63; got {_describe(answer)}.")
     return int(answer)
 
+# %% ../nbs/09_filters.ipynb #bf99595a
 def _compare_09_1(answer, expected):
     a = _answer_int(answer, 'the answer'); imp = _importance_09()
     if not 0 <= a < len(imp): raise WrongAnswer(f"conv2 has {len(imp)} filters, numbered 0 to {len(imp) - 1}; got {a}.")
@@ -560,10 +598,12 @@ answer = int(imp['importance'].idxmax())""",
     mistakes=[Mistake(lambda: int(_importance_09('magnitude').idxmax()),
                       "that filter has the largest weights (the magnitude ranking), which is not the same as mattering most: "
                       "intervene on each filter and measure the change of the prediction."),
-              Mistake(lambda: int(_importance_09().idxmin()), "that is the *least* important filter: take the largest importance, not the smallest.")],
+              Mistake(lambda: int(_importance_09().idxmin()),
+                      "that is the *least* important filter: take the largest importance, not the smallest.")],
     setup=_setup_09,
     explain="Counterfactual importance asks the network itself; weight norms only guess at it."))
 
+# %% ../nbs/09_filters.ipynb #44d43dd4
 def _accuracy_09(k: int = 4, which: str = 'top', method: str = 'counterfactual'):
     model, data = _setup_09()
     imp = _importance_09(method).sort_values(ascending=False)
@@ -587,7 +627,7 @@ top4 = list(imp.sort_values(ascending=False).index[:4])
 answer = ablate_filters(model, 'conv2', top4, data).accuracy""",
     mistakes=[Mistake(lambda: _accuracy_09(0), "that is the accuracy of the intact model: switch the four filters off first."),
               Mistake(lambda: _accuracy_09(4, 'bottom'), "you removed the four *least* important filters (the end of the ranking)."),
-              Mistake(lambda: _accuracy_09(4, 'top', 'magnitude'), "you removed the four filters with the largest weights; the task asks for the "
-                                                                   "largest counterfactual importance.")],
+              Mistake(lambda: _accuracy_09(4, 'top', 'magnitude'),
+                      "you removed the four filters with the largest weights; the task asks for the largest counterfactual importance.")],
     setup=_setup_09,
     explain="Compare with removing 4 random filters: the pruning curves of the chapter do exactly this for every k."))
