@@ -341,43 +341,55 @@ class InterventionExplorer(Explorer):
         if not opts: raise ValueError(f"model has no layer to intervene on (conv, linear or concept layers); layers given: {layers}")
         self.shapes = _layer_shapes(self.model, self.scm.images(x[:1], name="data"), [n for _, n in opts])
         self._ids = list(range(len(x))); self._key = None
-        filters = [('all images', 'all')] + ([('misclassified', 'misclassified')] if y is not None else []) \
-                  + [(f"class {c}", k) for k, c in enumerate(self.classes)]
-        C = self.controls
-        C['filter'] = W.Dropdown(options=filters, value='all', description='images')
-        C['image'] = W.IntSlider(0, min=0, max=len(x) - 1, description='image', continuous_update=False)
-        C['layer'] = W.Dropdown(options=[(f"{lab} ({self.shapes[n][0]} nodes)", n) for lab, n in opts], value=opts[0][1],
-                                description='layer')
-        C['node'] = W.IntSlider(0, min=0, max=self.shapes[opts[0][1]][0] - 1, description='node')
-        C['intervention'] = W.ToggleButtons(options=list(INTERVENTIONS), value='zero-out', description='do')
-        C['value'] = W.FloatSlider(0., min=-5., max=5., step=.05, description='value', disabled=True)
-        # patch: the image whose node value is put in
-        C['source'] = W.IntSlider(1 % len(x), min=0, max=len(x) - 1, description='source', continuous_update=False)
-        C['context'] = W.ToggleButtons(options=['none', *CONTEXTS, 'attack'], value='none', description='context')   # every registered kind
-        for spec in CONTEXTS.values():          # one slider per setting the registered contexts name (pixel mask: 'fraction')
-            if spec.setting not in C:
-                C[spec.setting] = W.FloatSlider(spec.default, min=spec.low, max=spec.high, step=spec.step, description=spec.setting)
-        self._settings = list(dict.fromkeys(s.setting for s in CONTEXTS.values()))
-        C['attack'] = W.Dropdown(options=list(ATTACKS), value='fgsm', description='attack')   # every registered attack
-        C['eps'] = W.FloatSlider(.1, min=.01, max=.5, step=.01, description='ε', continuous_update=False)
-        for k in ('intervention', 'context'): C[k].style.button_width = '96px'
-        C['filter'].observe(self._on_filter, names='value')
-        C['layer'].observe(self._on_layer, names='value')
-        C['intervention'].observe(self._on_intervention, names='value')
-        C['context'].observe(self._on_context, names='value'); C['attack'].observe(self._on_context, names='value')
-        self._watch()
-        self.views = {k: _class(W.Image(format='png', width=str(size)), 'causal-nb-image', f'causal-nb-{k}')
-                      for k in ('input', 'perturbation', 'node', 'node_after')}
-        self.captions = {k: W.HTML() for k in self.views}
-        self.probs = _class(W.HTML(), 'causal-nb-probs')
-        self.summary = _class(W.HTML(), 'causal-nb-summary')
-        pics = [W.VBox([self.views[k], self.captions[k]]) for k in self.views]
-        self._pert_box = pics[1]
-        controls = W.HBox([W.VBox([C['filter'], C['image'], C['layer'], C['node']]),
-                           W.VBox([C['intervention'], C['value'], C['source'], C['context'], *(C[k] for k in self._settings),
-                                   C['attack'], C['eps']])])
-        self.widget = self._frame(controls, W.VBox([self.summary, W.HBox([*pics, self.probs])]))   # the summary above the fold
+        self._build_controls(opts)
+        self._build_view(size)
         self._on_context(); self.refresh()
+
+# %% ../nbs/10_widgets.ipynb #939769f8
+@patch
+def _build_controls(self: InterventionExplorer, opts: list[tuple[str, str]]):
+    "The image, layer, node, intervention and context controls, with the observers that keep them consistent."
+    filters = [('all images', 'all')] + ([('misclassified', 'misclassified')] if self.y is not None else []) \
+              + [(f"class {c}", k) for k, c in enumerate(self.classes)]
+    C = self.controls
+    C['filter'] = W.Dropdown(options=filters, value='all', description='images')
+    C['image'] = W.IntSlider(0, min=0, max=len(self.x) - 1, description='image', continuous_update=False)
+    C['layer'] = W.Dropdown(options=[(f"{lab} ({self.shapes[n][0]} nodes)", n) for lab, n in opts], value=opts[0][1],
+                            description='layer')
+    C['node'] = W.IntSlider(0, min=0, max=self.shapes[opts[0][1]][0] - 1, description='node')
+    C['intervention'] = W.ToggleButtons(options=list(INTERVENTIONS), value='zero-out', description='do')
+    C['value'] = W.FloatSlider(0., min=-5., max=5., step=.05, description='value', disabled=True)
+    # patch: the image whose node value is put in
+    C['source'] = W.IntSlider(1 % len(self.x), min=0, max=len(self.x) - 1, description='source', continuous_update=False)
+    C['context'] = W.ToggleButtons(options=['none', *CONTEXTS, 'attack'], value='none', description='context')   # every registered kind
+    for spec in CONTEXTS.values():          # one slider per setting the registered contexts name (pixel mask: 'fraction')
+        if spec.setting not in C:
+            C[spec.setting] = W.FloatSlider(spec.default, min=spec.low, max=spec.high, step=spec.step, description=spec.setting)
+    self._settings = list(dict.fromkeys(s.setting for s in CONTEXTS.values()))
+    C['attack'] = W.Dropdown(options=list(ATTACKS), value='fgsm', description='attack')   # every registered attack
+    C['eps'] = W.FloatSlider(.1, min=.01, max=.5, step=.01, description='ε', continuous_update=False)
+    for k in ('intervention', 'context'): C[k].style.button_width = '96px'
+    C['filter'].observe(self._on_filter, names='value')
+    C['layer'].observe(self._on_layer, names='value')
+    C['intervention'].observe(self._on_intervention, names='value')
+    C['context'].observe(self._on_context, names='value'); C['attack'].observe(self._on_context, names='value')
+    self._watch()
+
+@patch
+def _build_view(self: InterventionExplorer, size: int):
+    "The four pictures with their captions, the probabilities and the summary, framed under the controls."
+    C = self.controls
+    self.views = {k: _class(W.Image(format='png', width=str(size)), 'causal-nb-image', f'causal-nb-{k}')
+                  for k in ('input', 'perturbation', 'node', 'node_after')}
+    self.captions = {k: W.HTML() for k in self.views}
+    self.probs = _class(W.HTML(), 'causal-nb-probs')
+    self.summary = _class(W.HTML(), 'causal-nb-summary')
+    pics = [W.VBox([self.views[k], self.captions[k]]) for k in self.views]
+    self._pert_box = pics[1]
+    controls = W.HBox([W.VBox([C['filter'], C['image'], C['layer'], C['node']]),
+                       W.VBox([C['intervention'], C['value'], C['source'], C['context'], *(C[k] for k in self._settings),
+                               C['attack'], C['eps']])])
+    self.widget = self._frame(controls, W.VBox([self.summary, W.HBox([*pics, self.probs])]))   # the summary above the fold
 
 # %% ../nbs/10_widgets.ipynb #961280a7
 @patch
@@ -551,40 +563,52 @@ class CEMExplorer(Explorer):
         self.head, self.bounds, self.size, self.x, self.y, self.layer = self.scm.head, tuple(bounds), size, x, y, layer
         self.p_data = _probs_all(self.scm, x, y)
         self.classes = _class_names(names, self.p_data.shape[1])
-        h, w = x.shape[-2:]
-        C = self.controls
-        C['image'] = W.IntSlider(0, min=0, max=len(x) - 1, description='image', continuous_update=False)
-        C['target'] = W.Dropdown(options=[('predicted', -1)] + [(c, k) for k, c in enumerate(self.classes)], value=-1, description='class')
-        methods = [k for k, s in MAPS.items() if s.compare] if methods is None else [methods] if isinstance(methods, str) else list(methods)
-        bad = [m for m in methods if m not in MAPS]
-        if bad or not methods: raise ValueError(f"methods must name registered maps among {list(MAPS)}, got {bad or methods}")
-        C['method'] = W.ToggleButtons(options=methods, value=methods[0], description='map')
-        window = max(1, round(min(h, w) / 7)) if window is None else window
-        for n, v, hi in (('window', window, min(h, w)), ('stride', stride, window)):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi):
-                raise ValueError(f"{n} must be an integer in [1, {hi}] for {h}×{w} images, got {v!r}")
-        C['window'] = W.IntSlider(window, min=1, max=min(h, w), description='window', continuous_update=False)
-        C['stride'] = W.IntSlider(max(1, window // 2) if stride is None else stride, min=1, max=window, description='stride',
-                                  continuous_update=False)
-        C['attack'] = W.Dropdown(options=['none', *ATTACKS], value='fgsm', description='attack')
-        C['eps'] = W.FloatSlider(.1, min=.01, max=.5, step=.01, description='ε', continuous_update=False)
-        C['method'].style.button_width = '104px'     # 'Grad-CAM' whole at 14 px
-        C['window'].observe(self._on_window, names='value')
-        C['method'].observe(self._on_method, names='value')
-        C['attack'].observe(self._on_attack, names='value')
-        self._watch()
-        self.views = {k: _class(W.Image(format='png', width=str(size)), 'causal-nb-image', f'causal-nb-{k}')
-                      for k in ('clean', 'clean_map', 'attacked', 'attacked_map')}
-        self.captions = {k: W.HTML() for k in self.views}
-        self.summary = _class(W.HTML(), 'causal-nb-summary')
-        self.probs = _class(W.HTML(), 'causal-nb-probs')
-        boxes = {k: W.VBox([self.views[k], self.captions[k]]) for k in self.views}
-        self._attacked_boxes = (boxes['attacked'], boxes['attacked_map'])
-        controls = W.HBox([W.VBox([C['image'], C['target'], C['method']]), W.VBox([C['window'], C['stride'], C['attack'], C['eps']])])
-        self.widget = self._frame(controls, W.VBox([self.summary, W.HBox([*boxes.values(), self.probs])]))   # the summary above the fold
+        self._build_controls(methods, window, stride)
+        self._build_view(size)
         self._key = None
         with torch_threads(self.threads): self.detector = self._detector(detector, n_fit)
         self.refresh()
+
+# %% ../nbs/10_widgets.ipynb #f2848c12
+@patch
+def _build_controls(self: CEMExplorer, methods, window, stride):
+    "The image, class, map, window, stride and attack controls; `methods`, `window` and `stride` checked against the images."
+    h, w = self.x.shape[-2:]
+    C = self.controls
+    C['image'] = W.IntSlider(0, min=0, max=len(self.x) - 1, description='image', continuous_update=False)
+    C['target'] = W.Dropdown(options=[('predicted', -1)] + [(c, k) for k, c in enumerate(self.classes)], value=-1, description='class')
+    methods = [k for k, s in MAPS.items() if s.compare] if methods is None else [methods] if isinstance(methods, str) else list(methods)
+    bad = [m for m in methods if m not in MAPS]
+    if bad or not methods: raise ValueError(f"methods must name registered maps among {list(MAPS)}, got {bad or methods}")
+    C['method'] = W.ToggleButtons(options=methods, value=methods[0], description='map')
+    window = max(1, round(min(h, w) / 7)) if window is None else window
+    for n, v, hi in (('window', window, min(h, w)), ('stride', stride, window)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi):
+            raise ValueError(f"{n} must be an integer in [1, {hi}] for {h}×{w} images, got {v!r}")
+    C['window'] = W.IntSlider(window, min=1, max=min(h, w), description='window', continuous_update=False)
+    C['stride'] = W.IntSlider(max(1, window // 2) if stride is None else stride, min=1, max=window, description='stride',
+                              continuous_update=False)
+    C['attack'] = W.Dropdown(options=['none', *ATTACKS], value='fgsm', description='attack')
+    C['eps'] = W.FloatSlider(.1, min=.01, max=.5, step=.01, description='ε', continuous_update=False)
+    C['method'].style.button_width = '104px'     # 'Grad-CAM' whole at 14 px
+    C['window'].observe(self._on_window, names='value')
+    C['method'].observe(self._on_method, names='value')
+    C['attack'].observe(self._on_attack, names='value')
+    self._watch()
+
+@patch
+def _build_view(self: CEMExplorer, size: int):
+    "The four pictures with their captions, the probabilities and the summary, framed under the controls."
+    C = self.controls
+    self.views = {k: _class(W.Image(format='png', width=str(size)), 'causal-nb-image', f'causal-nb-{k}')
+                  for k in ('clean', 'clean_map', 'attacked', 'attacked_map')}
+    self.captions = {k: W.HTML() for k in self.views}
+    self.summary = _class(W.HTML(), 'causal-nb-summary')
+    self.probs = _class(W.HTML(), 'causal-nb-probs')
+    boxes = {k: W.VBox([self.views[k], self.captions[k]]) for k in self.views}
+    self._attacked_boxes = (boxes['attacked'], boxes['attacked_map'])
+    controls = W.HBox([W.VBox([C['image'], C['target'], C['method']]), W.VBox([C['window'], C['stride'], C['attack'], C['eps']])])
+    self.widget = self._frame(controls, W.VBox([self.summary, W.HBox([*boxes.values(), self.probs])]))   # the summary above the fold
 
 # %% ../nbs/10_widgets.ipynb #89d9c306
 @patch
@@ -766,37 +790,49 @@ class CounterfactualExplorer(Explorer):
         with evaluating(self.model), torch.no_grad():
             self.p_data = torch.cat([self.model(x[s].to(self.device)).softmax(1).cpu() for s in iter_chunks(len(x), 512)])
         self.classes = _class_names(names, self.p_data.shape[1])
-        p0 = self.p_data[0]
-        C = self.controls
-        C['query'] = W.IntSlider(0, min=0, max=len(x) - 1, description='query', continuous_update=False)
-        C['target'] = W.Dropdown(options=[(c, k) for k, c in enumerate(self.classes)], value=int(p0.topk(2).indices[1]),
-                                 description='target')
-        C['lam'] = W.FloatLogSlider(10., base=10, min=-1, max=3, step=.1, description='λ', continuous_update=False)
-        C['auto'] = W.Checkbox(True, description='search λ by bisection', indent=False)
-        C['step'] = W.IntSlider(0, min=0, max=0, description='path frame')
-        for name in self.z_names: C[name] = W.FloatSlider(0., min=lo, max=hi, step=.01, description=name, layout=W.Layout(width='300px'))
-        self.play = W.Play(value=0, min=0, max=0, interval=200, description='play the path', tooltip='play the optimisation path')
-        W.jslink((self.play, 'value'), (C['step'], 'value'))
-        C['query'].observe(self._on_query, names='value')       # before the redraw: a new query may need a new target
-        self._watch()
-        self.reset_query = W.Button(description="latent of the query", layout=W.Layout(width='180px'))
-        self.reset_cf = W.Button(description="latent of the counterfactual", layout=W.Layout(width='200px'))
-        self.reset_query.on_click(lambda b: self.set_latent('query'))
-        self.reset_cf.on_click(lambda b: self.set_latent('counterfactual'))
-        self.views = {k: _class(W.Image(format='png', width=str(size)), 'causal-nb-image', f'causal-nb-{k}')
-                      for k in ('query', 'path', 'change', 'edited')}
-        self.captions = {k: W.HTML() for k in self.views}
-        self.probs = _class(W.HTML(), 'causal-nb-probs')
-        self.summary = _class(W.HTML(), 'causal-nb-summary')
-        pics = [W.VBox([self.views[k], self.captions[k]]) for k in self.views]
-        sliders = [C[n] for n in self.z_names]
-        half = (len(sliders) + 1) // 2
-        controls = W.VBox([W.HBox([W.VBox([C['query'], C['target']]), W.VBox([C['lam'], C['auto']])]),
-                           W.HBox([self.play, C['step']]),
-                           W.HBox([W.VBox(sliders[:half]), W.VBox(sliders[half:])]), W.HBox([self.reset_query, self.reset_cf])])
-        self.widget = self._frame(controls, W.VBox([W.HBox([*pics, self.probs]), self.summary]))
+        self._build_controls(lo, hi)
+        self._build_view(size)
         self._key = self._z_key = None; self.result = None
         self.refresh()
+
+# %% ../nbs/10_widgets.ipynb #b3da4279
+@patch
+def _build_controls(self: CounterfactualExplorer, lo: float, hi: float):
+    "The query, target, λ and path controls, and one slider per latent coordinate (or attribute) spanning [lo, hi]."
+    p0 = self.p_data[0]
+    C = self.controls
+    C['query'] = W.IntSlider(0, min=0, max=len(self.x) - 1, description='query', continuous_update=False)
+    C['target'] = W.Dropdown(options=[(c, k) for k, c in enumerate(self.classes)], value=int(p0.topk(2).indices[1]),
+                             description='target')
+    C['lam'] = W.FloatLogSlider(10., base=10, min=-1, max=3, step=.1, description='λ', continuous_update=False)
+    C['auto'] = W.Checkbox(True, description='search λ by bisection', indent=False)
+    C['step'] = W.IntSlider(0, min=0, max=0, description='path frame')
+    for name in self.z_names: C[name] = W.FloatSlider(0., min=lo, max=hi, step=.01, description=name, layout=W.Layout(width='300px'))
+    self.play = W.Play(value=0, min=0, max=0, interval=200, description='play the path', tooltip='play the optimisation path')
+    W.jslink((self.play, 'value'), (C['step'], 'value'))
+    C['query'].observe(self._on_query, names='value')       # before the redraw: a new query may need a new target
+    self._watch()
+
+@patch
+def _build_view(self: CounterfactualExplorer, size: int):
+    "The four pictures, the probabilities and the summary, with the play button and the buttons that move the sliders."
+    C = self.controls
+    self.reset_query = W.Button(description="latent of the query", layout=W.Layout(width='180px'))
+    self.reset_cf = W.Button(description="latent of the counterfactual", layout=W.Layout(width='200px'))
+    self.reset_query.on_click(lambda b: self.set_latent('query'))
+    self.reset_cf.on_click(lambda b: self.set_latent('counterfactual'))
+    self.views = {k: _class(W.Image(format='png', width=str(size)), 'causal-nb-image', f'causal-nb-{k}')
+                  for k in ('query', 'path', 'change', 'edited')}
+    self.captions = {k: W.HTML() for k in self.views}
+    self.probs = _class(W.HTML(), 'causal-nb-probs')
+    self.summary = _class(W.HTML(), 'causal-nb-summary')
+    pics = [W.VBox([self.views[k], self.captions[k]]) for k in self.views]
+    sliders = [C[n] for n in self.z_names]
+    half = (len(sliders) + 1) // 2
+    controls = W.VBox([W.HBox([W.VBox([C['query'], C['target']]), W.VBox([C['lam'], C['auto']])]),
+                       W.HBox([self.play, C['step']]),
+                       W.HBox([W.VBox(sliders[:half]), W.VBox(sliders[half:])]), W.HBox([self.reset_query, self.reset_cf])])
+    self.widget = self._frame(controls, W.VBox([W.HBox([*pics, self.probs]), self.summary]))
 
 # %% ../nbs/10_widgets.ipynb #9fed359e
 @patch
@@ -919,21 +955,8 @@ class FilterExplorer(Explorer):
         self.classes = _class_names(names, self.p0.shape[1])
         self._rankings: dict = {}
         self.toggles: list[W.ToggleButton] = []
-        C = self.controls
-        C['layer'] = W.Dropdown(options=self.layers, value=self.layers[-1], description='layer')
-        C['method'] = W.ToggleButtons(options=list(RANKINGS), value='counterfactual', description='ranking')
-        C['top_k'] = W.IntSlider(0, min=0, max=1, description='top-k off', continuous_update=False)
-        C['method'].style.button_width = '124px'
-        C['layer'].observe(self._on_layer, names='value')
-        C['method'].observe(self._on_method, names='value')
-        C['top_k'].observe(self._on_top_k, names='value')
-        self._watch()
-        self.grid = _class(W.GridBox(layout=W.Layout(grid_template_columns='repeat(16, 44px)', grid_gap='2px')), 'causal-nb-filters')
-        self.thumbs = _class(W.Image(format='png', width=str(size * self.shown)), 'causal-nb-image', 'causal-nb-thumbs')
-        self.table = _class(W.HTML(), 'causal-nb-probs')
-        self.summary = _class(W.HTML(), 'causal-nb-summary')
-        controls = W.VBox([W.HBox([C['layer'], C['method'], C['top_k']]), self.grid])
-        self.widget = self._frame(controls, W.VBox([self.summary, self.thumbs, self.table]))
+        self._build_controls()
+        self._build_view(size)
         self._on_layer(); self.refresh()
 
     def _settable(self) -> list[str]: return [*self.controls, 'off']
@@ -950,6 +973,31 @@ class FilterExplorer(Explorer):
                 raise ValueError(f"off must hold filter indices in [0, {n - 1}] (layer {self.controls['layer'].value!r} has {n} filters), "
                                  f"got {bad[:5]}")
             for f, t in enumerate(self.toggles): t.value = f in set(int(v) for v in fs)
+
+# %% ../nbs/10_widgets.ipynb #e6b854a0
+@patch
+def _build_controls(self: FilterExplorer):
+    "The layer, ranking and top-k controls, with their observers."
+    C = self.controls
+    C['layer'] = W.Dropdown(options=self.layers, value=self.layers[-1], description='layer')
+    C['method'] = W.ToggleButtons(options=list(RANKINGS), value='counterfactual', description='ranking')
+    C['top_k'] = W.IntSlider(0, min=0, max=1, description='top-k off', continuous_update=False)
+    C['method'].style.button_width = '124px'
+    C['layer'].observe(self._on_layer, names='value')
+    C['method'].observe(self._on_method, names='value')
+    C['top_k'].observe(self._on_top_k, names='value')
+    self._watch()
+
+@patch
+def _build_view(self: FilterExplorer, size: int):
+    "The filter toggles' grid, the thumbnails, the predictions table and the summary, framed under the controls."
+    C = self.controls
+    self.grid = _class(W.GridBox(layout=W.Layout(grid_template_columns='repeat(16, 44px)', grid_gap='2px')), 'causal-nb-filters')
+    self.thumbs = _class(W.Image(format='png', width=str(size * self.shown)), 'causal-nb-image', 'causal-nb-thumbs')
+    self.table = _class(W.HTML(), 'causal-nb-probs')
+    self.summary = _class(W.HTML(), 'causal-nb-summary')
+    controls = W.VBox([W.HBox([C['layer'], C['method'], C['top_k']]), self.grid])
+    self.widget = self._frame(controls, W.VBox([self.summary, self.thumbs, self.table]))
 
 # %% ../nbs/10_widgets.ipynb #33ec8ec4
 @patch
@@ -1111,26 +1159,38 @@ class DoseResponseExplorer(Explorer):
         if not opts: raise ValueError(f"model has no layer to intervene on (conv, linear or concept layers); layers given: {layers}")
         self.shapes = _layer_shapes(self.model, self.x[:1], [n for _, n in opts])
         self._sweeps: dict = {}; self._samples: dict = {}
-        by = 'label' if y is not None and y.ndim == 1 else 'predicted'
-        groups = [('all images', 'all')] + [(f"{by} {c}", k) for k, c in enumerate(self.classes)]
-        C = self.controls
-        C['images'] = W.Dropdown(options=groups, value='all', description='images')
-        C['layer'] = W.Dropdown(options=[(f"{lab} ({self.shapes[n][0]} nodes)", n) for lab, n in opts], value=opts[0][1],
-                                description='layer')
-        C['node'] = W.IntSlider(0, min=0, max=self.shapes[opts[0][1]][0] - 1, description='node', continuous_update=False)
-        C['target'] = W.Dropdown(options=[(SAMPLE_TARGETS, -1)] + [(c, k) for k, c in enumerate(self.classes)], value=-1,
-                                 description='P of')
-        C['span'] = W.FloatRangeSlider(value=(-1., 1.), min=-20., max=20., step=.1, description='v from, to', continuous_update=False,
-                                     readout_format='.1f')   # short enough for the readout's box
-        C['value'] = W.FloatSlider(0., min=-20., max=20., step=.05, description='v', continuous_update=False)
-        C['layer'].observe(self._on_layer, names='value'); C['node'].observe(self._on_node, names='value')
-        self._watch()
-        self.plot = _class(W.Image(format='png', width=str(self.size[0])), 'causal-nb-image', 'causal-nb-dose')
-        self.summary = _class(W.HTML(), 'causal-nb-summary')
-        controls = W.HBox([W.VBox([C['images'], C['layer'], C['node']]), W.VBox([C['target'], C['span'], C['value']])])
-        self.widget = self._frame(controls, W.VBox([self.summary, self.plot]))
+        self._build_controls(opts)
+        self._build_view()
         with self.hold(): self._on_layer()
         self.refresh()
+
+# %% ../nbs/10_widgets.ipynb #67b2398a
+@patch
+def _build_controls(self: DoseResponseExplorer, opts: list[tuple[str, str]]):
+    "The image group, layer, node, class and value controls, with their observers."
+    by = 'label' if self.y is not None and self.y.ndim == 1 else 'predicted'
+    groups = [('all images', 'all')] + [(f"{by} {c}", k) for k, c in enumerate(self.classes)]
+    C = self.controls
+    C['images'] = W.Dropdown(options=groups, value='all', description='images')
+    C['layer'] = W.Dropdown(options=[(f"{lab} ({self.shapes[n][0]} nodes)", n) for lab, n in opts], value=opts[0][1],
+                            description='layer')
+    C['node'] = W.IntSlider(0, min=0, max=self.shapes[opts[0][1]][0] - 1, description='node', continuous_update=False)
+    C['target'] = W.Dropdown(options=[(SAMPLE_TARGETS, -1)] + [(c, k) for k, c in enumerate(self.classes)], value=-1,
+                             description='P of')
+    C['span'] = W.FloatRangeSlider(value=(-1., 1.), min=-20., max=20., step=.1, description='v from, to', continuous_update=False,
+                                 readout_format='.1f')   # short enough for the readout's box
+    C['value'] = W.FloatSlider(0., min=-20., max=20., step=.05, description='v', continuous_update=False)
+    C['layer'].observe(self._on_layer, names='value'); C['node'].observe(self._on_node, names='value')
+    self._watch()
+
+@patch
+def _build_view(self: DoseResponseExplorer):
+    "The dose–response figure and the summary, framed under the controls."
+    C = self.controls
+    self.plot = _class(W.Image(format='png', width=str(self.size[0])), 'causal-nb-image', 'causal-nb-dose')
+    self.summary = _class(W.HTML(), 'causal-nb-summary')
+    controls = W.HBox([W.VBox([C['images'], C['layer'], C['node']]), W.VBox([C['target'], C['span'], C['value']])])
+    self.widget = self._frame(controls, W.VBox([self.summary, self.plot]))
 
 # %% ../nbs/10_widgets.ipynb #55bf9369
 @patch
@@ -1235,6 +1295,67 @@ BUILDING = {TABS[0]: 'building the explorer: the sample\'s probabilities and the
             TABS[3]: 'ranking the last conv layer\'s filters by counterfactual importance on 128 images (seconds)',
             TABS[4]: 'the first dose–response sweep: 21 values × 200 images (seconds)'}
 
+# %% ../nbs/10_widgets.ipynb #0a0c52ad
+def _prepare(got: dict,       # {'model', 'data', 'train'}: what the dashboard was given, filled in here
+             n_images: int,   # test images when the data is a name or None
+             quick: bool,     # the quick training setting for the default model
+             device,          # where a trained default model is put
+             say,             # say(text): what is being done, shown in the tab
+            ) -> None:
+    "Load the data and the model the dashboard was not given, once: the first tab opened does it."
+    from causal_nb.data import default_data, load_data
+    if got.get('ready'): return
+    d = got['data']
+    if d is None or isinstance(d, str):
+        say(f"loading {'the default data' if d is None else d} (test and training images)")
+        if d is None: got['train'], got['data'] = default_data(train=True), default_data(train=False, limit=n_images)
+        else: got['train'], got['data'] = load_data(d, train=True), load_data(d, train=False, limit=n_images)
+    if got['model'] is None:
+        from causal_nb.models import trained_model
+        say(f"loading the small CNN from the cache, or training it once ({'quick' if quick else 'the paper'}'s setting: "
+            f"{'a minute or two' if quick else 'several minutes'} on a CPU; the bar below shows the epochs)")
+        got['model'] = trained_model('small-cnn', got['train'], quick=quick, device=device).model
+    got['ready'] = True
+
+def _counterfactual_explorer(got: dict, generator: nn.Module | None, device) -> CounterfactualExplorer:
+    "The Counterfactuals tab: `generator`, else chapter 8's VAE on the training images (or the cached one for 28×28 images)."
+    g, train, data = generator, got['train'], got['data']
+    if g is None:
+        if train is not None: g = trained_generator('vae', data=train.subset(10_000, seed=0))
+        else:
+            imgs = data.images if isinstance(data, ImageSet) else data[0] if isinstance(data, (tuple, list)) else data
+            shape = tuple(imgs.shape[1:])
+            if shape != (1, 28, 28): raise ValueError(f"no generator for images of shape {shape}: pass generator= (e.g. "
+                                                      f"trained_generator('vae', data=your_training_images))")
+            g = trained_generator('vae')       # chapter 8's VAE on Fashion-MNIST
+    return CounterfactualExplorer(got['model'], data, g, device=device)
+
+# %% ../nbs/10_widgets.ipynb #69343204
+def _build_tab(tab: W.Tab,           # the dashboard's tab set, with `.explorers`
+               boxes: list[W.VBox],  # one box per tab, what the tab shows
+               index: int | None,    # the tab selected (None: none)
+               builders: dict,       # tab title -> a function that builds its explorer
+               prepare,              # prepare(say): loads what the explorers need, once
+              ) -> None:
+    "Build the explorer of tab `index` the first time it is selected, saying meanwhile what it does; an error shows in the tab."
+    if index is None: return
+    title = TABS[index]
+    if title in tab.explorers: return
+    status = _class(W.HTML(), 'causal-nb-building'); out = W.Output()     # tqdm bars of training show in `out`
+    t0 = time.perf_counter()
+    def say(text): status.value = f"<i>{html.escape(title)}: {html.escape(text)}… ({time.perf_counter() - t0:.0f} s so far)</i>"
+    boxes[index].children = [status, out]
+    try:
+        with out:
+            prepare(say)
+            say(BUILDING[title]); ex = builders[title]()
+        tab.explorers[title] = ex; boxes[index].children = [ex.widget]
+    except Exception as e:
+        boxes[index].children = [W.HTML(_error_html(f"{title} could not be built: {type(e).__name__}: {e}"))]
+    finally:
+        out.clear_output(); out.close(); status.close()   # no left-over widget for a reloaded page to miss
+
+# %% ../nbs/10_widgets.ipynb #13d2f01e
 def dashboard(model: nn.Module | None = None,        # classifier; None: the cached small CNN trained on the default data
               data: Any = None,                      # images, or a data set name ('fashion-mnist', 'digits', …); None: the default
               device: str | torch.device | None = None,
@@ -1244,66 +1365,25 @@ def dashboard(model: nn.Module | None = None,        # classifier; None: the cac
               show: bool = False,                    # display the tab set at once and build the first tab in view, with its progress
              ) -> W.Tab:                             # with `.explorers` {tab title: explorer}, filled as tabs open
     "The five explorers in one tab set; each is built the first time its tab is selected, saying what it is doing meanwhile."
-    from causal_nb.data import default_data, load_data
     if model is None and not (data is None or isinstance(data, str)):
         raise ValueError("model is None but data is given as images: pass the model that classifies them "
                          "(or data=None / a data set name to use the cached small CNN)")
     if not isinstance(show, bool): raise TypeError(f"show must be True or False, got {type(show).__name__}")
     got: dict[str, Any] = {'model': model, 'data': data, 'train': None}   # filled on the first build (loading and training)
-    def prepare(say):
-        if got.get('ready'): return
-        d = got['data']
-        if d is None or isinstance(d, str):
-            say(f"loading {'the default data' if d is None else d} (test and training images)")
-            if d is None: got['train'], got['data'] = default_data(train=True), default_data(train=False, limit=n_images)
-            else: got['train'], got['data'] = load_data(d, train=True), load_data(d, train=False, limit=n_images)
-        if got['model'] is None:
-            from causal_nb.models import trained_model
-            say(f"loading the small CNN from the cache, or training it once ({'quick' if quick else 'the paper'}'s setting: "
-                f"{'a minute or two' if quick else 'several minutes'} on a CPU; the bar below shows the epochs)")
-            got['model'] = trained_model('small-cnn', got['train'], quick=quick, device=device).model
-        got['ready'] = True
-    def counterfactuals():
-        g, train, data = generator, got['train'], got['data']
-        if g is None:
-            if train is not None: g = trained_generator('vae', data=train.subset(10_000, seed=0))
-            else:
-                imgs = data.images if isinstance(data, ImageSet) else data[0] if isinstance(data, (tuple, list)) else data
-                shape = tuple(imgs.shape[1:])
-                if shape != (1, 28, 28): raise ValueError(f"no generator for images of shape {shape}: pass generator= (e.g. "
-                                                          f"trained_generator('vae', data=your_training_images))")
-                g = trained_generator('vae')       # chapter 8's VAE on Fashion-MNIST
-        return CounterfactualExplorer(got['model'], data, g, device=device)
+    prepare = lambda say: _prepare(got, n_images, quick, device, say)
     builders = {TABS[0]: lambda: InterventionExplorer(got['model'], got['data'], device=device),
                 TABS[1]: lambda: CEMExplorer(got['model'], got['data'], device=device),
-                TABS[2]: counterfactuals,
+                TABS[2]: lambda: _counterfactual_explorer(got, generator, device),
                 TABS[3]: lambda: FilterExplorer(got['model'], got['data'], device=device),
                 TABS[4]: lambda: DoseResponseExplorer(got['model'], got['data'], device=device)}
     boxes = [W.VBox([W.HTML(f"<i>{t}: opens when selected</i>")]) for t in TABS]
     tab = _class(W.Tab(children=boxes, titles=TABS), 'causal-nb-dashboard')
     tab.explorers = {}
-    def build(index):
-        if index is None: return
-        title = TABS[index]
-        if title in tab.explorers: return
-        status = _class(W.HTML(), 'causal-nb-building'); out = W.Output()     # tqdm bars of training show in `out`
-        t0 = time.perf_counter()
-        def say(text): status.value = f"<i>{html.escape(title)}: {html.escape(text)}… ({time.perf_counter() - t0:.0f} s so far)</i>"
-        boxes[index].children = [status, out]
-        try:
-            with out:
-                prepare(say)
-                say(BUILDING[title]); ex = builders[title]()
-            tab.explorers[title] = ex; boxes[index].children = [ex.widget]
-        except Exception as e:
-            boxes[index].children = [W.HTML(_error_html(f"{title} could not be built: {type(e).__name__}: {e}"))]
-        finally:
-            out.clear_output(); out.close(); status.close()   # no left-over widget for a reloaded page to miss
-    tab.observe(lambda change: build(change['new']), names='selected_index')
+    tab.observe(lambda change: _build_tab(tab, boxes, change['new'], builders, prepare), names='selected_index')
     if show:
         from IPython.display import display
         display(tab)
-    tab.selected_index = 0; build(0)
+    tab.selected_index = 0; _build_tab(tab, boxes, 0, builders, prepare)
     return tab
 
 # %% ../nbs/10_widgets.ipynb #47ef2641
