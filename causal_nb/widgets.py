@@ -375,6 +375,7 @@ def _build_controls(self: InterventionExplorer, opts: list[tuple[str, str]]):
     C['context'].observe(self._on_context, names='value'); C['attack'].observe(self._on_context, names='value')
     self._watch()
 
+# %% ../nbs/10_widgets.ipynb #4b791627
 @patch
 def _build_view(self: InterventionExplorer, size: int):
     "The four pictures with their captions, the probabilities and the summary, framed under the controls."
@@ -447,6 +448,7 @@ def context(self: InterventionExplorer, index: int):
     a = c['attack'].value
     return Adversarial(a, **ATTACKS[a].settings(eps=float(c['eps'].value), head=self.head, bounds=self.bounds))
 
+# %% ../nbs/10_widgets.ipynb #2e30f0c8
 @patch
 def _set_image(self: InterventionExplorer, i: int):
     "Apply the context to image `i` once; the context image stays on the device, so the prefix cache is reused."
@@ -697,6 +699,7 @@ def maps(self: CEMExplorer) -> torch.Tensor:
         warnings.filterwarnings('ignore', message='incremental occlusion')
         return (spec.draw_sign * _call_map(c['method'], self.model, self._xs, tt, settings)).detach().cpu()
 
+# %% ../nbs/10_widgets.ipynb #dc8bd5af
 @patch
 def _update(self: CEMExplorer):
     c = {k: w.value for k, w in self.controls.items()}
@@ -1129,6 +1132,7 @@ def _figure_png(fig) -> bytes:
     finally: plt.close(fig)
     return buf.getvalue()
 
+# %% ../nbs/10_widgets.ipynb #7244aaee
 class DoseResponseExplorer(Explorer):
     "A data set's answer: P(class) over `do(node := v)` as v moves (mean and spread over a sample) and Expected-CE with its CI, live."
     title = 'A data set: dose–response of do(node := v)'
@@ -1442,6 +1446,7 @@ answer = min(ece, key=ece.get)""",
     setup=_setup_10,
     explain="The explorer shows chapter 6's numbers: one suffix pass per node, from the cached prefix of the image."))
 
+# %% ../nbs/10_widgets.ipynb #47135a2f
 def _accuracies_10(method: str = 'counterfactual') -> list[float]:
     "Accuracy on the setup's images with the top-k filters of conv2 off, k = 0 … 64, in the explorer's ranking order."
     from causal_nb.filters import ablate_filters, filter_importance
