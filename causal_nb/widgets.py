@@ -775,21 +775,7 @@ class CounterfactualExplorer(Explorer):
         cpu = torch.device('cpu')
         self._cpu_model, self._cpu_gen = _model_on(self.model, cpu), _model_on(self.generator, cpu, 'generator')
         self.steps, self.rounds, self.record_every, self.size, self.x, self.y = steps, rounds, record_every, size, x, y
-        if attributes is not None:
-            if not isinstance(attributes, torch.Tensor) or attributes.ndim != 2 or len(attributes) != len(x):
-                raise ValueError(f"attributes must be a ({len(x)}, D) tensor, one row per query image, got "
-                                 f"{tuple(attributes.shape) if isinstance(attributes, torch.Tensor) else type(attributes).__name__}")
-            self.mode, self.z_all = 'attributes', attributes.detach().float().cpu()
-            self.z_names, lo, hi = _attribute_names(attributes.shape[1]), -.5, 1.5
-        else:
-            if not hasattr(self._cpu_gen, 'encode'):
-                raise TypeError(f"generator {type(generator).__name__} has no encode method; "
-                                "give the queries' latents or attributes as attributes=")
-            with evaluating(self._cpu_gen), torch.no_grad(): self.mode, self.z_all = 'latent', self._cpu_gen.encode(x).float()
-            self.z_names, lo, hi = [f"z{i}" for i in range(self.z_all.shape[1])], -latent_range, latent_range
-        with evaluating(self._cpu_gen), torch.no_grad(): out = self._cpu_gen(self.z_all[:1])
-        if tuple(out.shape[1:]) != tuple(x.shape[1:]):
-            raise ValueError(f"generator makes images shaped {tuple(out.shape[1:])} but the data's are {tuple(x.shape[1:])}")
+        lo, hi = self._latents(attributes, generator, latent_range)
         with evaluating(self.model), torch.no_grad():
             self.p_data = torch.cat([self.model(x[s].to(self.device)).softmax(1).cpu() for s in iter_chunks(len(x), 512)])
         self.classes = _class_names(names, self.p_data.shape[1])
@@ -797,6 +783,28 @@ class CounterfactualExplorer(Explorer):
         self._build_view(size)
         self._key = self._z_key = None; self.result = None
         self.refresh()
+
+# %% ../nbs/10_widgets.ipynb #e10da019
+@patch
+def _latents(self: CounterfactualExplorer, attributes: torch.Tensor | None, generator: nn.Module,
+             latent_range: float) -> tuple[float, float]:
+    "The queries' latents (encoded) or attributes (given), their slider names, and the sliders' range; checked against the generator."
+    if attributes is not None:
+        if not isinstance(attributes, torch.Tensor) or attributes.ndim != 2 or len(attributes) != len(self.x):
+            raise ValueError(f"attributes must be a ({len(self.x)}, D) tensor, one row per query image, got "
+                             f"{tuple(attributes.shape) if isinstance(attributes, torch.Tensor) else type(attributes).__name__}")
+        self.mode, self.z_all = 'attributes', attributes.detach().float().cpu()
+        self.z_names, lo, hi = _attribute_names(attributes.shape[1]), -.5, 1.5
+    else:
+        if not hasattr(self._cpu_gen, 'encode'):
+            raise TypeError(f"generator {type(generator).__name__} has no encode method; "
+                            "give the queries' latents or attributes as attributes=")
+        with evaluating(self._cpu_gen), torch.no_grad(): self.mode, self.z_all = 'latent', self._cpu_gen.encode(self.x).float()
+        self.z_names, lo, hi = [f"z{i}" for i in range(self.z_all.shape[1])], -latent_range, latent_range
+    with evaluating(self._cpu_gen), torch.no_grad(): out = self._cpu_gen(self.z_all[:1])
+    if tuple(out.shape[1:]) != tuple(self.x.shape[1:]):
+        raise ValueError(f"generator makes images shaped {tuple(out.shape[1:])} but the data's are {tuple(self.x.shape[1:])}")
+    return lo, hi
 
 # %% ../nbs/10_widgets.ipynb #b3da4279
 @patch
@@ -962,20 +970,23 @@ class FilterExplorer(Explorer):
         self._build_view(size)
         self._on_layer(); self.refresh()
 
-    def _settable(self) -> list[str]: return [*self.controls, 'off']
+# %% ../nbs/10_widgets.ipynb #27aefd4e
+@patch
+def _settable(self: FilterExplorer) -> list[str]: return [*self.controls, 'off']
 
-    def _apply(self, values: dict) -> None:
-        super()._apply({k: v for k, v in values.items() if k != 'off'})
-        if 'off' in values:
-            fs = values['off']
-            if isinstance(fs, (str, bytes)) or not isinstance(fs, Sequence):
-                raise TypeError(f"off must be a list of filter indices, got {type(fs).__name__}")
-            n = len(self.toggles)
-            bad = [f for f in fs if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or not 0 <= f < n]
-            if bad:
-                raise ValueError(f"off must hold filter indices in [0, {n - 1}] (layer {self.controls['layer'].value!r} has {n} filters), "
-                                 f"got {bad[:5]}")
-            for f, t in enumerate(self.toggles): t.value = f in set(int(v) for v in fs)
+@patch
+def _apply(self: FilterExplorer, values: dict) -> None:
+    Explorer._apply(self, {k: v for k, v in values.items() if k != 'off'})
+    if 'off' in values:
+        fs = values['off']
+        if isinstance(fs, (str, bytes)) or not isinstance(fs, Sequence):
+            raise TypeError(f"off must be a list of filter indices, got {type(fs).__name__}")
+        n = len(self.toggles)
+        bad = [f for f in fs if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or not 0 <= f < n]
+        if bad:
+            raise ValueError(f"off must hold filter indices in [0, {n - 1}] (layer {self.controls['layer'].value!r} has {n} filters), "
+                             f"got {bad[:5]}")
+        for f, t in enumerate(self.toggles): t.value = f in set(int(v) for v in fs)
 
 # %% ../nbs/10_widgets.ipynb #e6b854a0
 @patch
