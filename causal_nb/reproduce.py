@@ -880,6 +880,7 @@ answer = abs(row['Z0']) / abs(row['PWM'])""",
     explain="The paper reads a factor like this as 'the effect falls under the context'; "
             "the next exercise asks whether ours does, beyond noise."))
 
+# %% ../nbs/11_reproduce.ipynb #9f2b1fb1
 def _setup_11():
     return quick_model(), fashion_test(128, seed=11)
 
