@@ -629,6 +629,91 @@ def _concepts_missing(key: str, model: nn.Module, nodes: str) -> str | None:
     return (f"nodes='concepts' needs a concept autoencoder after level(s) {miss} of the given network; insert them with "
             f"chapter 04's fit_autoencoder / insert_autoencoders (or concept_network) and pass that module") if miss else None
 
+# %% ../nbs/11_reproduce.ipynb #0b47987f
+def _chest_tables(need_chest: list[str], chestxray, chexnet, n_images, quick, seed, batch_size, dev, figures, image_size,
+                  progress_bar, nodes) -> list[Reproduction]:
+    "Tables 1–2 on a ChestX-ray14 folder with CheXNet, or marked not comparable when the folder or the weights are missing."
+    out = []
+    if chestxray is None or chexnet is None:
+        miss = ' and '.join(m for m, v in (('a ChestX-ray14 folder (--chestxray DIR)', chestxray),
+                                           ('CheXNet weights (--chexnet FILE)', chexnet)) if v is None)
+        out += [not_comparable(t, f"ChestX-ray14 and CheXNet weights cannot be downloaded here; pass {miss} to recompute it.")
+                for t in need_chest]
+    else:
+        from causal_nb.data import ChestXray14
+        from causal_nb.models import densenet121_chexnet
+        try: model = _weights_model(chexnet, lambda p: densenet121_chexnet(p)).to(dev).eval()
+        except (ValueError, FileNotFoundError) as e: raise type(e)(f"chexnet: {e}") from None
+        try: data = ChestXray14(chestxray, split='test', image_size=image_size)
+        except FileNotFoundError as e: raise FileNotFoundError(f"chestxray: {e}") from None
+        n = n_images or (32 if quick else 1000)
+        study = _chestxray_part(model, data, n, quick, seed, batch_size, dev, figures)
+        for t in need_chest:
+            if (why := _concepts_missing(t, model, nodes)): out.append(not_comparable(t, why)); continue
+            r = reproduce_table(t, model, data, 'sigmoid', n, seed, batch_size, study['setting'], progress_bar, nodes)
+            r.numbers.update(study['numbers']); out.append(r)
+    return out
+
+# %% ../nbs/11_reproduce.ipynb #e39672cd
+def _fashion_tables(fashion_model, n_images, quick, seed, batch_size, dev, progress_bar, nodes, n_concepts) -> list[Reproduction]:
+    "Table 3 on Fashion-MNIST with the small CNN (or the given model), on raw channels or on the concepts of a fitted autoencoder."
+    out = []
+    try:
+        from causal_nb.data import fashion_mnist
+        test = fashion_mnist(train=False)
+    except FileNotFoundError as e:
+        out.append(not_comparable('table3', f"Fashion-MNIST is not on this machine ({e})."))
+    else:
+        from causal_nb.models import evaluate, trained_model
+        model = fashion_model if fashion_model is not None else trained_model('small-cnn', 'fashion-mnist', quick=quick, seed=seed,
+                                                                              device=dev, progress_bar=progress_bar).model
+        model = model.to(dev).eval()
+        what = (f"small CNN ({'quick: 2 epochs on 10,000 images' if quick else 'the paper setting: 10 epochs'})"
+                if fashion_model is None else type(model).__name__)
+        n = n_images or (500 if quick else len(test))
+        extra = {}
+        if nodes == 'concepts' and _concepts_missing('table3', model, nodes):
+            train = fashion_mnist(train=True)
+            train = train.subset(2000, seed=seed) if quick else train
+            epochs = 2 if quick else 10
+            plain = model
+            model = concept_network(plain, train, _levels('table3'), n_concepts=n_concepts, epochs=epochs, seed=seed,
+                                    device=dev, progress_bar=progress_bar)
+            fid = fidelity(plain, model, test.subset(n, seed=seed), device=dev)
+            what += (f" with a {n_concepts}-concept autoencoder after level 2 (chapter 04; {len(train)} training images, "
+                     f"{epochs} epochs; agrees with the original on {fid.agreement:.1%} of the images)")
+            extra = dict(autoencoder_agreement=fid.agreement, autoencoder_accuracy_drop=fid.accuracy_drop)
+        acc = evaluate(model, test, device=dev).accuracy
+        r = reproduce_table('table3', model, test, 'softmax', n, seed, max(batch_size, 256),
+                            f"{what}, test accuracy {acc:.2%} (paper {PAPER_TABLES['table3']['accuracy']:.1%})", progress_bar, nodes,
+                            same_architecture=fashion_model is None or len(_base_layers(model)) == 4)
+        r.numbers.update(accuracy=acc, **extra); out.append(r)
+    return out
+
+# %% ../nbs/11_reproduce.ipynb #6adbac93
+def _imagenet_tables(imagenet, vgg16, n_images, quick, seed, batch_size, dev, image_size, progress_bar, nodes) -> list[Reproduction]:
+    "Table 4 on an ImageNet validation folder with VGG16, or marked not comparable when the folder or the weights are missing."
+    out = []
+    if imagenet is None or vgg16 is None:
+        miss = ' and '.join(m for m, v in (('an ImageNet validation folder (--imagenet DIR)', imagenet),
+                                           ('VGG16 weights (--vgg16 FILE)', vgg16)) if v is None)
+        out.append(not_comparable('table4', f"ImageNet and VGG16 weights cannot be downloaded here; pass {miss} to recompute it."))
+    else:
+        from causal_nb.data import image_folder
+        from causal_nb.models import vgg16 as make_vgg16
+        model = _weights_model(vgg16, lambda p: make_vgg16(1000, p)).to(dev).eval()
+        if (why := _concepts_missing('table4', model, nodes)): out.append(not_comparable('table4', why))
+        else:
+            data = image_folder(imagenet, image_size=image_size)
+            n = n_images or (32 if quick else 1000)
+            acc = _stream_accuracy(model, data, 'softmax', n, seed, batch_size, dev)
+            r = reproduce_table('table4', model, data, 'softmax', n, seed, batch_size,
+                                f"VGG16 on {imagenet} at {image_size}², top-1 accuracy {acc:.2%} "
+                                "(paper 86%; class folders must be in ImageNet's index order)",
+                                progress_bar, nodes)
+            r.numbers['accuracy'] = acc; out.append(r)
+    return out
+
 # %% ../nbs/11_reproduce.ipynb #a121ed6a
 def reproduce(tables: Sequence[str] = ('table1', 'table2', 'table3', 'table4'),  # which of the paper's tables
               quick: bool = False,               # quick model and fewer images (a first look in a minute)
@@ -654,75 +739,10 @@ def reproduce(tables: Sequence[str] = ('table1', 'table2', 'table3', 'table4'), 
     dev = get_device(device); seed_everything(seed)
     out = []
     need_chest = [t for t in tables if t in ('table1', 'table2')]
-    if need_chest:
-        if chestxray is None or chexnet is None:
-            miss = ' and '.join(m for m, v in (('a ChestX-ray14 folder (--chestxray DIR)', chestxray),
-                                               ('CheXNet weights (--chexnet FILE)', chexnet)) if v is None)
-            out += [not_comparable(t, f"ChestX-ray14 and CheXNet weights cannot be downloaded here; pass {miss} to recompute it.")
-                    for t in need_chest]
-        else:
-            from causal_nb.data import ChestXray14
-            from causal_nb.models import densenet121_chexnet
-            try: model = _weights_model(chexnet, lambda p: densenet121_chexnet(p)).to(dev).eval()
-            except (ValueError, FileNotFoundError) as e: raise type(e)(f"chexnet: {e}") from None
-            try: data = ChestXray14(chestxray, split='test', image_size=image_size)
-            except FileNotFoundError as e: raise FileNotFoundError(f"chestxray: {e}") from None
-            n = n_images or (32 if quick else 1000)
-            study = _chestxray_part(model, data, n, quick, seed, batch_size, dev, figures)
-            for t in need_chest:
-                if (why := _concepts_missing(t, model, nodes)): out.append(not_comparable(t, why)); continue
-                r = reproduce_table(t, model, data, 'sigmoid', n, seed, batch_size, study['setting'], progress_bar, nodes)
-                r.numbers.update(study['numbers']); out.append(r)
-    if 'table3' in tables:
-        try:
-            from causal_nb.data import fashion_mnist
-            test = fashion_mnist(train=False)
-        except FileNotFoundError as e:
-            out.append(not_comparable('table3', f"Fashion-MNIST is not on this machine ({e})."))
-        else:
-            from causal_nb.models import evaluate, trained_model
-            model = fashion_model if fashion_model is not None else trained_model('small-cnn', 'fashion-mnist', quick=quick, seed=seed,
-                                                                                  device=dev, progress_bar=progress_bar).model
-            model = model.to(dev).eval()
-            what = (f"small CNN ({'quick: 2 epochs on 10,000 images' if quick else 'the paper setting: 10 epochs'})"
-                    if fashion_model is None else type(model).__name__)
-            n = n_images or (500 if quick else len(test))
-            extra = {}
-            if nodes == 'concepts' and _concepts_missing('table3', model, nodes):
-                train = fashion_mnist(train=True)
-                train = train.subset(2000, seed=seed) if quick else train
-                epochs = 2 if quick else 10
-                plain = model
-                model = concept_network(plain, train, _levels('table3'), n_concepts=n_concepts, epochs=epochs, seed=seed,
-                                        device=dev, progress_bar=progress_bar)
-                fid = fidelity(plain, model, test.subset(n, seed=seed), device=dev)
-                what += (f" with a {n_concepts}-concept autoencoder after level 2 (chapter 04; {len(train)} training images, "
-                         f"{epochs} epochs; agrees with the original on {fid.agreement:.1%} of the images)")
-                extra = dict(autoencoder_agreement=fid.agreement, autoencoder_accuracy_drop=fid.accuracy_drop)
-            acc = evaluate(model, test, device=dev).accuracy
-            r = reproduce_table('table3', model, test, 'softmax', n, seed, max(batch_size, 256),
-                                f"{what}, test accuracy {acc:.2%} (paper {PAPER_TABLES['table3']['accuracy']:.1%})", progress_bar, nodes,
-                                same_architecture=fashion_model is None or len(_base_layers(model)) == 4)
-            r.numbers.update(accuracy=acc, **extra); out.append(r)
-    if 'table4' in tables:
-        if imagenet is None or vgg16 is None:
-            miss = ' and '.join(m for m, v in (('an ImageNet validation folder (--imagenet DIR)', imagenet),
-                                               ('VGG16 weights (--vgg16 FILE)', vgg16)) if v is None)
-            out.append(not_comparable('table4', f"ImageNet and VGG16 weights cannot be downloaded here; pass {miss} to recompute it."))
-        else:
-            from causal_nb.data import image_folder
-            from causal_nb.models import vgg16 as make_vgg16
-            model = _weights_model(vgg16, lambda p: make_vgg16(1000, p)).to(dev).eval()
-            if (why := _concepts_missing('table4', model, nodes)): out.append(not_comparable('table4', why))
-            else:
-                data = image_folder(imagenet, image_size=image_size)
-                n = n_images or (32 if quick else 1000)
-                acc = _stream_accuracy(model, data, 'softmax', n, seed, batch_size, dev)
-                r = reproduce_table('table4', model, data, 'softmax', n, seed, batch_size,
-                                    f"VGG16 on {imagenet} at {image_size}², top-1 accuracy {acc:.2%} "
-                                    "(paper 86%; class folders must be in ImageNet's index order)",
-                                    progress_bar, nodes)
-                r.numbers['accuracy'] = acc; out.append(r)
+    if need_chest: out += _chest_tables(need_chest, chestxray, chexnet, n_images, quick, seed, batch_size, dev, figures, image_size,
+                                        progress_bar, nodes)
+    if 'table3' in tables: out += _fashion_tables(fashion_model, n_images, quick, seed, batch_size, dev, progress_bar, nodes, n_concepts)
+    if 'table4' in tables: out += _imagenet_tables(imagenet, vgg16, n_images, quick, seed, batch_size, dev, image_size, progress_bar, nodes)
     order = {k: i for i, k in enumerate(PAPER_TABLES)}
     return sorted(out, key=lambda r: order[r.key])
 
