@@ -530,11 +530,9 @@ def _model_id(a) -> str:
     files = [p for p in (a.weights, a.model.partition(':')[0] if a.model.endswith('.py') or '.py:' in a.model else None) if p]
     return ' '.join(f"{f}:{hashlib.sha256(Path(f).expanduser().read_bytes()).hexdigest()[:16]}" for f in files) + f" {a.model}"
 
-# %% ../nbs/14_cli.ipynb #03f1d143
-def report(a: argparse.Namespace) -> int:
-    "Run `causal-nb report` with parsed arguments; returns the exit status."
-    t0 = time.perf_counter()
-    setting = _setting(a)
+# %% ../nbs/14_cli.ipynb #af148984
+def _report_args(a: argparse.Namespace) -> tuple[Path, list[str] | None]:
+    "The `--out` folder and the `--sections` asked for (None: all), checked before anything heavy is imported."
     out = Path(a.out).expanduser()
     if out.exists() and not out.is_dir(): raise UsageError('--out', f"{out} is a file; expected a folder (created if missing)")
     wanted = None
@@ -542,12 +540,11 @@ def report(a: argparse.Namespace) -> int:
         wanted = [s.strip() for s in a.sections.split(',') if s.strip()]
         unknown = sorted(set(wanted) - set(SECTIONS))
         if unknown or not wanted: raise UsageError('--sections', f"unknown section(s) {unknown}; choose from {list(SECTIONS)}")
-    import torch
-    from causal_nb.core import ReportContext, seed_everything
-    try: rank, world, device = _distributed(a.device)
-    except (ValueError, TypeError) as e: raise UsageError('--device', str(e)) from None
-    log = (lambda s: print(s, flush=True)) if rank == 0 else (lambda s: None)
-    seed_everything(a.seed)
+    return out, wanted
+
+def _report_context(a: argparse.Namespace, setting: str, out: Path, device, log):
+    "The context all sections share: the data `--data` names, the model of `--model` / `--weights` (None: the model section trains it)."
+    from causal_nb.core import ReportContext
     try: train_set, test_set, stream = report_data(a.data, setting == 'quick', a.limit, a.seed, a.image_size, batch_size=a.batch_size,
                                                    workers=a.workers, log=log, strict=a.strict)
     except (ValueError, FileNotFoundError) as e: raise UsageError('--data', str(e)) from None
@@ -556,6 +553,21 @@ def report(a: argparse.Namespace) -> int:
     if ctx.model is None: ctx.arch = a.model
     else: ctx.model.to(device)
     ctx.head = train_set.head
+    return ctx, train_set, test_set, stream
+
+# %% ../nbs/14_cli.ipynb #03f1d143
+def report(a: argparse.Namespace) -> int:
+    "Run `causal-nb report` with parsed arguments; returns the exit status."
+    t0 = time.perf_counter()
+    setting = _setting(a)
+    out, wanted = _report_args(a)
+    import torch
+    from causal_nb.core import seed_everything
+    try: rank, world, device = _distributed(a.device)
+    except (ValueError, TypeError) as e: raise UsageError('--device', str(e)) from None
+    log = (lambda s: print(s, flush=True)) if rank == 0 else (lambda s: None)
+    seed_everything(a.seed)
+    ctx, train_set, test_set, stream = _report_context(a, setting, out, device, log)
     sections = report_sections()
     if wanted: sections = [(n, f) for n, f in sections if n in wanted or n in ('data', 'model')]
     names = [n for n, _ in sections]
