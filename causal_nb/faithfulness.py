@@ -185,7 +185,8 @@ def _start(model, x, target, head, bounds):
     x = x.detach().to(_model_device(model))
     with evaluating(model), torch.inference_mode(): k = check_logits(model(x[:1]), 1, 'model').shape[1]
     if target is None:
-        with evaluating(model), torch.inference_mode(): t = model(x).argmax(1)
+        # no_grad, not inference_mode: the targets index tensors that autograd saves for the backward pass
+        with evaluating(model), torch.no_grad(): t = model(x).argmax(1)
     else: t = _targets(target, len(x), k, torch.zeros(len(x), dtype=torch.long, device=x.device))
     return x, t
 

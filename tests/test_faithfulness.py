@@ -224,3 +224,14 @@ def test_detection_report_without_torchattacks(monkeypatch):
     assert 'torchattacks, which is not installed here' in text, text[-600:]
     cols = list(sec.tables['detection_cross_attack_auroc'].columns)
     assert not any('unseen' in c for c in cols) and any('adaptive' in c for c in cols) and any('FGSM' in c for c in cols), cols
+
+
+def test_gradient_maps_default_to_the_predicted_class(setup):
+    # target=None (the documented default) means the predicted class; the targets were once computed under
+    # inference_mode, and autograd refused to save them for the backward pass (RuntimeError)
+    from causal_nb.faithfulness import integrated_gradients, saliency
+    net, x, _ = setup
+    pred = net(x).argmax(1)
+    for fn in (saliency, integrated_gradients, smooth_grad):
+        kw = {'seed': 0} if fn is smooth_grad else {}
+        assert torch.equal(fn(net, x, **kw), fn(net, x, pred, **kw)), fn.__name__
