@@ -229,8 +229,10 @@ def test_bad_models_and_images(clf, vae, queries):
     with pytest.raises(ValueError, match='kind must be one of'): trained_generator('gan')
     with pytest.raises(ValueError, match='n must be an integer'): trained_generator('dcgan', n=0)
     shapes = causal_shapes(8, seed=0)          # checked before any training: batch_size=0 used to fall back to the default silently
-    with pytest.raises(ValueError, match='batch_size must be a positive integer, got 0'): trained_generator('vae', data=shapes, batch_size=0, cache=False)
-    with pytest.raises(TypeError, match='batch_size must be an integer, got float 32.0'): trained_generator('vae', data=shapes, batch_size=32., cache=False)
+    with pytest.raises(ValueError, match='batch_size must be a positive integer, got 0'):
+        trained_generator('vae', data=shapes, batch_size=0, cache=False)
+    with pytest.raises(TypeError, match='batch_size must be an integer, got float 32.0'):
+        trained_generator('vae', data=shapes, batch_size=32., cache=False)
     with pytest.raises(TypeError, match="min_prob must be a number, got str 'x'"): counterfactual(clf, vae, q, 1, min_prob='x')
     with pytest.raises(TypeError, match='data must be an ImageSet'): trained_generator('dcgan', data=torch.zeros(3))
     with pytest.raises(ValueError, match='divisible by 4'): DCGAN((1, 30, 30))
