@@ -1360,15 +1360,19 @@ def _build_tab(tab: W.Tab,           # the dashboard's tab set, with `.explorers
     t0 = time.perf_counter()
     def say(text): status.value = f"<i>{html.escape(title)}: {html.escape(text)}… ({time.perf_counter() - t0:.0f} s so far)</i>"
     boxes[index].children = [status, out]
+    ex = err = None
     try:
         with out:
-            prepare(say)
-            say(BUILDING[title]); ex = builders[title]()
-        tab.explorers[title] = ex; boxes[index].children = [ex.widget]
-    except Exception as e:
-        boxes[index].children = [W.HTML(_error_html(f"{title} could not be built: {type(e).__name__}: {e}"))]
+            # caught inside the `with`: under IPython (a notebook, Voila) an Output widget swallows the exceptions that
+            # leave it, and the tab would then report a secondary error instead of the builder's own
+            try:
+                prepare(say)
+                say(BUILDING[title]); ex = builders[title]()
+            except Exception as e: err = e
     finally:
         out.clear_output(); out.close(); status.close()   # no left-over widget for a reloaded page to miss
+    if err is None: tab.explorers[title] = ex; boxes[index].children = [ex.widget]
+    else: boxes[index].children = [W.HTML(_error_html(f"{title} could not be built: {type(err).__name__}: {err}"))]
 
 # %% ../nbs/10_widgets.ipynb #13d2f01e
 def dashboard(model: nn.Module | None = None,        # classifier; None: the cached small CNN trained on the default data
