@@ -410,6 +410,7 @@ def _paired_ci(d: np.ndarray, n_boot: int, level: float, seed: int) -> tuple[flo
     d = np.asarray(d, dtype=float); lo, hi = _boot_ci(d, n_boot, level, seed)
     return float(np.nanmean(d)), lo, hi
 
+# %% ../nbs/11_reproduce.ipynb #30c64a60
 def chestxray_study(model: nn.Module,                      # CheXNet (or any 14-label sigmoid classifier); never changed
                     data,                                  # a ChestX-ray14 release folder, or ChestXray14(root, split='test', …)
                     boxes: pd.DataFrame | None = None,     # from `chestxray_boxes`; None: the release's BBox_List_2017.csv
@@ -430,8 +431,6 @@ def chestxray_study(model: nn.Module,                      # CheXNet (or any 14-
     from torch.utils.data import DataLoader, Subset
     from causal_nb.data import ChestXray14, CHESTXRAY14_LABELS, seeded_indices
     from causal_nb.models import evaluate, label_auroc, multilabel_accuracy
-    from causal_nb.cem import compare_maps, pointing_game, map_sensitivity
-    from causal_nb.attacks import fgsm
     if not isinstance(model, nn.Module): raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(data, ChestXray14): data = ChestXray14(data, split='test', image_size=image_size)
     if device is None: dev = model_device(model)
@@ -444,24 +443,45 @@ def chestxray_study(model: nn.Module,                      # CheXNet (or any 14-
     labels = data.targets[pick]
     auroc = label_auroc(ev.probs, labels, CHESTXRAY14_LABELS, n_boot=n_boot, level=level, seed=seed)
     accuracy = multilabel_accuracy(ev.probs, labels)
-    # maps against the boxes, clean and under FGSM
     x, lab, masks, di = box_pairs(data, boxes, n_pairs, seed)
     layer = next((n for n, _ in model.named_modules() if n.split('.')[-1] == 'features'), None)   # DenseNet's last feature maps
-    kw = dict(window=window, stride=stride, fill=0., layer=layer, head='sigmoid')
-    clean = compare_maps(model, x, lab, **kw)
-    xa = fgsm(model, x, data.targets[di], eps=eps, head='sigmoid', evaluate=False)[0].detach().cpu()
-    attacked = compare_maps(model, xa, lab, **kw)
-    loc = pd.concat({'clean': box_localisation(clean, masks), f'FGSM ε={eps}': box_localisation(attacked, masks)}, names=['images'])
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', RuntimeWarning); rho = map_sensitivity(clean, attacked)
-    loc['Spearman ρ clean vs attacked'] = [rho.get(m, np.nan) for m in loc.index.get_level_values('map')]
+    clean, xa, attacked, loc, rho = _chest_maps(model, x, lab, masks, data.targets[di], window, stride, layer, eps)
     # X←Y and Z←X→Y
     sym = symptom_masking_effect(model, x, lab, masks, n_boot=n_boot, level=level, seed=seed, batch_size=batch_size)
     mt_idx = pick[:n_multitask]
     xm = torch.stack([data[int(i)][0] for i in mt_idx])
     nodes = [n if isinstance(n, Node) else node_from_label(model, n) for n in (nodes or PAPER_TABLES['table1']['rows'])]
     multi = multitask_effect(model, xm, data.targets[mt_idx], nodes, n_boot=n_boot, level=level, seed=seed)
-    # verdicts, decided on numbers with their uncertainty
+    verdicts = _chest_verdicts(clean, masks, rho, sym, multi, len(xm), n_boot, level, seed)
+    fig_rows = {}
+    for i in range(min(n_figure, len(lab))):
+        name = CHESTXRAY14_LABELS[int(lab[i])]
+        fig_rows[f'clean · {name}'] = (x[i], {m: t[i] for m, t in clean.items()}, masks[i])
+        fig_rows[f'FGSM · {name}'] = (xa[i], {m: t[i] for m, t in attacked.items()}, masks[i])
+    setting = (f"{len(pick)} test images at {s}² for the AUROC table, {len(masks)} boxed findings for the maps "
+               f"(CEM window {window}, stride {stride}; Grad-CAM at {layer or 'the last conv layer'}; FGSM ε={eps}), "
+               f"{len(xm)} images for Z←X→Y")
+    return ChestXrayStudy(auroc, accuracy, loc, sym, multi, verdicts, fig_rows, setting)
+
+# %% ../nbs/11_reproduce.ipynb #91a07903
+def _chest_maps(model, x, lab, masks, targets, window, stride, layer, eps):
+    "Every map of the boxed images, clean and under FGSM, and how well each finds the boxes and keeps still under the attack."
+    from causal_nb.cem import compare_maps, map_sensitivity
+    from causal_nb.attacks import fgsm
+    kw = dict(window=window, stride=stride, fill=0., layer=layer, head='sigmoid')
+    clean = compare_maps(model, x, lab, **kw)
+    xa = fgsm(model, x, targets, eps=eps, head='sigmoid', evaluate=False)[0].detach().cpu()
+    attacked = compare_maps(model, xa, lab, **kw)
+    loc = pd.concat({'clean': box_localisation(clean, masks), f'FGSM ε={eps}': box_localisation(attacked, masks)}, names=['images'])
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning); rho = map_sensitivity(clean, attacked)
+    loc['Spearman ρ clean vs attacked'] = [rho.get(m, np.nan) for m in loc.index.get_level_values('map')]
+    return clean, xa, attacked, loc, rho
+
+# %% ../nbs/11_reproduce.ipynb #781add41
+def _chest_verdicts(clean, masks, rho, sym, multi, n_multi, n_boot, level, seed) -> pd.DataFrame:
+    "The case's four verdicts, each decided on its numbers with their uncertainty."
+    from causal_nb.cem import pointing_game
     pg = {m: pointing_game(v, masks).double().numpy() for m, v in clean.items()}
     others = [m for m in pg if m != 'CEM']
     v = []
@@ -489,17 +509,8 @@ def chestxray_study(model: nn.Module,                      # CheXNet (or any 14-
     v.append(('Z←X→Y: multi-task', "Zeroing a node has no clear multi-task causal effect (paper: 'not obvious').",
               'holds' if clear.empty else 'does not hold',
               f"{len(clear)} of {len(multi)} nodes move the findings an image has differently from those it has not "
-              f"({level:.0%} CI of the difference excludes 0){': ' + ', '.join(clear.index) if len(clear) else ''}; {len(xm)} images"))
-    verdicts = pd.DataFrame(v, columns=['finding', 'claim', 'verdict', 'why']).set_index('finding')
-    fig_rows = {}
-    for i in range(min(n_figure, len(lab))):
-        name = CHESTXRAY14_LABELS[int(lab[i])]
-        fig_rows[f'clean · {name}'] = (x[i], {m: t[i] for m, t in clean.items()}, masks[i])
-        fig_rows[f'FGSM · {name}'] = (xa[i], {m: t[i] for m, t in attacked.items()}, masks[i])
-    setting = (f"{len(pick)} test images at {s}² for the AUROC table, {len(masks)} boxed findings for the maps "
-               f"(CEM window {window}, stride {stride}; Grad-CAM at {layer or 'the last conv layer'}; FGSM ε={eps}), "
-               f"{len(xm)} images for Z←X→Y")
-    return ChestXrayStudy(auroc, accuracy, loc, sym, multi, verdicts, fig_rows, setting)
+              f"({level:.0%} CI of the difference excludes 0){': ' + ', '.join(clear.index) if len(clear) else ''}; {n_multi} images"))
+    return pd.DataFrame(v, columns=['finding', 'claim', 'verdict', 'why']).set_index('finding')
 
 # %% ../nbs/11_reproduce.ipynb #a79529bb
 def _chestxray_part(model, data, n, quick, seed, batch_size, device, figures) -> dict:
