@@ -631,7 +631,7 @@ def report_section(ctx: ReportContext,                 # the report's shared con
 
 # %% ../nbs/04_autoencoder.ipynb #27747e13
 import functools
-from .core import choice, Exercise, Mistake, number, register, WrongAnswer, _describe, _seeded
+from .core import as_unit, choice, Exercise, Mistake, number, register, _seeded
 from .data import fashion_test, fashion_train
 from .models import quick_model
 
@@ -710,16 +710,7 @@ def _concept_means_04(only_trousers: bool) -> torch.Tensor:
 
 # %% ../nbs/04_autoencoder.ipynb #3524ff31
 def _concept_index(a) -> int:
-    from causal_nb.core import Node
-    if isinstance(a, Node):
-        if a.layer != 'pool2_ae.concepts' or a.index is None:
-            raise WrongAnswer(f"{a} is not a concept of the autoencoder after pool2 ('pool2_ae.concepts').")
-        a = a.index
-    if isinstance(a, torch.Tensor) and a.numel() == 1: a = int(a)
-    if isinstance(a, (int, np.integer)) and not isinstance(a, bool):
-        if not 0 <= a < 8: raise WrongAnswer(f"the autoencoder has 8 concepts, 0 … 7; you gave {a}.")
-        return int(a)
-    raise WrongAnswer(f"the answer is a concept index (0 … 7), you gave {_describe(a)}.")
+    return as_unit(a, 'pool2_ae.concepts', 8, 'concept', where="the autoencoder after pool2 ('pool2_ae.concepts')")
 
 register(Exercise(
     '04.3', 'what does a concept respond to?',

@@ -24,8 +24,9 @@ __all__ = ['HEADS', 'INTERVENABLE', 'Comparator', 'EXERCISES', 'MEAN_00_2', 'STD
            'preserve_state', 'evaluating', 'InputIntervention', 'Normalized', 'default_max_bytes', 'chunk_size',
            'activation_bytes', 'progress', 'iter_chunks', 'map_batches', 'bootstrap_ci', 'cache_dir', 'atomic_save',
            'CacheError', 'safe_load', 'fingerprint', 'cached', 'ReportContext', 'ReportSection', 'show_table',
-           'CheckResult', 'WrongAnswer', 'as_number', 'number', 'values', 'choice', 'close', 'same_outputs', 'Mistake',
-           'Exercise', 'Text', 'register', 'exercise', 'exercises', 'setup', 'check', 'hint', 'solution', 'solve']
+           'CheckResult', 'WrongAnswer', 'as_number', 'as_unit', 'number', 'values', 'choice', 'close', 'same_outputs',
+           'Mistake', 'Exercise', 'Text', 'register', 'exercise', 'exercises', 'setup', 'check', 'hint', 'solution',
+           'solve']
 
 # %% ../nbs/00_core.ipynb #00f33224
 def _expected(kind: str, low, high, low_open: bool = False, high_open: bool = False) -> str:
@@ -649,6 +650,24 @@ def as_number(a: Any, what: str = 'the answer') -> float:
         raise WrongAnswer(f"{what} is one number, you gave {_describe(a)}; reduce it first (e.g. `.mean()` over the images).")
     if isinstance(a, (int, float, np.number)): return float(a)
     raise WrongAnswer(f"{what} is a number, you gave {_describe(a)}.")
+
+# %% ../nbs/00_core.ipynb #dbb7938b
+def as_unit(a: Any,                   # the answer: a `Node` of `layer`, or an index (int, NumPy int, one-element tensor)
+            layer: str,               # the layer the unit belongs to
+            n: int,                   # how many units it has
+            unit: str = 'channel',    # what a unit is called, e.g. 'concept'
+            where: str | None = None, # how the layer is named in messages; None: `layer`
+           ) -> int:
+    "`a` as a unit index in [0, n), or `WrongAnswer` saying what was expected."
+    where = where or layer
+    if isinstance(a, Node):
+        if a.layer != layer or a.index is None: raise WrongAnswer(f"{a} is not a {unit} of {where}.")
+        a = a.index
+    if isinstance(a, torch.Tensor) and a.numel() == 1: a = int(a)
+    if isinstance(a, (int, np.integer)) and not isinstance(a, bool):
+        if not 0 <= a < n: raise WrongAnswer(f"{where} has {n} {unit}s, 0 … {n - 1}; you gave {a}.")
+        return int(a)
+    raise WrongAnswer(f"the answer is a {unit} index (0 … {n - 1}), you gave {_describe(a)}.")
 
 # %% ../nbs/00_core.ipynb #80856644
 def number(rtol: float = 1e-4,          # relative tolerance

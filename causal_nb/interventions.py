@@ -1106,7 +1106,7 @@ def report_section(ctx: ReportContext) -> ReportSection:
 
 # %% ../nbs/06_interventions.ipynb #20b74fad
 import functools
-from .core import Exercise, Mistake, number, register, WrongAnswer, _describe
+from .core import as_unit, Exercise, Mistake, number, register
 from .data import fashion_test
 from .models import quick_model
 
@@ -1183,15 +1183,7 @@ def _mean_activation_06() -> torch.Tensor:
     return NetworkSCM(model).activation(x, NODE_06[0]).mean((0, 2, 3))
 
 def _channel(a) -> int:
-    from causal_nb.core import Node
-    if isinstance(a, Node):
-        if a.layer != NODE_06[0] or a.index is None: raise WrongAnswer(f"{a} is not a channel of {NODE_06[0]}.")
-        a = a.index
-    if isinstance(a, torch.Tensor) and a.numel() == 1: a = int(a)
-    if isinstance(a, (int, np.integer)) and not isinstance(a, bool):
-        if not 0 <= a < 64: raise WrongAnswer(f"{NODE_06[0]} has 64 channels, 0 … 63; you gave {a}.")
-        return int(a)
-    raise WrongAnswer(f"the answer is a channel index (0 … 63), you gave {_describe(a)}.")
+    return as_unit(a, NODE_06[0], 64)
 
 def _compare_06_2(answer, expected):
     a = _channel(answer)
